@@ -1,0 +1,154 @@
+//! furui-gen: a small traffic generator for the demo, tests and bench. It
+//! sends crafted frames out of one interface through an AF_PACKET socket.
+//! Only for use inside the test namespaces the demo and tests create.
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use furui::craft::{self, FrameSpec, Transport};
+use furui::sys::PacketSocket;
+
+#[derive(Parser)]
+#[command(name = "furui-gen", about = "Send crafted frames out of an interface (test namespaces only)")]
+struct Args {
+    /// Interface to send on.
+    #[arg(long)]
+    iface: String,
+    /// A flow to send: SRC,DST[,udp|tcp|icmp[,SPORT,DPORT]]. Repeatable; sent round-robin.
+    #[arg(long = "flow")]
+    flows: Vec<String>,
+    /// Frames per flow (and per --non-ip / --malformed kind).
+    #[arg(long, default_value_t = 1)]
+    count: u64,
+    /// Also send this many ARP (non-IP) frames.
+    #[arg(long, default_value_t = 0)]
+    non_ip: u64,
+    /// Also send this many malformed IPv4 frames (IHL 4).
+    #[arg(long, default_value_t = 0)]
+    malformed: u64,
+    /// Payload marker written at the start of every payload.
+    #[arg(long, default_value = "")]
+    marker: String,
+    /// VLAN ids, outermost first (repeatable, at most 2).
+    #[arg(long = "vlan")]
+    vlans: Vec<u16>,
+    /// Frame size in bytes (padded).
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Send for this many seconds instead of --count (continuous mode).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Rate limit in frames per second (0 = as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    pps: u64,
+}
+
+fn parse_flow(s: &str, a: &Args) -> Result<Vec<u8>, String> {
+    let parts: Vec<&str> = s.split(',').collect();
+    if parts.len() < 2 {
+        return Err(format!("--flow `{s}`: expected SRC,DST[,proto[,sport,dport]]"));
+    }
+    let src: IpAddr = parts[0].parse().map_err(|_| format!("--flow `{s}`: bad source address"))?;
+    let dst: IpAddr = parts[1].parse().map_err(|_| format!("--flow `{s}`: bad destination address"))?;
+    let port = |i: usize, d: u16| parts.get(i).and_then(|p| p.parse().ok()).unwrap_or(d);
+    let t = match parts.get(2).copied().unwrap_or("udp") {
+        "udp" => Transport::Udp { src_port: port(3, 40000), dst_port: port(4, 53) },
+        "tcp" => Transport::Tcp { src_port: port(3, 40000), dst_port: port(4, 443), flags: 0x18 },
+        "icmp" => Transport::Icmp { icmp_type: if src.is_ipv4() { 8 } else { 128 }, code: 0 },
+        other => return Err(format!("--flow `{s}`: unknown protocol `{other}`")),
+    };
+    if src.is_ipv4() != dst.is_ipv4() {
+        return Err(format!("--flow `{s}`: source and destination must be the same address family"));
+    }
+    Ok(FrameSpec::from_addrs(src, dst)
+        .vlans(&a.vlans)
+        .transport(t)
+        .payload(a.marker.as_bytes())
+        .frame_len(a.size)
+        .build())
+}
+
+fn main() -> ExitCode {
+    let a = Args::parse();
+    let mut frames = Vec::new();
+    for f in &a.flows {
+        match parse_flow(f, &a) {
+            Ok(fr) => frames.push(fr),
+            Err(e) => {
+                eprintln!("furui-gen: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let sock = match PacketSocket::open(&a.iface) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("furui-gen: cannot open a packet socket on {}: {e}", a.iface);
+            return ExitCode::from(1);
+        }
+    };
+    let mut extra = Vec::new();
+    for _ in 0..a.non_ip {
+        extra.push(craft::arp_frame());
+    }
+    for _ in 0..a.malformed {
+        extra.push(craft::malformed_ipv4_frame());
+    }
+    let start = Instant::now();
+    let mut sent: u64 = 0;
+    let pace = |sent: u64| {
+        if a.pps > 0 {
+            let due = start + Duration::from_secs_f64(sent as f64 / a.pps as f64);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+    };
+    let send = |f: &[u8], sent: &mut u64| -> bool {
+        pace(*sent);
+        match sock.send(f) {
+            Ok(()) => {
+                *sent += 1;
+                true
+            }
+            Err(e) => {
+                eprintln!("furui-gen: send failed: {e}");
+                false
+            }
+        }
+    };
+    if !frames.is_empty() {
+        match a.duration {
+            Some(secs) => {
+                let end = start + Duration::from_secs_f64(secs);
+                'outer: while Instant::now() < end {
+                    for f in &frames {
+                        if !send(f, &mut sent) {
+                            break 'outer;
+                        }
+                    }
+                }
+            }
+            None => {
+                for _ in 0..a.count {
+                    for f in &frames {
+                        if !send(f, &mut sent) {
+                            return ExitCode::from(1);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for f in &extra {
+        if !send(f, &mut sent) {
+            return ExitCode::from(1);
+        }
+    }
+    println!("sent {sent} frames in {:.3}s", start.elapsed().as_secs_f64());
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,289 @@
+//! The AF_XDP worker of one RX queue.
+
+use std::ffi::CString;
+use std::io;
+use std::num::NonZeroU32;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use prometheus::IntCounter;
+use xsk_rs::config::{BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
+use xsk_rs::{FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
+
+use crate::config::{BindMode, Capture};
+use crate::parse::ParseError;
+use crate::pipeline::{now_ns, Pipeline};
+use crate::sink::RecordTx;
+use crate::sys;
+use crate::telemetry::{raise_to, Metrics};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("the UMEM of queue {queue} needs {need} bytes of locked memory but the memlock limit is {have} bytes; run as root, grant CAP_IPC_LOCK, or raise the limit (LimitMEMLOCK= in the unit, `ulimit -l`) — or lower frame_count/frame_size")]
+    Memlock { queue: u32, need: u64, have: u64 },
+    #[error("creating the UMEM for queue {queue} failed: {reason}")]
+    Umem { queue: u32, reason: String },
+    #[error("binding an AF_XDP socket to {interface} queue {queue} failed ({reason}); check that the queue exists (`ethtool -l {interface}`)")]
+    Socket { interface: String, queue: u32, reason: String },
+    #[error("zero-copy AF_XDP is not supported on {interface} ({reason}); set `bind = \"auto\"` or `\"copy\"` in [capture]")]
+    ZeroCopyUnsupported { interface: String, reason: String },
+    #[error("locking the UMEM of queue {queue} into memory failed; grant CAP_IPC_LOCK or raise the memlock limit")]
+    Lock {
+        queue: u32,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What a worker did, for the shutdown log.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WorkerReport {
+    pub queue: u32,
+    pub frames: u64,
+    pub zero_copy: bool,
+}
+
+pub struct QueueWorker {
+    queue: u32,
+    batch_size: usize,
+    umem: Umem,
+    umem_base: *mut u8,
+    umem_len: usize,
+    fq: FillQueue,
+    rx: RxQueue,
+    _tx: TxQueue,
+    /// Frames we own that are not on the fill ring (all zeroed).
+    free: Vec<FrameDesc>,
+    batch: Vec<FrameDesc>,
+    pub zero_copy: bool,
+}
+
+// SAFETY: the raw UMEM pointer is only used by the thread that owns the
+// worker; the worker moves to that thread once, before it runs.
+unsafe impl Send for QueueWorker {}
+
+fn is_memlock_error(e: &str) -> bool {
+    e.contains("No buffer space") || e.contains("Operation not permitted") || e.contains("Cannot allocate memory")
+}
+
+impl QueueWorker {
+    pub fn open(cfg: &Capture, queue: u32) -> Result<QueueWorker, CaptureError> {
+        let need = cfg.umem_bytes();
+        let have = sys::memlock_limit();
+        if !sys::has_cap_ipc_lock() && have < need {
+            return Err(CaptureError::Memlock { queue, need, have });
+        }
+        let umem_err = |reason: String| CaptureError::Umem { queue, reason };
+        let umem_cfg = UmemConfig::builder()
+            .frame_size(FrameSize::new(cfg.frame_size).map_err(|e| umem_err(e.to_string()))?)
+            .fill_queue_size(QueueSize::new(cfg.fill_ring_size).map_err(|e| umem_err(e.to_string()))?)
+            .comp_queue_size(QueueSize::new(64).map_err(|e| umem_err(e.to_string()))?)
+            .build()
+            .map_err(|e| umem_err(e.to_string()))?;
+        let frames = NonZeroU32::new(cfg.frame_count).ok_or_else(|| umem_err("frame_count is 0".into()))?;
+        let (umem, descs) = Umem::new(umem_cfg, frames, false).map_err(|e| {
+            let reason = format!("{e:#}");
+            if is_memlock_error(&reason) {
+                CaptureError::Memlock { queue, need, have }
+            } else {
+                umem_err(reason)
+            }
+        })?;
+
+        // The UMEM is one mapping of frame_count * frame_size bytes; frame
+        // i's data starts at i * frame_size + headroom.
+        let first = descs[0];
+        // SAFETY: `first` is a descriptor of this UMEM and nothing else
+        // accesses that frame yet.
+        let first_ptr = unsafe { umem.data(&first) }.contents().as_ptr();
+        let umem_base = first_ptr.wrapping_sub(first.addr()) as *mut u8;
+        let umem_len = cfg.frame_count as usize * cfg.frame_size as usize;
+        // SAFETY: base..base+len is the UMEM mapping, owned by `umem`,
+        // which lives as long as this worker.
+        unsafe { sys::lock_and_exclude_from_dumps(umem_base.cast(), umem_len) }
+            .map_err(|source| CaptureError::Lock { queue, source })?;
+
+        let iface = Interface::new(CString::new(cfg.interface.clone()).map_err(|_| umem_err("interface name has a NUL byte".into()))?);
+        let attempts: &[(BindFlags, bool)] = match cfg.bind {
+            BindMode::Auto => &[(BindFlags::XDP_ZEROCOPY, true), (BindFlags::XDP_COPY, false)],
+            BindMode::ZeroCopy => &[(BindFlags::XDP_ZEROCOPY, true)],
+            BindMode::Copy => &[(BindFlags::XDP_COPY, false)],
+        };
+        let mut last_err = String::new();
+        let mut bound = None;
+        for (flags, zc) in attempts {
+            let sock_cfg = SocketConfig::builder()
+                .rx_queue_size(QueueSize::new(cfg.rx_ring_size).map_err(|e| umem_err(e.to_string()))?)
+                .tx_queue_size(QueueSize::new(64).map_err(|e| umem_err(e.to_string()))?)
+                .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+                .bind_flags(*flags | BindFlags::XDP_USE_NEED_WAKEUP)
+                .build();
+            // SAFETY: the UMEM is not shared with another socket on this
+            // (interface, queue), and our own XDP program is managed by us
+            // (INHIBIT_PROG_LOAD), as Socket::new requires.
+            match unsafe { Socket::new(sock_cfg, &umem, &iface, queue) } {
+                Ok(s) => {
+                    bound = Some((s, *zc));
+                    break;
+                }
+                Err(e) => {
+                    last_err = format!("{e:#}");
+                    if *zc && cfg.bind == BindMode::Auto {
+                        tracing::info!(interface = %cfg.interface, queue, "zero-copy AF_XDP not available on this driver; using copy mode");
+                    }
+                }
+            }
+        }
+        let Some(((tx, rx, rings), zero_copy)) = bound else {
+            if cfg.bind == BindMode::ZeroCopy {
+                return Err(CaptureError::ZeroCopyUnsupported { interface: cfg.interface.clone(), reason: last_err });
+            }
+            return Err(CaptureError::Socket { interface: cfg.interface.clone(), queue, reason: last_err });
+        };
+        let Some((fq, _cq)) = rings else {
+            return Err(CaptureError::Socket { interface: cfg.interface.clone(), queue, reason: "fill ring already owned by another socket".into() });
+        };
+        let mut w = QueueWorker {
+            queue,
+            batch_size: cfg.batch_size as usize,
+            umem,
+            umem_base,
+            umem_len,
+            fq,
+            rx,
+            _tx: tx,
+            free: descs,
+            batch: vec![FrameDesc::default(); cfg.batch_size as usize],
+            zero_copy,
+        };
+        w.refill();
+        Ok(w)
+    }
+
+    /// The socket's fd, for the XSKMAP.
+    pub fn fd(&self) -> RawFd {
+        self.rx.fd().as_raw_fd()
+    }
+
+    /// Hands as many free (zeroed) frames to the fill ring as it has room for.
+    fn refill(&mut self) {
+        if self.free.is_empty() {
+            return;
+        }
+        let room = self.fq.nb_free(self.free.len() as u32) as usize;
+        if room == 0 {
+            return;
+        }
+        let start = self.free.len() - room;
+        // SAFETY: every descriptor in `free` belongs to this UMEM, is not
+        // on any ring, and has been zeroed.
+        let n = unsafe { self.fq.produce(&self.free[start..]) };
+        self.free.truncate(self.free.len() - n);
+        if n > 0 && self.fq.needs_wakeup() {
+            let _ = self.fq.wakeup(self.rx.fd_mut(), 0);
+        }
+    }
+
+    /// Runs until `stop` is set and the RX ring is empty.
+    pub fn run(mut self, mut pipeline: Pipeline, metrics: &Metrics, records: &RecordTx, stop: &AtomicBool) -> WorkerReport {
+        let q = self.queue.to_string();
+        let received = metrics.frames_received.with_label_values(&[&q]);
+        let erased = metrics.frames_erased.with_label_values(&[&q]);
+        let bytes_erased = metrics.bytes_erased.with_label_values(&[&q]);
+        let parse_errors: Vec<IntCounter> = ParseError::ALL.iter().map(|e| metrics.parse_errors.with_label_values(&[e.kind()])).collect();
+        let xsk = [
+            metrics.xsk_rx_dropped.with_label_values(&[&q]),
+            metrics.xsk_rx_invalid_descs.with_label_values(&[&q]),
+            metrics.xsk_rx_ring_full.with_label_values(&[&q]),
+            metrics.xsk_rx_fill_ring_empty.with_label_values(&[&q]),
+        ];
+        let mut report = WorkerReport { queue: self.queue, frames: 0, zero_copy: self.zero_copy };
+        let mut last_housekeeping = Instant::now();
+        let mut flows_reported: i64 = 0;
+
+        loop {
+            // SAFETY: the batch descriptors are written by the ring from
+            // frames of this UMEM.
+            let n = unsafe { self.rx.consume(&mut self.batch[..self.batch_size]) };
+            if n > 0 {
+                let t0 = Instant::now();
+                let now = now_ns();
+                received.inc_by(n as u64);
+                for desc in self.batch[..n].iter_mut() {
+                    // SAFETY: the kernel handed this frame to us through the
+                    // RX ring; until it is produced to the fill ring nobody
+                    // else touches it.
+                    let mut data = unsafe { self.umem.data_mut(desc) };
+                    pipeline.process_frame(data.contents_mut(), now);
+                }
+                metrics.erase_latency.observe(t0.elapsed().as_secs_f64());
+                let c = &pipeline.counters;
+                erased.inc_by(c.frames_erased);
+                bytes_erased.inc_by(c.bytes_erased);
+                for (i, v) in c.parse_errors.iter().enumerate() {
+                    if *v > 0 {
+                        parse_errors[i].inc_by(*v);
+                    }
+                }
+                report.frames += c.frames;
+                pipeline.counters.clear();
+                self.free.extend_from_slice(&self.batch[..n]);
+                self.refill();
+                for r in pipeline.records.drain(..) {
+                    records.send(r);
+                }
+            } else {
+                self.refill();
+                if stop.load(Ordering::Acquire) {
+                    // Drained: give late frames one short chance, then go.
+                    if !self.rx.poll(10).unwrap_or(false) {
+                        break;
+                    }
+                    continue;
+                }
+                let _ = self.rx.poll(100);
+            }
+            if last_housekeeping.elapsed() >= Duration::from_millis(250) {
+                last_housekeeping = Instant::now();
+                pipeline.expire(now_ns());
+                for r in pipeline.records.drain(..) {
+                    records.send(r);
+                }
+                metrics.flows_evicted.with_label_values(&["table_full"]).inc_by(pipeline.flows.evicted);
+                pipeline.flows.evicted = 0;
+                let active = pipeline.flows.len() as i64;
+                metrics.flows_active.add(active - flows_reported);
+                flows_reported = active;
+                self.read_xsk_stats(&xsk);
+            }
+        }
+
+        pipeline.drain();
+        for r in pipeline.records.drain(..) {
+            records.send(r);
+        }
+        metrics.flows_active.sub(flows_reported);
+        self.read_xsk_stats(&xsk);
+        self.wipe();
+        report
+    }
+
+    fn read_xsk_stats(&self, c: &[IntCounter; 4]) {
+        if let Ok(s) = self.rx.fd().xdp_statistics() {
+            raise_to(&c[0], s.rx_dropped());
+            raise_to(&c[1], s.rx_invalid_descs());
+            raise_to(&c[2], s.rx_ring_full());
+            raise_to(&c[3], s.rx_fill_ring_empty_descs());
+        }
+    }
+
+    /// Zeroes the whole UMEM before it is unmapped: nothing of a frame
+    /// still on a ring outlives the worker.
+    fn wipe(&mut self) {
+        // SAFETY: base..base+len is our UMEM mapping; the socket is out of
+        // the XSKMAP, so no new frames are written while we wipe.
+        let all = unsafe { std::slice::from_raw_parts_mut(self.umem_base, self.umem_len) };
+        crate::erase::erase(all);
+    }
+}

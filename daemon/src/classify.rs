@@ -1,0 +1,365 @@
+//! Stage 1 (model): the jurisdiction classes, the verdicts of the XDP
+//! classifier, and a Rust reference model of `ebpf/furui.bpf.c`.
+//!
+//! Invariant kept: the model and the BPF program agree on every packet (a
+//! differential property test checks it), so the daemon can recompute the
+//! class of a captured frame without trusting anything but its prefix set.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+/// Jurisdiction class of a packet. The numeric values are the BPF ABI
+/// (`ebpf/furui_consts.h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u32)]
+pub enum Class {
+    Domestic = 0,
+    Inbound = 1,
+    Outbound = 2,
+    Transit = 3,
+    NonIp = 4,
+    Malformed = 5,
+}
+
+impl Class {
+    pub const ALL: [Class; 6] = [
+        Class::Domestic,
+        Class::Inbound,
+        Class::Outbound,
+        Class::Transit,
+        Class::NonIp,
+        Class::Malformed,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Domestic => "domestic",
+            Class::Inbound => "inbound",
+            Class::Outbound => "outbound",
+            Class::Transit => "transit",
+            Class::NonIp => "non_ip",
+            Class::Malformed => "malformed",
+        }
+    }
+
+    /// The measure (transmission measure of the law) that may capture this
+    /// class, if any.
+    pub fn measure(self) -> Option<Measure> {
+        match self {
+            Class::Inbound => Some(Measure::Inbound),
+            Class::Outbound => Some(Measure::Outbound),
+            Class::Transit => Some(Measure::Transit),
+            _ => None,
+        }
+    }
+}
+
+/// A transmission measure: the law authorizes each one separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Measure {
+    Transit,
+    Inbound,
+    Outbound,
+}
+
+impl Measure {
+    pub const ALL: [Measure; 3] = [Measure::Transit, Measure::Inbound, Measure::Outbound];
+
+    pub fn name(self) -> &'static str {
+        self.class().name()
+    }
+
+    pub fn class(self) -> Class {
+        match self {
+            Measure::Transit => Class::Transit,
+            Measure::Inbound => Class::Inbound,
+            Measure::Outbound => Class::Outbound,
+        }
+    }
+}
+
+/// What the XDP program did with a packet (`ACTION_*` in furui_consts.h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Action {
+    Redirect = 0,
+    Drop = 1,
+    Pass = 2,
+    NoSocket = 3,
+}
+
+impl Action {
+    pub const ALL: [Action; 4] = [Action::Redirect, Action::Drop, Action::Pass, Action::NoSocket];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Redirect => "redirect",
+            Action::Drop => "drop",
+            Action::Pass => "pass",
+            Action::NoSocket => "no_socket",
+        }
+    }
+}
+
+pub const NUM_ACTIONS: usize = 4;
+
+/// XDP return codes (uapi `enum xdp_action`).
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+pub const XDP_REDIRECT: u32 = 4;
+
+/// Which classes are authorized right now, indexed by `Class as usize`.
+pub type Authorized = [bool; 6];
+
+/// Longest-prefix membership for one address family: one hash set of masked
+/// keys per prefix length in use, probed from the longest length down.
+#[derive(Debug, Default, Clone)]
+struct LpmTable {
+    /// (prefix length, masked addresses), sorted by length, longest first.
+    by_len: Vec<(u8, HashSet<u128>)>,
+}
+
+impl LpmTable {
+    fn mask(bits: u32, len: u8, key: u128) -> u128 {
+        if len == 0 {
+            return 0;
+        }
+        let width = bits as u8;
+        let shift = width - len;
+        let m: u128 = if width == 128 {
+            u128::MAX << shift
+        } else {
+            ((1u128 << width) - 1) & (u128::MAX << shift)
+        };
+        key & m
+    }
+
+    fn insert(&mut self, bits: u32, key: u128, len: u8) {
+        let k = Self::mask(bits, len, key);
+        match self.by_len.binary_search_by(|(l, _)| len.cmp(l)) {
+            Ok(i) => {
+                self.by_len[i].1.insert(k);
+            }
+            Err(i) => {
+                let mut s = HashSet::new();
+                s.insert(k);
+                self.by_len.insert(i, (len, s));
+            }
+        }
+    }
+
+    fn longest(&self, bits: u32, key: u128) -> Option<u8> {
+        self.by_len
+            .iter()
+            .find(|(len, set)| set.contains(&Self::mask(bits, *len, key)))
+            .map(|(len, _)| *len)
+    }
+
+    fn len(&self) -> usize {
+        self.by_len.iter().map(|(_, s)| s.len()).sum()
+    }
+}
+
+/// A set of IPv4 and IPv6 prefixes with longest-prefix lookup.
+#[derive(Debug, Default, Clone)]
+pub struct PrefixSet {
+    v4: LpmTable,
+    v6: LpmTable,
+}
+
+impl PrefixSet {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert(&mut self, net: IpNet) {
+        match net {
+            IpNet::V4(n) => self
+                .v4
+                .insert(32, u32::from(n.network()) as u128, n.prefix_len()),
+            IpNet::V6(n) => self
+                .v6
+                .insert(128, u128::from(n.network()), n.prefix_len()),
+        }
+    }
+
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(a) => self.contains_v4(a),
+            IpAddr::V6(a) => self.contains_v6(a),
+        }
+    }
+
+    pub fn contains_v4(&self, a: Ipv4Addr) -> bool {
+        self.v4.longest(32, u32::from(a) as u128).is_some()
+    }
+
+    pub fn contains_v6(&self, a: Ipv6Addr) -> bool {
+        self.v6.longest(128, u128::from(a)).is_some()
+    }
+
+    /// Number of distinct prefixes held.
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl FromIterator<IpNet> for PrefixSet {
+    fn from_iter<I: IntoIterator<Item = IpNet>>(iter: I) -> Self {
+        let mut s = PrefixSet::new();
+        for n in iter {
+            s.insert(n);
+        }
+        s
+    }
+}
+
+/// Class from the domestic status of source and destination.
+pub fn class_of(src_domestic: bool, dst_domestic: bool) -> Class {
+    match (src_domestic, dst_domestic) {
+        (true, true) => Class::Domestic,
+        (false, true) => Class::Inbound,
+        (true, false) => Class::Outbound,
+        (false, false) => Class::Transit,
+    }
+}
+
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+const VLAN_MAX_DEPTH: usize = 2;
+
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// Reference model of the BPF classifier: exactly the checks it makes, in
+/// the order it makes them.
+pub fn classify_frame(frame: &[u8], domestic: &PrefixSet) -> Class {
+    if frame.len() < 14 {
+        return Class::Malformed;
+    }
+    let mut proto = be16(frame, 12);
+    let mut pos = 14;
+    for _ in 0..VLAN_MAX_DEPTH {
+        if proto != ETH_P_8021Q && proto != ETH_P_8021AD {
+            break;
+        }
+        if frame.len() < pos + 4 {
+            return Class::Malformed;
+        }
+        proto = be16(frame, pos + 2);
+        pos += 4;
+    }
+    let ip = &frame[pos..];
+    match proto {
+        ETH_P_IP => {
+            if ip.len() < 20 || ip[0] >> 4 != 4 || ip[0] & 0x0f < 5 {
+                return Class::Malformed;
+            }
+            let hdr_len = usize::from(ip[0] & 0x0f) * 4;
+            let tot_len = usize::from(be16(ip, 2));
+            if hdr_len > ip.len() || tot_len < hdr_len || tot_len > ip.len() {
+                return Class::Malformed;
+            }
+            let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+            let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+            class_of(domestic.contains_v4(src), domestic.contains_v4(dst))
+        }
+        ETH_P_IPV6 => {
+            if ip.len() < 40 || ip[0] >> 4 != 6 {
+                return Class::Malformed;
+            }
+            if 40 + usize::from(be16(ip, 4)) > ip.len() {
+                return Class::Malformed;
+            }
+            let mut s = [0u8; 16];
+            let mut d = [0u8; 16];
+            s.copy_from_slice(&ip[8..24]);
+            d.copy_from_slice(&ip[24..40]);
+            class_of(
+                domestic.contains_v6(Ipv6Addr::from(s)),
+                domestic.contains_v6(Ipv6Addr::from(d)),
+            )
+        }
+        _ => Class::NonIp,
+    }
+}
+
+/// The verdict the BPF program returns for a class: (counted action, XDP
+/// return code). `socket_bound` says whether the RX queue has an AF_XDP
+/// socket in the XSKMAP.
+pub fn verdict(class: Class, authorized: &Authorized, inline: bool, socket_bound: bool) -> (Action, u32) {
+    let (fb_action, fb_ret) = if inline {
+        (Action::Pass, XDP_PASS)
+    } else {
+        (Action::Drop, XDP_DROP)
+    };
+    let capturable = class.measure().is_some() && authorized[class as usize];
+    if !capturable {
+        return (fb_action, fb_ret);
+    }
+    if socket_bound {
+        (Action::Redirect, XDP_REDIRECT)
+    } else {
+        (Action::NoSocket, fb_ret)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(nets: &[&str]) -> PrefixSet {
+        nets.iter().map(|n| n.parse::<IpNet>().unwrap()).collect()
+    }
+
+    #[test]
+    fn longest_prefix_membership_v4_and_v6() {
+        let s = set(&["10.0.0.0/8", "192.0.2.128/25", "2001:db8::/32", "0.0.0.0/0"]);
+        assert!(s.contains("10.1.2.3".parse().unwrap()));
+        assert!(s.contains("8.8.8.8".parse().unwrap()), "default route matches all v4");
+        assert!(s.contains("2001:db8::1".parse().unwrap()));
+        assert!(!s.contains("2001:db9::1".parse().unwrap()));
+        let s = set(&["192.0.2.128/25", "::/0"]);
+        assert!(s.contains("192.0.2.200".parse().unwrap()));
+        assert!(!s.contains("192.0.2.1".parse().unwrap()));
+        assert!(s.contains("fe80::1".parse().unwrap()));
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn host_bits_in_a_prefix_are_ignored() {
+        let s = set(&["10.1.2.3/8"]);
+        assert!(s.contains("10.200.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn direction_table() {
+        assert_eq!(class_of(true, true), Class::Domestic);
+        assert_eq!(class_of(false, true), Class::Inbound);
+        assert_eq!(class_of(true, false), Class::Outbound);
+        assert_eq!(class_of(false, false), Class::Transit);
+    }
+
+    #[test]
+    fn only_authorized_capture_classes_are_redirected() {
+        let mut auth = [false; 6];
+        auth[Class::Transit as usize] = true;
+        auth[Class::Domestic as usize] = true; // must be ignored
+        assert_eq!(verdict(Class::Transit, &auth, false, true), (Action::Redirect, XDP_REDIRECT));
+        assert_eq!(verdict(Class::Domestic, &auth, false, true), (Action::Drop, XDP_DROP));
+        assert_eq!(verdict(Class::Inbound, &auth, true, true), (Action::Pass, XDP_PASS));
+        assert_eq!(verdict(Class::Transit, &auth, false, false), (Action::NoSocket, XDP_DROP));
+    }
+}

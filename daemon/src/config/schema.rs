@@ -1,0 +1,175 @@
+//! The TOML shape of a furui config file: one struct per section, each
+//! `deny_unknown_fields`. Values that need checks beyond their type stay
+//! `Spanned` so that an error can point at their line.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum XdpMode {
+    /// In the driver; fastest; the NIC driver must support XDP.
+    Native,
+    /// In the generic (skb) path; works on any interface.
+    Generic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureMode {
+    /// On a mirror/tap port: what is not captured is dropped.
+    Mirror,
+    /// On a live interface: what is not captured goes on to the stack.
+    Inline,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindMode {
+    /// Zero-copy where the driver supports it, else copy mode (logged).
+    Auto,
+    Copy,
+    ZeroCopy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureSection {
+    pub interface: Spanned<String>,
+    #[serde(default = "default_queues")]
+    pub queues: Spanned<Vec<u32>>,
+    #[serde(default = "default_xdp_mode")]
+    pub xdp_mode: XdpMode,
+    #[serde(default = "default_capture_mode")]
+    pub mode: CaptureMode,
+    #[serde(default = "default_bind")]
+    pub bind: BindMode,
+    #[serde(default = "default_frame_count")]
+    pub frame_count: Spanned<u32>,
+    #[serde(default = "default_frame_size")]
+    pub frame_size: Spanned<u32>,
+    #[serde(default = "default_ring")]
+    pub fill_ring_size: Spanned<u32>,
+    #[serde(default = "default_ring")]
+    pub rx_ring_size: Spanned<u32>,
+    #[serde(default = "default_batch")]
+    pub batch_size: Spanned<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixSource {
+    #[serde(default)]
+    pub prefixes: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub files: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeasureSection {
+    #[serde(default)]
+    pub enabled: bool,
+    /// RFC 3339, as a string or a TOML datetime.
+    pub not_before: Spanned<toml::Value>,
+    pub not_after: Spanned<toml::Value>,
+    /// Reference of the committee's approval (Art. 18), recorded in logs.
+    #[serde(default)]
+    pub approval: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndicatorSection {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub prefixes: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub files: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowsSection {
+    #[serde(default = "default_idle")]
+    pub idle_timeout_secs: Spanned<u64>,
+    #[serde(default = "default_active")]
+    pub active_timeout_secs: Spanned<u64>,
+    #[serde(default = "default_max_flows")]
+    pub max_flows: Spanned<u64>,
+}
+
+impl Default for FlowsSection {
+    fn default() -> Self {
+        FlowsSection {
+            idle_timeout_secs: default_idle(),
+            active_timeout_secs: default_active(),
+            max_flows: default_max_flows(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsSection {
+    pub path: Spanned<String>,
+    #[serde(default = "default_records_queue")]
+    pub queue_capacity: Spanned<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    #[serde(default = "default_listen")]
+    pub listen: Spanned<String>,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection { listen: default_listen() }
+    }
+}
+
+fn unspanned<T>(v: T) -> Spanned<T> {
+    Spanned::new(0..0, v)
+}
+fn default_queues() -> Spanned<Vec<u32>> {
+    unspanned(vec![0])
+}
+fn default_xdp_mode() -> XdpMode {
+    XdpMode::Native
+}
+fn default_capture_mode() -> CaptureMode {
+    CaptureMode::Mirror
+}
+fn default_bind() -> BindMode {
+    BindMode::Auto
+}
+fn default_frame_count() -> Spanned<u32> {
+    unspanned(4096)
+}
+fn default_frame_size() -> Spanned<u32> {
+    unspanned(4096)
+}
+fn default_ring() -> Spanned<u32> {
+    unspanned(2048)
+}
+fn default_batch() -> Spanned<u32> {
+    unspanned(64)
+}
+fn default_idle() -> Spanned<u64> {
+    unspanned(30)
+}
+fn default_active() -> Spanned<u64> {
+    unspanned(300)
+}
+fn default_max_flows() -> Spanned<u64> {
+    unspanned(1_000_000)
+}
+fn default_records_queue() -> Spanned<u32> {
+    unspanned(65_536)
+}
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+fn default_listen() -> Spanned<String> {
+    unspanned(DEFAULT_METRICS_LISTEN.to_string())
+}

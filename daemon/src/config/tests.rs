@@ -1,0 +1,114 @@
+use super::*;
+
+const GOOD: &str = r#"
+[capture]
+interface = "eth1"
+queues = [0, 1]
+
+[domestic]
+prefixes = ["192.0.2.0/24", "2001:db8::/32"]
+
+[measures.transit]
+enabled = true
+not_before = "2026-01-01T00:00:00Z"
+not_after = 2030-01-01T00:00:00Z
+
+[[indicators]]
+name = "c2"
+prefixes = ["203.0.113.0/24"]
+
+[records]
+path = "records.jsonl"
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    Config::parse(Path::new("/etc/furui/test.toml"), text)
+}
+
+#[test]
+fn a_good_config_loads_with_defaults() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.capture.interface, "eth1");
+    assert_eq!(c.capture.queues, vec![0, 1]);
+    assert_eq!(c.capture.xdp_mode, XdpMode::Native);
+    assert_eq!(c.capture.mode, CaptureMode::Mirror);
+    assert_eq!(c.metrics_listen.to_string(), "127.0.0.1:9464");
+    assert_eq!(c.records.path, PathBuf::from("/etc/furui/records.jsonl"));
+    assert_eq!(c.domestic.len(), 2);
+    assert_eq!(c.indicators[0].name, "c2");
+    let t = OffsetDateTime::parse("2027-06-01T00:00:00Z", &Rfc3339).unwrap();
+    let a = c.authorized_at(t);
+    assert!(a[&Measure::Transit]);
+    assert!(!a[&Measure::Inbound], "an unconfigured measure is never authorized");
+    let late = OffsetDateTime::parse("2030-01-01T00:00:00Z", &Rfc3339).unwrap();
+    assert!(!c.authorized_at(late)[&Measure::Transit], "not_after is exclusive");
+}
+
+#[test]
+fn every_error_is_reported_with_its_line() {
+    let bad = r#"
+[capture]
+interface = "eth1"
+queues = [0, 0]
+frame_size = 1000
+colour = "blue"
+
+[domestic]
+prefixes = ["192.0.2.0/24", "300.1.1.1/8"]
+
+[measures.transit]
+enabled = true
+not_before = "yesterday"
+not_after = "2030-01-01T00:00:00Z"
+
+[measures.sideways]
+enabled = true
+
+[records]
+path = "r.jsonl"
+
+[metrics]
+listen = "localhost"
+
+[extra]
+x = 1
+"#;
+    let errs = parse(bad).unwrap_err().0;
+    let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
+    let text = ConfigErrors(errs.clone()).to_string();
+    // capture: unknown field stops serde for that section, so the section
+    // reports one error; the other sections still report theirs.
+    assert!(text.contains("colour"), "{text}");
+    assert!(lines.contains(&6), "unknown field at line 6: {text}");
+    assert!(lines.contains(&9), "bad prefix at line 9: {text}");
+    assert!(lines.contains(&13), "bad time at line 13: {text}");
+    assert!(lines.contains(&16), "unknown measure at line 16: {text}");
+    assert!(lines.contains(&23), "bad listen address at line 23: {text}");
+    assert!(lines.contains(&25), "unknown section at line 25: {text}");
+    assert!(errs.len() >= 6, "{text}");
+}
+
+#[test]
+fn semantic_errors_in_one_section_are_all_reported() {
+    let bad = GOOD.replace("queues = [0, 1]", "queues = [0, 0]\nframe_size = 1000\nbatch_size = 0");
+    let errs = parse(&bad).unwrap_err().0;
+    let text = ConfigErrors(errs.clone()).to_string();
+    assert_eq!(errs.len(), 3, "{text}");
+    assert!(text.contains("listed twice") && text.contains("frame_size 1000") && text.contains("batch_size 0"), "{text}");
+}
+
+#[test]
+fn missing_sections_and_syntax_errors() {
+    let errs = parse("[domestic]\nprefixes = [\n").unwrap_err().0;
+    assert!(!errs.is_empty());
+    let errs = parse("[domestic]\nprefixes = []\n").unwrap_err().0;
+    let text = ConfigErrors(errs).to_string();
+    assert!(text.contains("missing section [capture]") && text.contains("missing section [records]"), "{text}");
+}
+
+#[test]
+fn window_order_is_checked() {
+    let bad = GOOD.replace("2030-01-01T00:00:00Z", "2025-01-01T00:00:00Z");
+    let text = parse(&bad).unwrap_err().to_string();
+    assert!(text.contains("not_before must be earlier than not_after"), "{text}");
+}

@@ -1,0 +1,177 @@
+//! `furui run`: brings the data path up in order (classifier, sink, attach,
+//! workers, sockets into the XSKMAP), supervises it, and takes it down in
+//! the reverse order on SIGTERM/SIGINT.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::capture::{CaptureError, QueueWorker, WorkerReport};
+use crate::classify::{Action, Class};
+use crate::config::{CaptureMode, Config};
+use crate::pipeline::Pipeline;
+use crate::sink::{JsonLinesSink, SinkOpenError};
+use crate::sys;
+use crate::telemetry::{http, raise_to, Metrics};
+use crate::xdp::{AttachError, Classifier, XdpError};
+
+use super::windows::{authorized_classes, WindowTracker};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("interface `{interface}` does not exist; check `interface` in [capture] (`ip link` lists the names)")]
+    NoInterface { interface: String },
+    #[error(transparent)]
+    Xdp(#[from] XdpError),
+    #[error(transparent)]
+    Attach(#[from] AttachError),
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error(transparent)]
+    Sink(#[from] SinkOpenError),
+    #[error("cannot listen for metrics on {addr}; is another process using it? set `listen` in [metrics]")]
+    MetricsListen {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the capture worker of queue {queue} stopped unexpectedly")]
+    WorkerDied { queue: u32 },
+    #[error("starting the runtime failed")]
+    Runtime(#[source] io::Error),
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. Nothing stays attached to the
+/// interface when this returns, on success or on error.
+pub fn run(cfg: Config) -> Result<(), RunError> {
+    if let Err(e) = sys::set_non_dumpable() {
+        tracing::warn!(error = %e, "could not mark the process non-dumpable");
+    }
+    let metrics = Metrics::new();
+    let c = &cfg.capture;
+    let ifindex = sys::ifindex(&c.interface).map_err(|_| RunError::NoInterface { interface: c.interface.clone() })?;
+
+    let classifier = Classifier::load(c.mode == CaptureMode::Inline)?;
+    let t0 = std::time::Instant::now();
+    classifier.set_domestic(&cfg.domestic_list)?;
+    tracing::info!(prefixes = cfg.domestic_list.len(), elapsed_ms = t0.elapsed().as_millis() as u64, "domestic prefixes loaded into the XDP tries");
+    let mut tracker = WindowTracker::default();
+    apply_windows(&cfg, &classifier, &metrics, &mut tracker);
+
+    let (sink, records) = JsonLinesSink::start(&cfg.records.path, cfg.records.queue_capacity, metrics.clone())?;
+
+    let link = classifier.attach(&c.interface, ifindex, c.xdp_mode)?;
+    if let Some(id) = link.replaced_stale {
+        tracing::warn!(interface = %c.interface, prog_id = id, "replaced a stale furui XDP program left attached by an earlier run");
+    }
+    tracing::info!(interface = %c.interface, mode = ?c.xdp_mode, "XDP classifier attached");
+
+    // From here on, an error return drops `link`, which detaches.
+    let mut workers = Vec::new();
+    for q in &c.queues {
+        let w = QueueWorker::open(c, *q)?;
+        classifier.set_socket(*q, w.fd())?;
+        tracing::info!(queue = q, zero_copy = w.zero_copy, "AF_XDP socket bound");
+        workers.push((*q, w));
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for (q, w) in workers {
+        let pipeline = Pipeline::new(&cfg, q);
+        let (m, r, s) = (metrics.clone(), records.clone(), stop.clone());
+        let h = std::thread::Builder::new()
+            .name(format!("furui-q{q}"))
+            .spawn(move || w.run(pipeline, &m, &r, &s))
+            .map_err(RunError::Runtime)?;
+        handles.push((q, h));
+    }
+    drop(records);
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(RunError::Runtime)?;
+    let outcome = rt.block_on(supervise(&cfg, &classifier, &metrics, &mut tracker, &handles));
+
+    // Shutdown in reverse: stop redirecting, let workers drain and erase,
+    // flush records, then detach.
+    for (q, _) in &handles {
+        classifier.clear_socket(*q);
+    }
+    stop.store(true, Ordering::Release);
+    let mut reports: Vec<WorkerReport> = Vec::new();
+    for (q, h) in handles {
+        match h.join() {
+            Ok(r) => reports.push(r),
+            Err(_) => tracing::error!(queue = q, "capture worker panicked"),
+        }
+    }
+    sink.join();
+    refresh_xdp_stats(&classifier, &metrics);
+    drop(link);
+    let frames: u64 = reports.iter().map(|r| r.frames).sum();
+    tracing::info!(frames, records = metrics.records_written.get(), "stopped; XDP program detached");
+    outcome
+}
+
+fn apply_windows(cfg: &Config, classifier: &Classifier, metrics: &Metrics, tracker: &mut WindowTracker) {
+    let now = OffsetDateTime::now_utc();
+    let changed = tracker.update(cfg, now);
+    if changed.is_empty() {
+        return;
+    }
+    if let Err(e) = classifier.set_authorized(&authorized_classes(cfg, now)) {
+        tracing::error!(error = %e, "updating the class authorization map failed");
+        return;
+    }
+    for (m, on) in changed {
+        metrics.measure_authorized.with_label_values(&[m.name()]).set(i64::from(on));
+        let approval = cfg.measures.get(&m).and_then(|w| w.approval.clone()).unwrap_or_default();
+        tracing::info!(measure = m.name(), authorized = on, approval = %approval, "authorization window state");
+    }
+}
+
+fn refresh_xdp_stats(classifier: &Classifier, metrics: &Metrics) {
+    let Ok(s) = classifier.stats() else { return };
+    for c in Class::ALL {
+        for a in Action::ALL {
+            raise_to(&metrics.xdp_packets.with_label_values(&[c.name(), a.name()]), s.packets(c, a));
+        }
+        raise_to(&metrics.xdp_bytes.with_label_values(&[c.name()]), s.class_bytes(c));
+    }
+}
+
+async fn supervise(
+    cfg: &Config,
+    classifier: &Classifier,
+    metrics: &Metrics,
+    tracker: &mut WindowTracker,
+    handles: &[(u32, std::thread::JoinHandle<WorkerReport>)],
+) -> Result<(), RunError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let listener = tokio::net::TcpListener::bind(cfg.metrics_listen)
+        .await
+        .map_err(|source| RunError::MetricsListen { addr: cfg.metrics_listen, source })?;
+    let m = metrics.clone();
+    tokio::spawn(http::serve(listener, Arc::new(move || m.encode())));
+    tracing::info!(listen = %cfg.metrics_listen, "metrics endpoint up");
+
+    let mut term = signal(SignalKind::terminate()).map_err(RunError::Runtime)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(RunError::Runtime)?;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); return Ok(()); }
+            _ = int.recv() => { tracing::info!("SIGINT: stopping"); return Ok(()); }
+            _ = tick.tick() => {
+                refresh_xdp_stats(classifier, metrics);
+                apply_windows(cfg, classifier, metrics, tracker);
+                if let Some((q, _)) = handles.iter().find(|(_, h)| h.is_finished()) {
+                    return Err(RunError::WorkerDied { queue: *q });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! `MechanicalRecord`: the only type that leaves the data path. It holds
+//! enumerated mechanical fields and no byte buffers.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::classify::Class;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    Idle,
+    Active,
+    Evicted,
+    Shutdown,
+}
+
+/// A selected flow, RFC 5103 style: initiator is the sender of the first
+/// packet seen; counts are kept per direction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MechanicalRecord {
+    /// Nanoseconds since the Unix epoch.
+    pub first_seen_ns: u64,
+    pub last_seen_ns: u64,
+    pub class: Class,
+    pub queue: u32,
+    pub vlans: Vec<u16>,
+    pub protocol: u8,
+    pub initiator: IpAddr,
+    pub initiator_port: u16,
+    pub responder: IpAddr,
+    pub responder_port: u16,
+    pub packets_forward: u64,
+    pub bytes_forward: u64,
+    pub packets_reverse: u64,
+    pub bytes_reverse: u64,
+    pub tcp_flags_forward: u8,
+    pub tcp_flags_reverse: u8,
+    pub min_ttl: u8,
+    pub max_ttl: u8,
+    /// Name of the indicator set whose rule selected the flow.
+    pub indicator_set: String,
+    pub end_reason: EndReason,
+}
+
+impl MechanicalRecord {
+    /// The fields a record may carry, by name: the exportable set. A test
+    /// checks that serialization produces exactly these.
+    pub const FIELDS: &'static [&'static str] = &[
+        "first_seen_ns",
+        "last_seen_ns",
+        "class",
+        "queue",
+        "vlans",
+        "protocol",
+        "initiator",
+        "initiator_port",
+        "responder",
+        "responder_port",
+        "packets_forward",
+        "bytes_forward",
+        "packets_reverse",
+        "bytes_reverse",
+        "tcp_flags_forward",
+        "tcp_flags_reverse",
+        "min_ttl",
+        "max_ttl",
+        "indicator_set",
+        "end_reason",
+    ];
+}

@@ -1,0 +1,225 @@
+//! The per-worker flow table: bounded, with timeouts and counted eviction.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::key::FlowKey;
+use super::record::{EndReason, MechanicalRecord};
+use crate::classify::Class;
+use crate::parse::Headers;
+use crate::select::SetId;
+
+#[derive(Clone, Copy)]
+struct FlowState {
+    first_seen_ns: u64,
+    last_seen_ns: u64,
+    /// True when the initiator is the key's `lo` end.
+    initiator_is_lo: bool,
+    packets: [u64; 2],
+    bytes: [u64; 2],
+    tcp_flags: [u8; 2],
+    min_ttl: u8,
+    max_ttl: u8,
+    class: Class,
+    set: SetId,
+    vlan_depth: u8,
+}
+
+pub struct FlowTable {
+    flows: HashMap<FlowKey, FlowState>,
+    idle_ns: u64,
+    active_ns: u64,
+    max_flows: usize,
+    queue: u32,
+    /// Indicator set names, by `SetId`.
+    set_names: Vec<String>,
+    /// Flows ended early because the table was full.
+    pub evicted: u64,
+}
+
+impl FlowTable {
+    pub fn new(queue: u32, idle: Duration, active: Duration, max_flows: usize, set_names: Vec<String>) -> Self {
+        FlowTable {
+            flows: HashMap::with_capacity(max_flows.min(65_536)),
+            idle_ns: idle.as_nanos() as u64,
+            active_ns: active.as_nanos() as u64,
+            max_flows,
+            queue,
+            set_names,
+            evicted: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// Folds one selected packet into its flow. A full table first ends
+    /// some other flow (its record goes to `out`).
+    pub fn update(&mut self, h: &Headers, class: Class, set: SetId, now_ns: u64, out: &mut Vec<MechanicalRecord>) {
+        let (Some(src), Some(dst)) = (h.src, h.dst) else { return };
+        let (sport, dport) = h.ports();
+        let (key, src_is_lo) = FlowKey::new(h.vlans, h.protocol, (src, sport), (dst, dport));
+        if !self.flows.contains_key(&key) && self.flows.len() >= self.max_flows {
+            self.evict_one(out);
+        }
+        let st = self.flows.entry(key).or_insert(FlowState {
+            first_seen_ns: now_ns,
+            last_seen_ns: now_ns,
+            initiator_is_lo: src_is_lo,
+            packets: [0; 2],
+            bytes: [0; 2],
+            tcp_flags: [0; 2],
+            min_ttl: u8::MAX,
+            max_ttl: 0,
+            class,
+            set,
+            vlan_depth: h.vlan_depth,
+        });
+        let dir = usize::from(src_is_lo != st.initiator_is_lo);
+        st.packets[dir] += 1;
+        st.bytes[dir] += u64::from(h.ip_len);
+        st.tcp_flags[dir] |= h.tcp_flags();
+        st.min_ttl = st.min_ttl.min(h.ttl);
+        st.max_ttl = st.max_ttl.max(h.ttl);
+        st.last_seen_ns = st.last_seen_ns.max(now_ns);
+    }
+
+    fn evict_one(&mut self, out: &mut Vec<MechanicalRecord>) {
+        if let Some(k) = self.flows.keys().next().copied() {
+            if let Some(st) = self.flows.remove(&k) {
+                self.evicted += 1;
+                out.push(self.record(&k, &st, EndReason::Evicted));
+            }
+        }
+    }
+
+    /// Ends idle flows and flows past the active timeout.
+    pub fn expire(&mut self, now_ns: u64, out: &mut Vec<MechanicalRecord>) {
+        let (idle, active) = (self.idle_ns, self.active_ns);
+        let mut ended = Vec::new();
+        self.flows.retain(|k, st| {
+            let reason = if now_ns.saturating_sub(st.last_seen_ns) >= idle {
+                Some(EndReason::Idle)
+            } else if now_ns.saturating_sub(st.first_seen_ns) >= active {
+                Some(EndReason::Active)
+            } else {
+                None
+            };
+            match reason {
+                Some(r) => {
+                    ended.push((*k, *st, r));
+                    false
+                }
+                None => true,
+            }
+        });
+        for (k, st, r) in ended {
+            out.push(self.record(&k, &st, r));
+        }
+    }
+
+    /// Ends every flow (shutdown).
+    pub fn drain(&mut self, out: &mut Vec<MechanicalRecord>) {
+        let all: Vec<_> = self.flows.drain().collect();
+        for (k, st) in all {
+            out.push(self.record(&k, &st, EndReason::Shutdown));
+        }
+    }
+
+    fn record(&self, k: &FlowKey, st: &FlowState, reason: EndReason) -> MechanicalRecord {
+        let (init, resp): ((IpAddr, u16), (IpAddr, u16)) = if st.initiator_is_lo { (k.lo, k.hi) } else { (k.hi, k.lo) };
+        MechanicalRecord {
+            first_seen_ns: st.first_seen_ns,
+            last_seen_ns: st.last_seen_ns,
+            class: st.class,
+            queue: self.queue,
+            vlans: k.vlans[..usize::from(st.vlan_depth)].to_vec(),
+            protocol: k.protocol,
+            initiator: init.0,
+            initiator_port: init.1,
+            responder: resp.0,
+            responder_port: resp.1,
+            packets_forward: st.packets[0],
+            bytes_forward: st.bytes[0],
+            packets_reverse: st.packets[1],
+            bytes_reverse: st.bytes[1],
+            tcp_flags_forward: st.tcp_flags[0],
+            tcp_flags_reverse: st.tcp_flags[1],
+            min_ttl: st.min_ttl,
+            max_ttl: st.max_ttl,
+            indicator_set: self.set_names.get(usize::from(st.set)).cloned().unwrap_or_default(),
+            end_reason: reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::craft::{FrameSpec, Transport};
+    use crate::parse::parse_ethernet;
+
+    fn h(src: &str, dst: &str, sp: u16, dp: u16, flags: u8) -> Headers {
+        parse_ethernet(
+            &FrameSpec::new(src, dst)
+                .vlans(&[7])
+                .transport(Transport::Tcp { src_port: sp, dst_port: dp, flags })
+                .build(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn biflow_counts_per_direction_and_idle_expiry() {
+        let mut t = FlowTable::new(3, Duration::from_secs(10), Duration::from_secs(100), 10, vec!["c2".into()]);
+        let mut out = Vec::new();
+        t.update(&h("203.0.113.1", "192.0.2.1", 5000, 80, 0x02), Class::Inbound, 0, 1_000, &mut out);
+        t.update(&h("192.0.2.1", "203.0.113.1", 80, 5000, 0x12), Class::Outbound, 0, 2_000, &mut out);
+        t.update(&h("203.0.113.1", "192.0.2.1", 5000, 80, 0x10), Class::Inbound, 0, 3_000, &mut out);
+        assert_eq!(t.len(), 1);
+        t.expire(5_000_000_000, &mut out);
+        assert!(out.is_empty(), "not idle yet");
+        t.expire(3_000 + 10_000_000_000, &mut out);
+        assert_eq!(out.len(), 1);
+        let r = &out[0];
+        assert_eq!(r.initiator, "203.0.113.1".parse::<IpAddr>().unwrap());
+        assert_eq!((r.initiator_port, r.responder_port), (5000, 80));
+        assert_eq!((r.packets_forward, r.packets_reverse), (2, 1));
+        assert_eq!((r.bytes_forward, r.bytes_reverse), (80, 40));
+        assert_eq!((r.tcp_flags_forward, r.tcp_flags_reverse), (0x12, 0x12));
+        assert_eq!(r.class, Class::Inbound);
+        assert_eq!(r.queue, 3);
+        assert_eq!(r.vlans, vec![7]);
+        assert_eq!((r.first_seen_ns, r.last_seen_ns), (1_000, 3_000));
+        assert_eq!(r.end_reason, EndReason::Idle);
+        assert_eq!(r.indicator_set, "c2");
+    }
+
+    #[test]
+    fn active_timeout_and_eviction_end_flows_as_records() {
+        let mut t = FlowTable::new(0, Duration::from_secs(10), Duration::from_secs(20), 2, vec!["c2".into()]);
+        let mut out = Vec::new();
+        for (i, n) in [1u16, 2, 3].iter().enumerate() {
+            t.update(&h("203.0.113.1", "192.0.2.1", *n, 80, 0), Class::Inbound, 0, i as u64, &mut out);
+        }
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.evicted, 1);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].end_reason, EndReason::Evicted);
+        out.clear();
+        // Keep flows busy past the active timeout.
+        for s in 1..=25u64 {
+            for n in [2u16, 3] {
+                t.update(&h("203.0.113.1", "192.0.2.1", n, 80, 0), Class::Inbound, 0, s * 1_000_000_000, &mut out);
+            }
+        }
+        t.expire(25_000_000_001, &mut out);
+        assert!(out.iter().all(|r| r.end_reason == EndReason::Active) && !out.is_empty());
+    }
+}

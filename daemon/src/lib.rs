@@ -1,0 +1,27 @@
+//! furui (篩, "sieve"): a capture appliance that keeps only the mechanical
+//! information selected as related to attacks and erases everything else.
+//!
+//! The modules below are listed in data-path order:
+//! NIC RX queue → `xdp` (classify, in the kernel) → `capture` (AF_XDP) →
+//! `parse` → `select` → `flow` → `erase` → `sink`; `pipeline` strings the
+//! per-frame stages together; `control`, `config` and `telemetry` run the
+//! appliance around them.
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod classify;
+pub mod xdp;
+pub mod capture;
+pub mod parse;
+pub mod select;
+pub mod flow;
+pub mod erase;
+pub mod pipeline;
+pub mod sink;
+
+pub mod config;
+pub mod control;
+pub mod telemetry;
+
+pub mod craft;
+pub mod sys;

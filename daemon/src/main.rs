@@ -1,0 +1,98 @@
+//! The `furui` command: run the daemon, validate configs, show counters.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use furui::config::Config;
+use furui::telemetry::{http, parse_exposition};
+
+#[derive(Parser)]
+#[command(name = "furui", version, about = "Capture appliance: select mechanical information, erase everything else")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the capture daemon until SIGTERM/SIGINT.
+    Run {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Validate configuration files; print every error with its line. Exit 2 on any error.
+    CheckConfig {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print a readable summary of a running daemon's counters.
+    Stats {
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        metrics: SocketAddr,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FURUI_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::CheckConfig { files } => {
+            let mut bad = false;
+            for f in &files {
+                match Config::load(f) {
+                    Ok(c) => println!(
+                        "{}: ok ({} domestic prefixes, {} indicator sets, {} measures configured)",
+                        f.display(),
+                        c.domestic.len(),
+                        c.indicators.len(),
+                        c.measures.len()
+                    ),
+                    Err(e) => {
+                        bad = true;
+                        eprint!("{e}");
+                    }
+                }
+            }
+            if bad {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Cmd::Run { config } => {
+            init_logging();
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprint!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match furui::control::run(cfg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    let chain = anyhow::Error::new(e);
+                    eprintln!("furui: {chain:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Cmd::Stats { metrics } => match http::scrape(metrics) {
+            Ok(text) => {
+                print!("{}", furui::telemetry::summary::render(&parse_exposition(&text)));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("furui: cannot read metrics from {metrics}: {e}; is the daemon running (and in this network namespace)?");
+                ExitCode::from(1)
+            }
+        },
+    }
+}

@@ -1,0 +1,74 @@
+//! Stage 4: automated selection. The first, simple rule: a cross-border
+//! packet is selected when its remote address is in an indicator set.
+//!
+//! Invariant kept: only the index of the matching set leaves this stage —
+//! never the packet.
+
+use std::net::IpAddr;
+
+use crate::classify::Class;
+use crate::config::IndicatorSet;
+use crate::parse::Headers;
+
+/// Index into `Selector::names()`.
+pub type SetId = u16;
+
+#[derive(Debug, Clone, Default)]
+pub struct Selector {
+    sets: Vec<IndicatorSet>,
+}
+
+impl Selector {
+    pub fn new(sets: Vec<IndicatorSet>) -> Self {
+        Selector { sets }
+    }
+
+    pub fn name(&self, id: SetId) -> &str {
+        self.sets.get(usize::from(id)).map_or("", |s| s.name.as_str())
+    }
+
+    /// The remote side(s) of a packet of `class`: the foreign end. A
+    /// transit packet has two foreign ends.
+    fn remotes(class: Class, src: IpAddr, dst: IpAddr) -> [Option<IpAddr>; 2] {
+        match class {
+            Class::Inbound => [Some(src), None],
+            Class::Outbound => [Some(dst), None],
+            Class::Transit => [Some(src), Some(dst)],
+            _ => [None, None],
+        }
+    }
+
+    /// First indicator set that holds a remote address of the packet.
+    pub fn select(&self, class: Class, h: &Headers) -> Option<SetId> {
+        let (src, dst) = (h.src?, h.dst?);
+        let remotes = Self::remotes(class, src, dst);
+        self.sets.iter().position(|s| remotes.iter().flatten().any(|a| s.prefixes.contains(*a))).map(|i| i as SetId)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::craft::FrameSpec;
+    use crate::parse::parse_ethernet;
+
+    fn selector() -> Selector {
+        Selector::new(vec![IndicatorSet {
+            name: "c2".into(),
+            prefixes: ["203.0.113.0/24".parse().unwrap()].into_iter().collect(),
+        }])
+    }
+
+    #[test]
+    fn remote_end_decides() {
+        let s = selector();
+        let h = parse_ethernet(&FrameSpec::new("203.0.113.9", "192.0.2.1").build()).unwrap();
+        assert_eq!(s.select(Class::Inbound, &h), Some(0));
+        // Same packet classed outbound: the remote end is the destination,
+        // which is not an indicator.
+        assert_eq!(s.select(Class::Outbound, &h), None);
+        assert_eq!(s.select(Class::Transit, &h), Some(0));
+        assert_eq!(s.select(Class::Domestic, &h), None, "domestic is never selected");
+        assert_eq!(s.name(0), "c2");
+    }
+}

@@ -1,0 +1,189 @@
+//! Telemetry: the Prometheus registry (every metric furui has) and the
+//! HTTP endpoint that serves it.
+//!
+//! Invariant kept: labels are bounded enums (queue, class, action, kind,
+//! measure, reason) — no metric can carry a packet's field.
+
+pub mod http;
+pub mod names;
+pub mod summary;
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+use crate::classify::{Action, Class, Measure};
+use crate::parse::ParseError;
+
+/// All of furui's metrics, registered once.
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub xdp_packets: IntCounterVec,
+    pub xdp_bytes: IntCounterVec,
+    pub frames_received: IntCounterVec,
+    pub frames_erased: IntCounterVec,
+    pub bytes_erased: IntCounterVec,
+    pub erase_latency: Histogram,
+    pub parse_errors: IntCounterVec,
+    pub records_selected: IntCounter,
+    pub records_written: IntCounter,
+    pub records_dropped: IntCounterVec,
+    pub flows_active: IntGauge,
+    pub flows_evicted: IntCounterVec,
+    pub xsk_rx_dropped: IntCounterVec,
+    pub xsk_rx_invalid_descs: IntCounterVec,
+    pub xsk_rx_ring_full: IntCounterVec,
+    pub xsk_rx_fill_ring_empty: IntCounterVec,
+    pub measure_authorized: IntGaugeVec,
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric definition is valid");
+    r.register(Box::new(c.clone())).expect("metric names are unique");
+    c
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        use names::*;
+        let r = Registry::new();
+        let xdp_packets = counter_vec(&r, XDP_PACKETS, "Packets seen by the XDP classifier, by class and action.", &["class", "action"]);
+        let xdp_bytes = counter_vec(&r, XDP_BYTES, "Bytes seen by the XDP classifier, by class.", &["class"]);
+        let frames_received = counter_vec(&r, FRAMES_RECEIVED, "Frames taken from the AF_XDP RX ring.", &["queue"]);
+        let frames_erased = counter_vec(&r, FRAMES_ERASED, "Frames zeroed before their buffer went back to the fill ring.", &["queue"]);
+        let bytes_erased = counter_vec(&r, BYTES_ERASED, "Bytes zeroed in erased frames.", &["queue"]);
+        let erase_latency = Histogram::with_opts(
+            HistogramOpts::new(ERASE_LATENCY, "Time from taking a batch off the RX ring to its last frame being zeroed (per batch: the worst frame of the batch).")
+                .buckets(vec![1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 1e-2, 1e-1]),
+        )
+        .expect("histogram definition is valid");
+        r.register(Box::new(erase_latency.clone())).expect("unique");
+        let parse_errors = counter_vec(&r, PARSE_ERRORS, "Captured frames that failed parsing, by kind (they are erased like all others).", &["kind"]);
+        let records_selected = IntCounter::new(RECORDS_SELECTED, "Mechanical records produced from selected flows.").expect("valid");
+        r.register(Box::new(records_selected.clone())).expect("unique");
+        let records_written = IntCounter::new(RECORDS_WRITTEN, "Mechanical records written to the JSON-lines sink.").expect("valid");
+        r.register(Box::new(records_written.clone())).expect("unique");
+        let records_dropped = counter_vec(&r, RECORDS_DROPPED, "Mechanical records lost, by reason.", &["reason"]);
+        let flows_active = IntGauge::new(FLOWS_ACTIVE, "Selected flows currently held in the flow tables.").expect("valid");
+        r.register(Box::new(flows_active.clone())).expect("unique");
+        let flows_evicted = counter_vec(&r, FLOWS_EVICTED, "Flows ended early because the flow table was full, by reason.", &["reason"]);
+        let xsk_rx_dropped = counter_vec(&r, XSK_RX_DROPPED, "Kernel AF_XDP statistic rx_dropped.", &["queue"]);
+        let xsk_rx_invalid_descs = counter_vec(&r, XSK_RX_INVALID_DESCS, "Kernel AF_XDP statistic rx_invalid_descs.", &["queue"]);
+        let xsk_rx_ring_full = counter_vec(&r, XSK_RX_RING_FULL, "Kernel AF_XDP statistic rx_ring_full: packets lost because the RX ring was full.", &["queue"]);
+        let xsk_rx_fill_ring_empty = counter_vec(&r, XSK_RX_FILL_RING_EMPTY, "Kernel AF_XDP statistic rx_fill_ring_empty_descs.", &["queue"]);
+        let measure_authorized = IntGaugeVec::new(Opts::new(MEASURE_AUTHORIZED, "1 while the measure's authorization window is open."), &["measure"]).expect("valid");
+        r.register(Box::new(measure_authorized.clone())).expect("unique");
+        let build = IntGaugeVec::new(Opts::new(BUILD_INFO, "Build information."), &["version"]).expect("valid");
+        r.register(Box::new(build.clone())).expect("unique");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+
+        // Pre-create every bounded label so dashboards see zeros, not gaps.
+        for c in Class::ALL {
+            xdp_bytes.with_label_values(&[c.name()]);
+            for a in Action::ALL {
+                xdp_packets.with_label_values(&[c.name(), a.name()]);
+            }
+        }
+        for e in ParseError::ALL {
+            parse_errors.with_label_values(&[e.kind()]);
+        }
+        for m in Measure::ALL {
+            measure_authorized.with_label_values(&[m.name()]);
+        }
+        for reason in ["sink_full", "sink_error"] {
+            records_dropped.with_label_values(&[reason]);
+        }
+        flows_evicted.with_label_values(&["table_full"]);
+
+        Metrics {
+            registry: r,
+            xdp_packets,
+            xdp_bytes,
+            frames_received,
+            frames_erased,
+            bytes_erased,
+            erase_latency,
+            parse_errors,
+            records_selected,
+            records_written,
+            records_dropped,
+            flows_active,
+            flows_evicted,
+            xsk_rx_dropped,
+            xsk_rx_invalid_descs,
+            xsk_rx_ring_full,
+            xsk_rx_fill_ring_empty,
+            measure_authorized,
+        }
+    }
+
+    /// Prometheus text exposition of everything registered.
+    pub fn encode(&self) -> String {
+        use prometheus::Encoder;
+        let mut buf = Vec::new();
+        let enc = prometheus::TextEncoder::new();
+        if enc.encode(&self.registry.gather(), &mut buf).is_err() {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Raises a counter to an absolute value read elsewhere (kernel counters),
+/// never lowering it.
+pub fn raise_to(c: &IntCounter, value: u64) {
+    let cur = c.get();
+    if value > cur {
+        c.inc_by(value - cur);
+    }
+}
+
+/// Parses a Prometheus text exposition into (name{labels}, value) pairs —
+/// used by `furui stats`, the demo and the tests.
+pub fn parse_exposition(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_declared_name_is_registered() {
+        let m = Metrics::new();
+        let text = m.encode();
+        for n in [
+            names::XDP_PACKETS,
+            names::XDP_BYTES,
+            names::PARSE_ERRORS,
+            names::RECORDS_SELECTED,
+            names::FLOWS_ACTIVE,
+            names::MEASURE_AUTHORIZED,
+        ] {
+            assert!(text.contains(n), "{n} missing");
+        }
+        let parsed = parse_exposition(&text);
+        assert!(parsed.iter().any(|(k, v)| k == "furui_xdp_packets_total{action=\"redirect\",class=\"transit\"}" && *v == 0.0));
+    }
+
+    #[test]
+    fn raise_to_never_lowers() {
+        let c = IntCounter::new("x_total", "x").unwrap();
+        raise_to(&c, 5);
+        raise_to(&c, 3);
+        assert_eq!(c.get(), 5);
+    }
+}

@@ -1,0 +1,22 @@
+//! Every metric name furui exports, in one place (Vector style). Units are
+//! in the names, counters end in `_total`, labels are few and bounded —
+//! never an address, a port or anything read from a packet.
+
+pub const XDP_PACKETS: &str = "furui_xdp_packets_total";
+pub const XDP_BYTES: &str = "furui_xdp_bytes_total";
+pub const FRAMES_RECEIVED: &str = "furui_frames_received_total";
+pub const FRAMES_ERASED: &str = "furui_frames_erased_total";
+pub const BYTES_ERASED: &str = "furui_bytes_erased_total";
+pub const ERASE_LATENCY: &str = "furui_erase_latency_seconds";
+pub const PARSE_ERRORS: &str = "furui_parse_errors_total";
+pub const RECORDS_SELECTED: &str = "furui_records_selected_total";
+pub const RECORDS_WRITTEN: &str = "furui_records_written_total";
+pub const RECORDS_DROPPED: &str = "furui_records_dropped_total";
+pub const FLOWS_ACTIVE: &str = "furui_flows_active";
+pub const FLOWS_EVICTED: &str = "furui_flows_evicted_total";
+pub const XSK_RX_DROPPED: &str = "furui_xsk_rx_dropped_total";
+pub const XSK_RX_INVALID_DESCS: &str = "furui_xsk_rx_invalid_descs_total";
+pub const XSK_RX_RING_FULL: &str = "furui_xsk_rx_ring_full_total";
+pub const XSK_RX_FILL_RING_EMPTY: &str = "furui_xsk_rx_fill_ring_empty_descs_total";
+pub const MEASURE_AUTHORIZED: &str = "furui_measure_authorized";
+pub const BUILD_INFO: &str = "furui_build_info";

@@ -1,0 +1,184 @@
+//! Stage 1 (kernel side): loads `ebpf/furui.bpf.c`, fills its maps, attaches
+//! it to the interface and reads its counters.
+//!
+//! Invariant kept: the class-authorization map only ever marks capture
+//! classes (inbound/outbound/transit), and the program is attached through
+//! a BPF link owned by this process, so a crashed daemon leaves nothing
+//! attached.
+
+mod attach;
+mod skel {
+    #![allow(clippy::all, unsafe_code, missing_docs, non_camel_case_types, dead_code)]
+    include!(concat!(env!("OUT_DIR"), "/furui.skel.rs"));
+}
+
+use std::mem::MaybeUninit;
+use std::net::IpAddr;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+
+use ipnet::IpNet;
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, OpenObject};
+
+pub use attach::{AttachError, XdpLink};
+
+use crate::classify::{Action, Authorized, Class, NUM_ACTIONS};
+use crate::config::XdpMode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum XdpError {
+    #[error("loading the XDP classifier into the kernel failed; furui needs root or CAP_BPF+CAP_NET_ADMIN and a kernel with BPF and BTF")]
+    Load(#[source] libbpf_rs::Error),
+    #[error("updating BPF map {map} failed")]
+    Map {
+        map: &'static str,
+        #[source]
+        source: libbpf_rs::Error,
+    },
+    #[error("BPF test run failed")]
+    TestRun(#[source] libbpf_rs::Error),
+}
+
+/// Packets and bytes per (class, action), summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClassStats {
+    pub packets: [[u64; NUM_ACTIONS]; 6],
+    pub bytes: [[u64; NUM_ACTIONS]; 6],
+}
+
+impl ClassStats {
+    pub fn packets(&self, c: Class, a: Action) -> u64 {
+        self.packets[c as usize][a as usize]
+    }
+
+    pub fn class_packets(&self, c: Class) -> u64 {
+        self.packets[c as usize].iter().sum()
+    }
+
+    pub fn class_bytes(&self, c: Class) -> u64 {
+        self.bytes[c as usize].iter().sum()
+    }
+}
+
+/// The loaded XDP classifier and its maps.
+pub struct Classifier {
+    skel: skel::FuruiSkel<'static>,
+}
+
+impl Classifier {
+    /// Opens and loads the program. `inline` selects what happens to
+    /// packets that are not captured: passed (inline) or dropped (mirror).
+    pub fn load(inline: bool) -> Result<Classifier, XdpError> {
+        // The skeleton borrows its object storage for its whole life; the
+        // classifier lives as long as the daemon, so the storage is leaked
+        // once per load (a few hundred bytes).
+        let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
+        let builder = skel::FuruiSkelBuilder::default();
+        let mut open = builder.open(storage).map_err(XdpError::Load)?;
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.cfg.inline_mode = u32::from(inline);
+        }
+        let skel = open.load().map_err(XdpError::Load)?;
+        Ok(Classifier { skel })
+    }
+
+    /// Loads the domestic prefixes into the LPM tries.
+    pub fn set_domestic(&self, nets: &[IpNet]) -> Result<(), XdpError> {
+        for n in nets {
+            match n {
+                IpNet::V4(n) => {
+                    let mut key = [0u8; 8];
+                    key[..4].copy_from_slice(&u32::from(n.prefix_len()).to_ne_bytes());
+                    key[4..].copy_from_slice(&n.network().octets());
+                    self.skel
+                        .maps
+                        .domestic_v4
+                        .update(&key, &[1], MapFlags::ANY)
+                        .map_err(|source| XdpError::Map { map: "domestic_v4", source })?;
+                }
+                IpNet::V6(n) => {
+                    let mut key = [0u8; 20];
+                    key[..4].copy_from_slice(&u32::from(n.prefix_len()).to_ne_bytes());
+                    key[4..].copy_from_slice(&n.network().octets());
+                    self.skel
+                        .maps
+                        .domestic_v6
+                        .update(&key, &[1], MapFlags::ANY)
+                        .map_err(|source| XdpError::Map { map: "domestic_v6", source })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the class-authorization map. Non-capture classes are always
+    /// written as 0, whatever `auth` says.
+    pub fn set_authorized(&self, auth: &Authorized) -> Result<(), XdpError> {
+        for c in Class::ALL {
+            let v = u32::from(c.measure().is_some() && auth[c as usize]);
+            self.skel
+                .maps
+                .class_authorized
+                .update(&(c as u32).to_ne_bytes(), &v.to_ne_bytes(), MapFlags::ANY)
+                .map_err(|source| XdpError::Map { map: "class_authorized", source })?;
+        }
+        Ok(())
+    }
+
+    /// Puts the AF_XDP socket of `queue` into the XSKMAP.
+    pub fn set_socket(&self, queue: u32, fd: RawFd) -> Result<(), XdpError> {
+        self.skel
+            .maps
+            .xsks
+            .update(&queue.to_ne_bytes(), &(fd as u32).to_ne_bytes(), MapFlags::ANY)
+            .map_err(|source| XdpError::Map { map: "xsks", source })
+    }
+
+    pub fn clear_socket(&self, queue: u32) {
+        let _ = self.skel.maps.xsks.delete(&queue.to_ne_bytes());
+    }
+
+    /// Reads the per-CPU counters and sums them.
+    pub fn stats(&self) -> Result<ClassStats, XdpError> {
+        let mut s = ClassStats::default();
+        for c in Class::ALL {
+            for a in Action::ALL {
+                let idx = (c as u32) * NUM_ACTIONS as u32 + a as u32;
+                let per_cpu = self
+                    .skel
+                    .maps
+                    .class_stats
+                    .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
+                    .map_err(|source| XdpError::Map { map: "class_stats", source })?
+                    .unwrap_or_default();
+                for v in per_cpu {
+                    if v.len() >= 16 {
+                        s.packets[c as usize][a as usize] += u64::from_ne_bytes(v[0..8].try_into().unwrap_or_default());
+                        s.bytes[c as usize][a as usize] += u64::from_ne_bytes(v[8..16].try_into().unwrap_or_default());
+                    }
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// Runs the program once on `frame` through BPF_PROG_TEST_RUN and
+    /// returns the XDP verdict. No NIC is involved.
+    pub fn test_run(&self, frame: &[u8]) -> Result<u32, XdpError> {
+        let mut input = libbpf_rs::ProgramInput::default();
+        input.data_in = Some(frame);
+        let out = self.skel.progs.furui_xdp.test_run(input).map_err(XdpError::TestRun)?;
+        Ok(out.return_value)
+    }
+
+    /// Attaches the program to `ifindex` through a BPF link.
+    pub fn attach(&self, interface: &str, ifindex: u32, mode: XdpMode) -> Result<XdpLink, AttachError> {
+        let prog_fd = self.skel.progs.furui_xdp.as_fd().as_raw_fd();
+        attach::attach(prog_fd, interface, ifindex, mode)
+    }
+}
+
+/// True if `addr` would be looked up in the IPv4 trie (helper for tests).
+pub fn is_v4(addr: IpAddr) -> bool {
+    addr.is_ipv4()
+}
