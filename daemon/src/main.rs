@@ -37,7 +37,13 @@ enum Cmd {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FURUI_LOG").unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
 }
 
 fn main() -> ExitCode {

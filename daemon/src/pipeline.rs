@@ -72,6 +72,10 @@ impl Pipeline {
             }
             Err(e) => self.counters.parse_errors[e.index()] += 1,
         }
+        #[cfg(feature = "fault-injection")]
+        if fault::skip_this_erase() {
+            return;
+        }
         self.counters.bytes_erased += erase(frame) as u64;
         self.counters.frames_erased += 1;
     }
@@ -84,6 +88,26 @@ impl Pipeline {
     /// Ends all flows (shutdown).
     pub fn drain(&mut self) {
         self.flows.drain(&mut self.records);
+    }
+}
+
+/// Test-only fault switch, compiled in only with the `fault-injection`
+/// feature (never in `make build` or the package): with
+/// `FURUI_FAULT_SKIP_ERASE=N` in the environment, the first N frames are
+/// left un-erased, so tests and alerts can prove they notice.
+#[cfg(feature = "fault-injection")]
+mod fault {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::OnceLock;
+
+    static LEFT: OnceLock<AtomicI64> = OnceLock::new();
+
+    pub fn skip_this_erase() -> bool {
+        let left = LEFT.get_or_init(|| {
+            let n = std::env::var("FURUI_FAULT_SKIP_ERASE").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+            AtomicI64::new(n)
+        });
+        left.load(Ordering::Relaxed) > 0 && left.fetch_sub(1, Ordering::Relaxed) > 0
     }
 }
 

@@ -1,0 +1,265 @@
+//! Test rig for end-to-end tests: two network namespaces joined by a veth
+//! pair, all with unique names, deleted on drop (success or failure). The
+//! daemon runs in the capture namespace; the generator in the other. No
+//! traffic leaves these namespaces.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const FURUI: &str = env!("CARGO_BIN_EXE_furui");
+pub const FURUI_GEN: &str = env!("CARGO_BIN_EXE_furui-gen");
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+fn sh(args: &[&str]) -> bool {
+    Command::new(args[0]).args(&args[1..]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+fn must(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().expect("run command");
+    assert!(out.status.success(), "{:?} failed: {}", args, String::from_utf8_lossy(&out.stderr));
+}
+
+pub struct Rig {
+    pub ns_cap: String,
+    pub ns_gen: String,
+    pub cap_if: String,
+    pub gen_if: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// Creates the namespaces and the veth pair (capture end: GRO off, IPv6
+    /// off so the kernel sends nothing of its own).
+    pub fn new() -> Rig {
+        let id = format!("{:x}{:x}", std::process::id() & 0xffff, SEQ.fetch_add(1, Ordering::SeqCst));
+        let rig = Rig {
+            ns_cap: format!("fut-c-{id}"),
+            ns_gen: format!("fut-g-{id}"),
+            cap_if: format!("fuc{id}"),
+            gen_if: format!("fug{id}"),
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        must(&["ip", "netns", "add", &rig.ns_cap]);
+        must(&["ip", "netns", "add", &rig.ns_gen]);
+        for ns in [&rig.ns_cap, &rig.ns_gen] {
+            must(&["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
+            must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+        must(&["ip", "-n", &rig.ns_cap, "link", "add", &rig.cap_if, "type", "veth", "peer", "name", &rig.gen_if, "netns", &rig.ns_gen]);
+        must(&["ip", "-n", &rig.ns_cap, "link", "set", &rig.cap_if, "up"]);
+        must(&["ip", "-n", &rig.ns_gen, "link", "set", &rig.gen_if, "up"]);
+        sh(&["ip", "netns", "exec", &rig.ns_cap, "ethtool", "-K", &rig.cap_if, "gro", "off"]);
+        rig
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a config for this rig: `body` is everything after [capture].
+    pub fn config(&self, capture_extra: &str, body: &str) -> PathBuf {
+        let p = self.path("furui.toml");
+        let text = format!(
+            "[capture]\ninterface = \"{}\"\nframe_count = 2048\nfill_ring_size = 1024\nrx_ring_size = 1024\n{capture_extra}\n\n[records]\npath = \"{}\"\n\n{body}\n",
+            self.cap_if,
+            self.path("records.jsonl").display()
+        );
+        std::fs::write(&p, text).expect("write config");
+        p
+    }
+
+    /// Sends frames from the generator namespace; waits for it to finish.
+    pub fn send(&self, args: &[&str]) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns_gen, FURUI_GEN, "--iface", &self.gen_if])
+            .args(args)
+            .output()
+            .expect("run furui-gen");
+        assert!(out.status.success(), "furui-gen failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Starts the generator in the background (continuous mode).
+    pub fn send_background(&self, args: &[&str]) -> Child {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns_gen, FURUI_GEN, "--iface", &self.gen_if])
+            .args(args)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn furui-gen")
+    }
+
+    /// True if an XDP program is attached to the capture interface.
+    pub fn xdp_attached(&self) -> bool {
+        let out = Command::new("ip").args(["-n", &self.ns_cap, "-d", "link", "show", "dev", &self.cap_if]).output().expect("ip link");
+        String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
+    }
+
+    /// Runs `furui` with `args` inside the capture namespace to completion.
+    pub fn furui_output(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        Command::new("ip").args(["netns", "exec", &self.ns_cap, FURUI]).args(args).envs(env.iter().copied()).output().expect("run furui")
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes the veth end inside it (and its peer).
+        sh(&["ip", "netns", "del", &self.ns_cap]);
+        sh(&["ip", "netns", "del", &self.ns_gen]);
+    }
+}
+
+/// Runs `f` on a thread that has entered network namespace `ns`.
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let fd = File::open(&path).expect("open netns");
+        nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+    .join()
+    .expect("netns thread")
+}
+
+pub struct Daemon {
+    pub child: Child,
+    pub ns: String,
+    pub log: PathBuf,
+    pub metrics: SocketAddr,
+}
+
+impl Daemon {
+    pub fn start(rig: &Rig, config: &Path) -> Daemon {
+        Self::start_with_env(rig, config, &[])
+    }
+
+    pub fn start_with_env(rig: &Rig, config: &Path, env: &[(&str, &str)]) -> Daemon {
+        let log = rig.path("furui.log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &rig.ns_cap, FURUI, "run", "--config"])
+            .arg(config)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn furui");
+        let mut d = Daemon { child, ns: rig.ns_cap.clone(), log, metrics: "127.0.0.1:9464".parse().unwrap() };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(st)) = d.child.try_wait() {
+                panic!("furui exited during start ({st}):\n{}", d.log_text());
+            }
+            if d.try_metrics().is_some() {
+                return d;
+            }
+            assert!(Instant::now() < deadline, "furui did not come up:\n{}", d.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn try_metrics(&self) -> Option<Vec<(String, f64)>> {
+        let addr = self.metrics;
+        in_netns(&self.ns, move || furui::telemetry::http::scrape(addr).ok()).map(|t| furui::telemetry::parse_exposition(&t))
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        Metrics(self.try_metrics().unwrap_or_else(|| panic!("metrics unreachable:\n{}", self.log_text())))
+    }
+
+    /// Scrapes until two scrapes 600 ms apart agree (counters settled).
+    pub fn settled_metrics(&self) -> Metrics {
+        let mut last = self.metrics();
+        for _ in 0..30 {
+            std::thread::sleep(Duration::from_millis(600));
+            let m = self.metrics();
+            if m.0 == last.0 {
+                return m;
+            }
+            last = m;
+        }
+        last
+    }
+
+    /// SIGTERM, then wait (bounded) and return the exit code.
+    pub fn stop(mut self) -> i32 {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("furui did not stop within 15 s after SIGTERM:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Metrics(pub Vec<(String, f64)>);
+
+impl Metrics {
+    /// Value of an exact series, e.g. `furui_xdp_packets_total{action="drop",class="domestic"}`.
+    pub fn get(&self, series: &str) -> u64 {
+        self.0.iter().filter(|(k, _)| k == series).map(|(_, v)| *v as u64).sum()
+    }
+
+    pub fn xdp(&self, class: &str, action: &str) -> u64 {
+        self.get(&format!("furui_xdp_packets_total{{action=\"{action}\",class=\"{class}\"}}"))
+    }
+
+    pub fn sum(&self, name: &str) -> u64 {
+        self.0.iter().filter(|(k, _)| k == name || k.starts_with(&format!("{name}{{"))).map(|(_, v)| *v as u64).sum()
+    }
+}
+
+/// Counts occurrences of `needle` in the readable memory of process `pid`.
+pub fn count_in_process_memory(pid: u32, needle: &[u8]) -> usize {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("read maps");
+    let mut mem = File::open(format!("/proc/{pid}/mem")).expect("open mem");
+    let mut n = 0;
+    for line in maps.lines() {
+        let mut it = line.split_whitespace();
+        let (Some(range), Some(perms)) = (it.next(), it.next()) else { continue };
+        if !perms.starts_with('r') || line.ends_with("[vvar]") || line.contains("[vsyscall]") {
+            continue;
+        }
+        let (s, e) = range.split_once('-').unwrap();
+        let (s, e) = (u64::from_str_radix(s, 16).unwrap(), u64::from_str_radix(e, 16).unwrap());
+        let mut buf = vec![0u8; (e - s) as usize];
+        use std::io::{Seek, SeekFrom};
+        if mem.seek(SeekFrom::Start(s)).is_err() || mem.read_exact(&mut buf).is_err() {
+            continue;
+        }
+        n += buf.windows(needle.len()).filter(|w| *w == needle).count();
+    }
+    n
+}
+
+pub const WINDOW_OPEN: &str = "not_before = \"2026-01-01T00:00:00Z\"\nnot_after = \"2099-01-01T00:00:00Z\"";

@@ -1,0 +1,177 @@
+//! End-to-end tests on a veth pair in private namespaces: the real XDP
+//! program, real AF_XDP sockets, the real daemon binary. Needs root.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const DOMESTIC: &str = "[domestic]\nprefixes = [\"192.0.2.0/24\", \"198.51.100.0/24\", \"2001:db8::/32\"]\n";
+
+fn measures(transit: bool, inbound: bool, outbound: bool) -> String {
+    let mut s = String::new();
+    for (name, on) in [("transit", transit), ("inbound", inbound), ("outbound", outbound)] {
+        s += &format!("[measures.{name}]\nenabled = {on}\n{WINDOW_OPEN}\n\n");
+    }
+    s
+}
+
+const SELECT_C2: &str = "[[indicators]]\nname = \"c2\"\nprefixes = [\"203.0.113.0/24\", \"2001:4860:bad::/48\"]\n";
+
+#[test]
+fn domestic_traffic_never_reaches_userspace() {
+    let rig = Rig::new();
+    let cfg = rig.config("", &format!("{DOMESTIC}\n{}\n{SELECT_C2}", measures(true, true, true)));
+    let d = Daemon::start(&rig, &cfg);
+    let n = 400u64;
+    // Domestic IPv4 and IPv6, with a marker, plus non-IP and malformed.
+    rig.send(&["--count", &n.to_string(), "--marker", "DOMESTIC-SECRET", "--flow", "192.0.2.1,198.51.100.1", "--flow", "2001:db8::1,2001:db8:9::1,tcp", "--non-ip", "30", "--malformed", "20"]);
+    // Positive control: the same generator's cross-border traffic does arrive.
+    rig.send(&["--count", "50", "--flow", "203.0.113.7,8.8.8.8"]);
+    let m = d.settled_metrics();
+    assert_eq!(m.xdp("domestic", "drop"), 2 * n);
+    assert_eq!(m.xdp("domestic", "redirect"), 0);
+    assert_eq!(m.xdp("non_ip", "drop"), 30);
+    assert_eq!(m.xdp("malformed", "drop"), 20);
+    assert_eq!(m.xdp("non_ip", "redirect") + m.xdp("malformed", "redirect"), 0);
+    assert_eq!(m.xdp("transit", "redirect"), 50);
+    assert_eq!(m.sum("furui_frames_received_total"), 50, "only the transit frames reached user space");
+    assert_eq!(count_in_process_memory(d.pid(), b"DOMESTIC-SECRET"), 0);
+    assert_eq!(d.stop(), 0);
+}
+
+#[test]
+fn unauthorized_measure_is_not_captured() {
+    let rig = Rig::new();
+    // inbound authorized; outbound disabled; transit's window is in the future.
+    let body = format!(
+        "{DOMESTIC}\n[measures.inbound]\nenabled = true\n{WINDOW_OPEN}\n\n[measures.outbound]\nenabled = false\n{WINDOW_OPEN}\n\n[measures.transit]\nenabled = true\nnot_before = \"2098-01-01T00:00:00Z\"\nnot_after = \"2099-01-01T00:00:00Z\"\n"
+    );
+    let d = Daemon::start(&rig, &rig.config("", &body));
+    rig.send(&["--count", "120", "--flow", "203.0.113.1,192.0.2.1", "--flow", "192.0.2.1,203.0.113.1", "--flow", "203.0.113.1,8.8.8.8"]);
+    let m = d.settled_metrics();
+    assert_eq!(m.xdp("inbound", "redirect"), 120);
+    assert_eq!(m.xdp("outbound", "drop"), 120);
+    assert_eq!(m.xdp("outbound", "redirect"), 0);
+    assert_eq!(m.xdp("transit", "drop"), 120);
+    assert_eq!(m.xdp("transit", "redirect"), 0);
+    assert_eq!(m.sum("furui_frames_received_total"), 120);
+    assert_eq!(m.get("furui_measure_authorized{measure=\"inbound\"}"), 1);
+    assert_eq!(m.get("furui_measure_authorized{measure=\"outbound\"}"), 0);
+    assert_eq!(m.get("furui_measure_authorized{measure=\"transit\"}"), 0);
+    assert_eq!(d.stop(), 0);
+}
+
+#[test]
+fn unauthorized_measure_is_not_captured_after_its_window_closes_mid_traffic() {
+    let rig = Rig::new();
+    let close_at = time::OffsetDateTime::now_utc() + time::Duration::seconds(4);
+    let close = close_at.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let body = format!("{DOMESTIC}\n[measures.transit]\nenabled = true\nnot_before = \"2026-01-01T00:00:00Z\"\nnot_after = \"{close}\"\n");
+    let d = Daemon::start(&rig, &rig.config("", &body));
+    let mut gen = rig.send_background(&["--duration", "9", "--pps", "2000", "--flow", "203.0.113.1,8.8.8.8"]);
+    // Wait until well after the window closed (plus one control tick).
+    while time::OffsetDateTime::now_utc() < close_at + time::Duration::milliseconds(1500) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after_close = d.metrics();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while gen.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "generator did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let m = d.settled_metrics();
+    let redirected = m.xdp("transit", "redirect");
+    assert!(redirected > 1000, "traffic was captured while the window was open: {redirected}");
+    assert_eq!(redirected, after_close.xdp("transit", "redirect"), "nothing captured after the window closed");
+    assert!(m.xdp("transit", "drop") > after_close.xdp("transit", "drop"), "traffic kept flowing and was dropped");
+    assert_eq!(m.sum("furui_frames_received_total"), redirected);
+    assert_eq!(m.get("furui_measure_authorized{measure=\"transit\"}"), 0);
+    assert!(d.log_text().contains("authorized=false"), "the closing is logged:\n{}", d.log_text());
+    assert_eq!(d.stop(), 0);
+}
+
+#[test]
+fn every_frame_is_zeroed_before_reuse() {
+    let rig = Rig::new();
+    let cfg = rig.config("", &format!("{DOMESTIC}\n{}\n{SELECT_C2}", measures(true, true, true)));
+    let d = Daemon::start(&rig, &cfg);
+    let marker = format!("PAYLOAD-MARKER-{:08x}", std::process::id());
+    let n = 300u64;
+    // Selected (c2) and unselected flows, IPv4 and IPv6, 200-byte frames.
+    rig.send(&["--count", &n.to_string(), "--size", "200", "--marker", &marker, "--flow", "203.0.113.9,192.0.2.1,udp", "--flow", "8.8.8.8,192.0.2.1,tcp", "--flow", "2001:4860:bad::1,2001:db8::1"]);
+    let m = d.settled_metrics();
+    assert_eq!(m.sum("furui_frames_received_total"), 3 * n);
+    assert_eq!(m.sum("furui_frames_erased_total"), 3 * n);
+    assert_eq!(m.sum("furui_bytes_erased_total"), 3 * n * 200);
+    assert_eq!(m.get("furui_erase_latency_seconds_count") > 0, true);
+    // Positive control: the scanner does see the daemon's memory (the
+    // records path from its config is on its heap).
+    let path = rig.path("records.jsonl").display().to_string();
+    assert!(count_in_process_memory(d.pid(), path.as_bytes()) > 0, "memory scanner found nothing it should have");
+    assert_eq!(count_in_process_memory(d.pid(), marker.as_bytes()), 0, "payload marker found in the daemon's memory");
+    assert_eq!(d.stop(), 0);
+}
+
+#[test]
+fn selected_flows_become_records() {
+    let rig = Rig::new();
+    let cfg = rig.config("", &format!("{DOMESTIC}\n{}\n{SELECT_C2}\n[flows]\nidle_timeout_secs = 30\n", measures(true, true, true)));
+    let d = Daemon::start(&rig, &cfg);
+    // One biflow with a c2 peer: 10 packets in, 4 packets back, VLAN 100.
+    rig.send(&["--count", "10", "--vlan", "100", "--size", "100", "--flow", "203.0.113.5,192.0.2.10,tcp,4444,80"]);
+    rig.send(&["--count", "4", "--vlan", "100", "--size", "120", "--flow", "192.0.2.10,203.0.113.5,tcp,80,4444"]);
+    // Unselected: foreign peer not in any indicator set.
+    rig.send(&["--count", "10", "--flow", "198.18.0.1,192.0.2.10,udp"]);
+    let m = d.settled_metrics();
+    assert_eq!(m.sum("furui_frames_received_total"), 24);
+    assert_eq!(m.get("furui_flows_active"), 1);
+    assert_eq!(d.stop(), 0);
+    let text = std::fs::read_to_string(rig.path("records.jsonl")).unwrap();
+    let recs: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(recs.len(), 1, "exactly one selected flow:\n{text}");
+    let r = &recs[0];
+    assert_eq!(r["initiator"], "203.0.113.5");
+    assert_eq!(r["initiator_port"], 4444);
+    assert_eq!(r["responder"], "192.0.2.10");
+    assert_eq!(r["responder_port"], 80);
+    assert_eq!(r["protocol"], 6);
+    assert_eq!(r["class"], "inbound");
+    assert_eq!(r["queue"], 0);
+    assert_eq!(r["vlans"], serde_json::json!([100]));
+    assert_eq!(r["packets_forward"], 10);
+    assert_eq!(r["packets_reverse"], 4);
+    // IP length = frame size - 14 (Ethernet) - 4 (one VLAN tag).
+    assert_eq!(r["bytes_forward"], 10 * (100 - 18));
+    assert_eq!(r["bytes_reverse"], 4 * (120 - 18));
+    assert_eq!(r["tcp_flags_forward"], 0x18);
+    assert_eq!(r["tcp_flags_reverse"], 0x18);
+    assert_eq!(r["indicator_set"], "c2");
+    assert_eq!(r["end_reason"], "shutdown");
+    assert!(r["first_seen_ns"].as_u64().unwrap() <= r["last_seen_ns"].as_u64().unwrap());
+    // The record holds exactly the enumerated mechanical fields.
+    let mut keys: Vec<&str> = r.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    keys.sort();
+    let mut want = furui::flow::MechanicalRecord::FIELDS.to_vec();
+    want.sort();
+    assert_eq!(keys, want);
+    assert!(!text.contains("198.18.0.1"), "unselected flow left a trace");
+}
+
+#[test]
+fn skipping_erasure_is_detected() {
+    // Fault injection (test builds only): leave 5 frames un-erased. The
+    // counters and the memory scan must both notice — proof that the two
+    // tests above can fail.
+    let rig = Rig::new();
+    let cfg = rig.config("", &format!("{DOMESTIC}\n{}", measures(true, true, true)));
+    let d = Daemon::start_with_env(&rig, &cfg, &[("FURUI_FAULT_SKIP_ERASE", "5")]);
+    let marker = format!("FAULT-MARKER-{:08x}", std::process::id());
+    rig.send(&["--count", "40", "--marker", &marker, "--flow", "203.0.113.9,8.8.8.8"]);
+    let m = d.settled_metrics();
+    assert_eq!(m.sum("furui_frames_received_total"), 40);
+    assert_eq!(m.sum("furui_frames_erased_total"), 35);
+    assert_eq!(count_in_process_memory(d.pid(), marker.as_bytes()), 5);
+    assert_eq!(d.stop(), 0);
+}
