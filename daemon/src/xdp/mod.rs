@@ -13,7 +13,6 @@ mod skel {
 }
 
 use std::mem::MaybeUninit;
-use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 
 use ipnet::IpNet;
@@ -171,6 +170,15 @@ impl Classifier {
         Ok(out.return_value)
     }
 
+    /// Attaches the program the old way (netlink, no link): it then stays
+    /// attached after this process exits. Only for tests that recreate
+    /// what older tools leave behind.
+    #[doc(hidden)]
+    pub fn attach_legacy_for_tests(&self, ifindex: u32) -> Result<(), libbpf_rs::Error> {
+        let xdp = libbpf_rs::Xdp::new(self.skel.progs.furui_xdp.as_fd());
+        xdp.attach(ifindex as i32, libbpf_rs::XdpFlags::SKB_MODE)
+    }
+
     /// Attaches the program to `ifindex` through a BPF link.
     pub fn attach(&self, interface: &str, ifindex: u32, mode: XdpMode) -> Result<XdpLink, AttachError> {
         let prog_fd = self.skel.progs.furui_xdp.as_fd().as_raw_fd();
@@ -178,7 +186,3 @@ impl Classifier {
     }
 }
 
-/// True if `addr` would be looked up in the IPv4 trie (helper for tests).
-pub fn is_v4(addr: IpAddr) -> bool {
-    addr.is_ipv4()
-}

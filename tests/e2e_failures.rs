@@ -1,0 +1,150 @@
+//! Bad input and failed starts: one clear sentence each, exit codes that
+//! say what kind of failure it was, and nothing left attached. Needs root.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const BODY: &str = "[domestic]\nprefixes = [\"192.0.2.0/24\"]\n[measures.transit]\nenabled = true\nnot_before = \"2026-01-01T00:00:00Z\"\nnot_after = \"2099-01-01T00:00:00Z\"\n";
+
+#[test]
+fn a_config_with_several_mistakes_lists_them_all_with_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.toml");
+    std::fs::write(
+        &p,
+        "[capture]\ninterface = \"eth0\"\nqueues = [0, 0]\nxdp_mode = \"turbo\"\n\n[domestic]\nprefixes = [\"10.0.0.0/8\", \"10.0.0.0/99\"]\n\n[measures.transit]\nenabled = true\nnot_before = \"2026-13-01T00:00:00Z\"\nnot_after = \"2027-01-01T00:00:00Z\"\n\n[records]\npath = \"r.jsonl\"\ncolour = 1\n",
+    )
+    .unwrap();
+    let o = Command::new(FURUI).arg("check-config").arg(&p).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    let f = p.display().to_string();
+    for (line, what) in [(4, "turbo"), (7, "10.0.0.0/99"), (11, "2026-13-01"), (16, "colour")] {
+        assert!(e.contains(&format!("{f}:{line}:")) && e.contains(what), "missing error at line {line} ({what}):\n{e}");
+    }
+    assert!(e.starts_with("4 configuration errors"), "{e}");
+    // `run` refuses the same file before touching the system, with exit 2.
+    let o = Command::new(FURUI).args(["run", "--config"]).arg(&p).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn every_shipped_config_is_valid() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../config");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let o = Command::new(FURUI).arg("check-config").arg(&p).output().unwrap();
+            assert!(o.status.success(), "{}: {}", p.display(), stderr(&o));
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
+}
+
+#[test]
+fn a_missing_interface_is_one_clear_sentence() {
+    let rig = Rig::new();
+    let cfg = rig.config("", BODY);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(&rig.cap_if, "fu-nosuch0");
+    std::fs::write(&cfg, text).unwrap();
+    let o = rig.furui_output(&["run", "--config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("interface `fu-nosuch0` does not exist"), "{}", stderr(&o));
+}
+
+#[test]
+fn native_xdp_unsupported_suggests_generic_and_leaves_nothing() {
+    let rig = Rig::new();
+    // Loopback has no native XDP support (and this kernel has no dummy
+    // module); the namespace's own `lo` is private to the test.
+    let dummy = "lo".to_string();
+    let cfg = rig.config("xdp_mode = \"native\"", BODY);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(&format!("\"{}\"", rig.cap_if), &format!("\"{dummy}\""));
+    std::fs::write(&cfg, text).unwrap();
+    let o = rig.furui_output(&["run", "--config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("set `xdp_mode = \"generic\"`"), "{}", stderr(&o));
+    let out = Command::new("ip").args(["-n", &rig.ns_cap, "-d", "link", "show", &dummy]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("prog/xdp"));
+}
+
+#[test]
+fn a_memlock_limit_too_low_says_what_to_do_and_leaves_nothing_attached() {
+    let rig = Rig::new();
+    let cfg = rig.config("", BODY);
+    // Without CAP_IPC_LOCK and with a 1 MiB memlock limit, an 8 MiB UMEM
+    // cannot be registered.
+    let o = Command::new("ip")
+        .args(["netns", "exec", &rig.ns_cap, "prlimit", "--memlock=1048576:1048576", "setpriv", "--bounding-set", "-ipc_lock", "--inh-caps", "-ipc_lock", FURUI, "run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("memlock limit is 1048576 bytes") && e.contains("CAP_IPC_LOCK"), "{e}");
+    assert!(!rig.xdp_attached(), "a failed start left XDP attached");
+}
+
+#[test]
+fn a_missing_queue_fails_after_attach_and_detaches() {
+    let rig = Rig::new();
+    let cfg = rig.config("queues = [0, 7]", BODY);
+    let o = rig.furui_output(&["run", "--config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("queue 7"), "{}", stderr(&o));
+    assert!(!rig.xdp_attached(), "a failed start left XDP attached");
+}
+
+#[test]
+fn a_crash_leaves_nothing_attached_and_a_stale_program_is_replaced() {
+    let rig = Rig::new();
+    let cfg = rig.config("xdp_mode = \"generic\"", BODY);
+    let mut d = Daemon::start(&rig, &cfg);
+    assert!(rig.xdp_attached());
+    d.child.kill().unwrap(); // SIGKILL: no cleanup code runs
+    d.child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!rig.xdp_attached(), "the kernel released the link with the process");
+
+    // What an older, netlink-style attach leaves after a crash: a furui
+    // program attached with no owner. The daemon replaces it and says so.
+    let ns = rig.ns_cap.clone();
+    let iface = rig.cap_if.clone();
+    in_netns(&ns, move || {
+        let c = furui::xdp::Classifier::load(false).unwrap();
+        c.attach_legacy_for_tests(furui::sys::ifindex(&iface).unwrap()).unwrap();
+    });
+    assert!(rig.xdp_attached());
+    let d = Daemon::start(&rig, &cfg);
+    assert!(d.log_text().contains("replaced a stale furui XDP program"), "{}", d.log_text());
+    assert_eq!(d.stop(), 0);
+    assert!(!rig.xdp_attached());
+}
+
+#[test]
+fn sigterm_during_traffic_exits_zero_erases_everything_and_detaches() {
+    let rig = Rig::new();
+    let cfg = rig.config("", &format!("{BODY}\n[[indicators]]\nname = \"all\"\nprefixes = [\"0.0.0.0/0\"]\n"));
+    let d = Daemon::start(&rig, &cfg);
+    let mut gen = rig.send_background(&["--duration", "4", "--pps", "20000", "--flow", "203.0.113.1,8.8.8.8"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = d.log.clone();
+    assert_eq!(d.stop(), 0);
+    let _ = gen.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("XDP program detached"), "{text}");
+    assert!(!rig.xdp_attached());
+    // The worker's own account at exit: every received frame was erased.
+    let recs = std::fs::read_to_string(rig.path("records.jsonl")).unwrap();
+    assert_eq!(recs.lines().count(), 1, "the in-flight flow was flushed as a record");
+}
