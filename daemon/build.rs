@@ -12,8 +12,7 @@ const HEADERS: &[&str] = &[
 ];
 
 fn main() {
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"))
-        .join("furui.skel.rs");
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo")).join("furui.skel.rs");
     let clang = env::var("CLANG").unwrap_or_else(|_| "clang".to_string());
     // Debian keeps <asm/types.h> under the multiarch directory, which a
     // `-target bpf` compile does not search by default.

@@ -14,24 +14,49 @@ use furui::xdp::Classifier;
 
 fn prefix_v4() -> impl Strategy<Value = IpNet> {
     // Few distinct first octets so random addresses hit prefixes often.
-    (prop::sample::select(vec![10u8, 192, 203, 0]), any::<[u8; 3]>(), 0u8..=32)
-        .prop_map(|(a, rest, len)| IpNet::V4(Ipv4Net::new(Ipv4Addr::new(a, rest[0], rest[1], rest[2]), len).unwrap().trunc()))
+    (
+        prop::sample::select(vec![10u8, 192, 203, 0]),
+        any::<[u8; 3]>(),
+        0u8..=32,
+    )
+        .prop_map(|(a, rest, len)| {
+            IpNet::V4(
+                Ipv4Net::new(Ipv4Addr::new(a, rest[0], rest[1], rest[2]), len)
+                    .unwrap()
+                    .trunc(),
+            )
+        })
 }
 
 fn prefix_v6() -> impl Strategy<Value = IpNet> {
-    (prop::sample::select(vec![0x2001u16, 0x2a00, 0xfe80]), any::<u16>(), any::<u64>(), 0u8..=128).prop_map(|(a, b, rest, len)| {
-        let addr = Ipv6Addr::from((u128::from(a) << 112) | (u128::from(b) << 96) | u128::from(rest));
-        IpNet::V6(Ipv6Net::new(addr, len).unwrap().trunc())
-    })
+    (
+        prop::sample::select(vec![0x2001u16, 0x2a00, 0xfe80]),
+        any::<u16>(),
+        any::<u64>(),
+        0u8..=128,
+    )
+        .prop_map(|(a, b, rest, len)| {
+            let addr = Ipv6Addr::from((u128::from(a) << 112) | (u128::from(b) << 96) | u128::from(rest));
+            IpNet::V6(Ipv6Net::new(addr, len).unwrap().trunc())
+        })
 }
 
 fn addr_v4() -> impl Strategy<Value = IpAddr> {
-    (prop::sample::select(vec![10u8, 192, 203, 8]), any::<[u8; 3]>()).prop_map(|(a, r)| IpAddr::V4(Ipv4Addr::new(a, r[0], r[1], r[2])))
+    (prop::sample::select(vec![10u8, 192, 203, 8]), any::<[u8; 3]>())
+        .prop_map(|(a, r)| IpAddr::V4(Ipv4Addr::new(a, r[0], r[1], r[2])))
 }
 
 fn addr_v6() -> impl Strategy<Value = IpAddr> {
-    (prop::sample::select(vec![0x2001u16, 0x2a00, 0xfe80]), any::<u16>(), any::<u64>())
-        .prop_map(|(a, b, rest)| IpAddr::V6(Ipv6Addr::from((u128::from(a) << 112) | (u128::from(b) << 96) | u128::from(rest))))
+    (
+        prop::sample::select(vec![0x2001u16, 0x2a00, 0xfe80]),
+        any::<u16>(),
+        any::<u64>(),
+    )
+        .prop_map(|(a, b, rest)| {
+            IpAddr::V6(Ipv6Addr::from(
+                (u128::from(a) << 112) | (u128::from(b) << 96) | u128::from(rest),
+            ))
+        })
 }
 
 /// A well-formed frame, then optionally damaged: truncated, or a header
@@ -49,11 +74,22 @@ fn frame() -> impl Strategy<Value = Vec<u8>> {
     )
         .prop_map(|((s, d), vlans, proto, pad, poke, trunc, extra_tag)| {
             let t = match proto {
-                0 => Transport::Udp { src_port: 1, dst_port: 2 },
-                1 => Transport::Tcp { src_port: 3, dst_port: 4, flags: 2 },
+                0 => Transport::Udp {
+                    src_port: 1,
+                    dst_port: 2,
+                },
+                1 => Transport::Tcp {
+                    src_port: 3,
+                    dst_port: 4,
+                    flags: 2,
+                },
                 _ => Transport::Icmp { icmp_type: 8, code: 0 },
             };
-            let mut f = FrameSpec::from_addrs(s, d).vlans(&vlans).transport(t).payload(&vec![0xab; pad]).build();
+            let mut f = FrameSpec::from_addrs(s, d)
+                .vlans(&vlans)
+                .transport(t)
+                .payload(&vec![0xab; pad])
+                .build();
             if let Some(which) = extra_tag {
                 // Overwrite the ethertype with a VLAN TPID: deeper tags.
                 let at = 12 + 4 * vlans.len();

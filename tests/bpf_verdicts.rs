@@ -58,10 +58,19 @@ fn run_table(c: &Classifier, rows: &[Row]) {
         let d = delta(&before, &after);
         let want = vec![(r.expect.0, r.expect.1, 1, r.frame.len() as u64)];
         if ret != r.expect_ret || d != want {
-            failures.push(format!("{}: got ret {ret}, counters {d:?}; want ret {}, counters {want:?}", r.desc, r.expect_ret));
+            failures.push(format!(
+                "{}: got ret {ret}, counters {d:?}; want ret {}, counters {want:?}",
+                r.desc, r.expect_ret
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} rows failed:\n{}", failures.len(), rows.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows failed:\n{}",
+        failures.len(),
+        rows.len(),
+        failures.join("\n")
+    );
 }
 
 fn udp(src: &str, dst: &str) -> Vec<u8> {
@@ -69,7 +78,12 @@ fn udp(src: &str, dst: &str) -> Vec<u8> {
 }
 
 fn row(desc: &str, frame: Vec<u8>, ret: u32, class: Class, action: Action) -> Row {
-    Row { desc: desc.to_string(), frame, expect_ret: ret, expect: (class, action) }
+    Row {
+        desc: desc.to_string(),
+        frame,
+        expect_ret: ret,
+        expect: (class, action),
+    }
 }
 
 /// One packet per class, IPv4 and IPv6.
@@ -99,8 +113,20 @@ fn every_class_times_authorized_and_unauthorized() {
         for (d, f, class) in class_packets() {
             let captured = class.measure().is_some();
             let act = if captured { Action::NoSocket } else { fb_action };
-            rows_all.push(row(&format!("{d}, all authorized, inline={inline}"), f.clone(), fb_ret, class, act));
-            rows_none.push(row(&format!("{d}, none authorized, inline={inline}"), f, fb_ret, class, fb_action));
+            rows_all.push(row(
+                &format!("{d}, all authorized, inline={inline}"),
+                f.clone(),
+                fb_ret,
+                class,
+                act,
+            ));
+            rows_none.push(row(
+                &format!("{d}, none authorized, inline={inline}"),
+                f,
+                fb_ret,
+                class,
+                fb_action,
+            ));
         }
         run_table(&all, &rows_all);
         run_table(&none, &rows_none);
@@ -115,7 +141,13 @@ fn one_measure_authorized_captures_only_its_class() {
             .into_iter()
             .map(|(d, f, class)| {
                 let act = if class == only { Action::NoSocket } else { Action::Drop };
-                row(&format!("{d}, only {} authorized", only.name()), f, XDP_DROP, class, act)
+                row(
+                    &format!("{d}, only {} authorized", only.name()),
+                    f,
+                    XDP_DROP,
+                    class,
+                    act,
+                )
             })
             .collect();
         run_table(&c, &rows);
@@ -152,30 +184,144 @@ fn vlan_qinq_non_ip_and_malformed_rows() {
     ipv4_padding.extend_from_slice(&[0u8; 12]);
 
     let rows = vec![
-        row("802.1Q transit", FrameSpec::new(FOR_A, FOR_B).vlans(&[10]).build(), XDP_DROP, Class::Transit, Action::NoSocket),
-        row("QinQ inbound", FrameSpec::new(FOR_A, DOM_A).vlans(&[200, 2001]).build(), XDP_DROP, Class::Inbound, Action::NoSocket),
-        row("QinQ domestic", FrameSpec::new(DOM_A, DOM_B).vlans(&[200, 2001]).build(), XDP_DROP, Class::Domestic, Action::Drop),
-        row("QinQ IPv6 outbound", FrameSpec::new(DOM6, FOR6).vlans(&[5, 6]).build(), XDP_DROP, Class::Outbound, Action::NoSocket),
-        row("three VLAN tags: not looked into", three_tags, XDP_DROP, Class::NonIp, Action::Drop),
-        row("VLAN tag truncated", truncated_vlan, XDP_DROP, Class::Malformed, Action::Drop),
+        row(
+            "802.1Q transit",
+            FrameSpec::new(FOR_A, FOR_B).vlans(&[10]).build(),
+            XDP_DROP,
+            Class::Transit,
+            Action::NoSocket,
+        ),
+        row(
+            "QinQ inbound",
+            FrameSpec::new(FOR_A, DOM_A).vlans(&[200, 2001]).build(),
+            XDP_DROP,
+            Class::Inbound,
+            Action::NoSocket,
+        ),
+        row(
+            "QinQ domestic",
+            FrameSpec::new(DOM_A, DOM_B).vlans(&[200, 2001]).build(),
+            XDP_DROP,
+            Class::Domestic,
+            Action::Drop,
+        ),
+        row(
+            "QinQ IPv6 outbound",
+            FrameSpec::new(DOM6, FOR6).vlans(&[5, 6]).build(),
+            XDP_DROP,
+            Class::Outbound,
+            Action::NoSocket,
+        ),
+        row(
+            "three VLAN tags: not looked into",
+            three_tags,
+            XDP_DROP,
+            Class::NonIp,
+            Action::Drop,
+        ),
+        row(
+            "VLAN tag truncated",
+            truncated_vlan,
+            XDP_DROP,
+            Class::Malformed,
+            Action::Drop,
+        ),
         row("ARP", craft::arp_frame(), XDP_DROP, Class::NonIp, Action::Drop),
         // BPF_PROG_TEST_RUN (like every NIC) refuses frames under 14 bytes,
         // so the shortest frame here is a bare Ethernet header.
-        row("bare Ethernet header, IPv4 ethertype", udp(FOR_A, FOR_B)[..14].to_vec(), XDP_DROP, Class::Malformed, Action::Drop),
-        row("bare Ethernet header, IPv6 ethertype", udp(FOR6, FOR6_B)[..14].to_vec(), XDP_DROP, Class::Malformed, Action::Drop),
-        row("IPv4 IHL 4", craft::malformed_ipv4_frame(), XDP_DROP, Class::Malformed, Action::Drop),
-        row("IPv4 IHL beyond frame", ipv4_ihl_beyond, XDP_DROP, Class::Malformed, Action::Drop),
-        row("IPv4 total length beyond frame", ipv4_total_too_long, XDP_DROP, Class::Malformed, Action::Drop),
-        row("IPv4 total length below header", ipv4_total_below_ihl, XDP_DROP, Class::Malformed, Action::Drop),
-        row("IPv4 version 6 in an IPv4 ethertype", ipv4_wrong_version, XDP_DROP, Class::Malformed, Action::Drop),
-        row("IPv4 header truncated", ipv4_truncated, XDP_DROP, Class::Malformed, Action::Drop),
-        row("IPv4 with link padding is fine", ipv4_padding, XDP_DROP, Class::Inbound, Action::NoSocket),
-        row("IPv6 header truncated", ipv6_truncated, XDP_DROP, Class::Malformed, Action::Drop),
-        row("IPv6 bad version", ipv6_bad_version, XDP_DROP, Class::Malformed, Action::Drop),
-        row("IPv6 payload length beyond frame", ipv6_payload_too_long, XDP_DROP, Class::Malformed, Action::Drop),
+        row(
+            "bare Ethernet header, IPv4 ethertype",
+            udp(FOR_A, FOR_B)[..14].to_vec(),
+            XDP_DROP,
+            Class::Malformed,
+            Action::Drop,
+        ),
+        row(
+            "bare Ethernet header, IPv6 ethertype",
+            udp(FOR6, FOR6_B)[..14].to_vec(),
+            XDP_DROP,
+            Class::Malformed,
+            Action::Drop,
+        ),
+        row(
+            "IPv4 IHL 4",
+            craft::malformed_ipv4_frame(),
+            XDP_DROP,
+            Class::Malformed,
+            Action::Drop,
+        ),
+        row(
+            "IPv4 IHL beyond frame",
+            ipv4_ihl_beyond,
+            XDP_DROP,
+            Class::Malformed,
+            Action::Drop,
+        ),
+        row(
+            "IPv4 total length beyond frame",
+            ipv4_total_too_long,
+            XDP_DROP,
+            Class::Malformed,
+            Action::Drop,
+        ),
+        row(
+            "IPv4 total length below header",
+            ipv4_total_below_ihl,
+            XDP_DROP,
+            Class::Malformed,
+            Action::Drop,
+        ),
+        row(
+            "IPv4 version 6 in an IPv4 ethertype",
+            ipv4_wrong_version,
+            XDP_DROP,
+            Class::Malformed,
+            Action::Drop,
+        ),
+        row(
+            "IPv4 header truncated",
+            ipv4_truncated,
+            XDP_DROP,
+            Class::Malformed,
+            Action::Drop,
+        ),
+        row(
+            "IPv4 with link padding is fine",
+            ipv4_padding,
+            XDP_DROP,
+            Class::Inbound,
+            Action::NoSocket,
+        ),
+        row(
+            "IPv6 header truncated",
+            ipv6_truncated,
+            XDP_DROP,
+            Class::Malformed,
+            Action::Drop,
+        ),
+        row(
+            "IPv6 bad version",
+            ipv6_bad_version,
+            XDP_DROP,
+            Class::Malformed,
+            Action::Drop,
+        ),
+        row(
+            "IPv6 payload length beyond frame",
+            ipv6_payload_too_long,
+            XDP_DROP,
+            Class::Malformed,
+            Action::Drop,
+        ),
         row(
             "IPv6 TCP transit",
-            FrameSpec::new(FOR6, FOR6_B).transport(Transport::Tcp { src_port: 1, dst_port: 2, flags: 2 }).build(),
+            FrameSpec::new(FOR6, FOR6_B)
+                .transport(Transport::Tcp {
+                    src_port: 1,
+                    dst_port: 2,
+                    flags: 2,
+                })
+                .build(),
             XDP_DROP,
             Class::Transit,
             Action::NoSocket,
@@ -199,5 +345,8 @@ fn domestic_prefixes_load_fast() {
     let before = c.stats().unwrap();
     c.test_run(&udp("10.0.19.1", "10.18.3.1")).unwrap();
     let after = c.stats().unwrap();
-    assert_eq!(after.packets(Class::Domestic, Action::Drop) - before.packets(Class::Domestic, Action::Drop), 1);
+    assert_eq!(
+        after.packets(Class::Domestic, Action::Drop) - before.packets(Class::Domestic, Action::Drop),
+        1
+    );
 }

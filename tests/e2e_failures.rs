@@ -28,7 +28,10 @@ fn a_config_with_several_mistakes_lists_them_all_with_lines() {
     let e = stderr(&o);
     let f = p.display().to_string();
     for (line, what) in [(4, "turbo"), (7, "10.0.0.0/99"), (11, "2026-13-01"), (16, "colour")] {
-        assert!(e.contains(&format!("{f}:{line}:")) && e.contains(what), "missing error at line {line} ({what}):\n{e}");
+        assert!(
+            e.contains(&format!("{f}:{line}:")) && e.contains(what),
+            "missing error at line {line} ({what}):\n{e}"
+        );
     }
     assert!(e.starts_with("4 configuration errors"), "{e}");
     // `run` refuses the same file before touching the system, with exit 2.
@@ -55,11 +58,17 @@ fn every_shipped_config_is_valid() {
 fn a_missing_interface_is_one_clear_sentence() {
     let rig = Rig::new();
     let cfg = rig.config("", BODY);
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(&rig.cap_if, "fu-nosuch0");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&rig.cap_if, "fu-nosuch0");
     std::fs::write(&cfg, text).unwrap();
     let o = rig.furui_output(&["run", "--config", cfg.to_str().unwrap()], &[]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("interface `fu-nosuch0` does not exist"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("interface `fu-nosuch0` does not exist"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -69,12 +78,17 @@ fn native_xdp_unsupported_suggests_generic_and_leaves_nothing() {
     // module); the namespace's own `lo` is private to the test.
     let dummy = "lo".to_string();
     let cfg = rig.config("xdp_mode = \"native\"", BODY);
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(&format!("\"{}\"", rig.cap_if), &format!("\"{dummy}\""));
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&format!("\"{}\"", rig.cap_if), &format!("\"{dummy}\""));
     std::fs::write(&cfg, text).unwrap();
     let o = rig.furui_output(&["run", "--config", cfg.to_str().unwrap()], &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("set `xdp_mode = \"generic\"`"), "{}", stderr(&o));
-    let out = Command::new("ip").args(["-n", &rig.ns_cap, "-d", "link", "show", &dummy]).output().unwrap();
+    let out = Command::new("ip")
+        .args(["-n", &rig.ns_cap, "-d", "link", "show", &dummy])
+        .output()
+        .unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains("prog/xdp"));
 }
 
@@ -85,13 +99,30 @@ fn a_memlock_limit_too_low_says_what_to_do_and_leaves_nothing_attached() {
     // Without CAP_IPC_LOCK and with a 1 MiB memlock limit, an 8 MiB UMEM
     // cannot be registered.
     let o = Command::new("ip")
-        .args(["netns", "exec", &rig.ns_cap, "prlimit", "--memlock=1048576:1048576", "setpriv", "--bounding-set", "-ipc_lock", "--inh-caps", "-ipc_lock", FURUI, "run", "--config"])
+        .args([
+            "netns",
+            "exec",
+            &rig.ns_cap,
+            "prlimit",
+            "--memlock=1048576:1048576",
+            "setpriv",
+            "--bounding-set",
+            "-ipc_lock",
+            "--inh-caps",
+            "-ipc_lock",
+            FURUI,
+            "run",
+            "--config",
+        ])
         .arg(&cfg)
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let e = stderr(&o);
-    assert!(e.contains("memlock limit is 1048576 bytes") && e.contains("CAP_IPC_LOCK"), "{e}");
+    assert!(
+        e.contains("memlock limit is 1048576 bytes") && e.contains("CAP_IPC_LOCK"),
+        "{e}"
+    );
     assert!(!rig.xdp_attached(), "a failed start left XDP attached");
 }
 
@@ -126,7 +157,11 @@ fn a_crash_leaves_nothing_attached_and_a_stale_program_is_replaced() {
     });
     assert!(rig.xdp_attached());
     let d = Daemon::start(&rig, &cfg);
-    assert!(d.log_text().contains("replaced a stale furui XDP program"), "{}", d.log_text());
+    assert!(
+        d.log_text().contains("replaced a stale furui XDP program"),
+        "{}",
+        d.log_text()
+    );
     assert_eq!(d.stop(), 0);
     assert!(!rig.xdp_attached());
 }
@@ -134,7 +169,10 @@ fn a_crash_leaves_nothing_attached_and_a_stale_program_is_replaced() {
 #[test]
 fn sigterm_during_traffic_exits_zero_erases_everything_and_detaches() {
     let rig = Rig::new();
-    let cfg = rig.config("", &format!("{BODY}\n[[indicators]]\nname = \"all\"\nprefixes = [\"0.0.0.0/0\"]\n"));
+    let cfg = rig.config(
+        "",
+        &format!("{BODY}\n[[indicators]]\nname = \"all\"\nprefixes = [\"0.0.0.0/0\"]\n"),
+    );
     let d = Daemon::start(&rig, &cfg);
     let mut gen = rig.send_background(&["--duration", "4", "--pps", "20000", "--flow", "203.0.113.1,8.8.8.8"]);
     std::thread::sleep(Duration::from_millis(1500));

@@ -26,7 +26,20 @@ fn domestic_traffic_never_reaches_userspace() {
     let d = Daemon::start(&rig, &cfg);
     let n = 400u64;
     // Domestic IPv4 and IPv6, with a marker, plus non-IP and malformed.
-    rig.send(&["--count", &n.to_string(), "--marker", "DOMESTIC-SECRET", "--flow", "192.0.2.1,198.51.100.1", "--flow", "2001:db8::1,2001:db8:9::1,tcp", "--non-ip", "30", "--malformed", "20"]);
+    rig.send(&[
+        "--count",
+        &n.to_string(),
+        "--marker",
+        "DOMESTIC-SECRET",
+        "--flow",
+        "192.0.2.1,198.51.100.1",
+        "--flow",
+        "2001:db8::1,2001:db8:9::1,tcp",
+        "--non-ip",
+        "30",
+        "--malformed",
+        "20",
+    ]);
     // Positive control: the same generator's cross-border traffic does arrive.
     rig.send(&["--count", "50", "--flow", "203.0.113.7,8.8.8.8"]);
     let m = d.settled_metrics();
@@ -36,7 +49,11 @@ fn domestic_traffic_never_reaches_userspace() {
     assert_eq!(m.xdp("malformed", "drop"), 20);
     assert_eq!(m.xdp("non_ip", "redirect") + m.xdp("malformed", "redirect"), 0);
     assert_eq!(m.xdp("transit", "redirect"), 50);
-    assert_eq!(m.sum("furui_frames_received_total"), 50, "only the transit frames reached user space");
+    assert_eq!(
+        m.sum("furui_frames_received_total"),
+        50,
+        "only the transit frames reached user space"
+    );
     assert_eq!(count_in_process_memory(d.pid(), b"DOMESTIC-SECRET"), 0);
     assert_eq!(d.stop(), 0);
 }
@@ -49,7 +66,16 @@ fn unauthorized_measure_is_not_captured() {
         "{DOMESTIC}\n[measures.inbound]\nenabled = true\n{WINDOW_OPEN}\n\n[measures.outbound]\nenabled = false\n{WINDOW_OPEN}\n\n[measures.transit]\nenabled = true\nnot_before = \"2098-01-01T00:00:00Z\"\nnot_after = \"2099-01-01T00:00:00Z\"\n"
     );
     let d = Daemon::start(&rig, &rig.config("", &body));
-    rig.send(&["--count", "120", "--flow", "203.0.113.1,192.0.2.1", "--flow", "192.0.2.1,203.0.113.1", "--flow", "203.0.113.1,8.8.8.8"]);
+    rig.send(&[
+        "--count",
+        "120",
+        "--flow",
+        "203.0.113.1,192.0.2.1",
+        "--flow",
+        "192.0.2.1,203.0.113.1",
+        "--flow",
+        "203.0.113.1,8.8.8.8",
+    ]);
     let m = d.settled_metrics();
     assert_eq!(m.xdp("inbound", "redirect"), 120);
     assert_eq!(m.xdp("outbound", "drop"), 120);
@@ -83,12 +109,26 @@ fn unauthorized_measure_is_not_captured_after_its_window_closes_mid_traffic() {
     }
     let m = d.settled_metrics();
     let redirected = m.xdp("transit", "redirect");
-    assert!(redirected > 1000, "traffic was captured while the window was open: {redirected}");
-    assert_eq!(redirected, after_close.xdp("transit", "redirect"), "nothing captured after the window closed");
-    assert!(m.xdp("transit", "drop") > after_close.xdp("transit", "drop"), "traffic kept flowing and was dropped");
+    assert!(
+        redirected > 1000,
+        "traffic was captured while the window was open: {redirected}"
+    );
+    assert_eq!(
+        redirected,
+        after_close.xdp("transit", "redirect"),
+        "nothing captured after the window closed"
+    );
+    assert!(
+        m.xdp("transit", "drop") > after_close.xdp("transit", "drop"),
+        "traffic kept flowing and was dropped"
+    );
     assert_eq!(m.sum("furui_frames_received_total"), redirected);
     assert_eq!(m.get("furui_measure_authorized{measure=\"transit\"}"), 0);
-    assert!(d.log_text().contains("authorized=false"), "the closing is logged:\n{}", d.log_text());
+    assert!(
+        d.log_text().contains("authorized=false"),
+        "the closing is logged:\n{}",
+        d.log_text()
+    );
     assert_eq!(d.stop(), 0);
 }
 
@@ -100,28 +140,72 @@ fn every_frame_is_zeroed_before_reuse() {
     let marker = format!("PAYLOAD-MARKER-{:08x}", std::process::id());
     let n = 300u64;
     // Selected (c2) and unselected flows, IPv4 and IPv6, 200-byte frames.
-    rig.send(&["--count", &n.to_string(), "--size", "200", "--marker", &marker, "--flow", "203.0.113.9,192.0.2.1,udp", "--flow", "8.8.8.8,192.0.2.1,tcp", "--flow", "2001:4860:bad::1,2001:db8::1"]);
+    rig.send(&[
+        "--count",
+        &n.to_string(),
+        "--size",
+        "200",
+        "--marker",
+        &marker,
+        "--flow",
+        "203.0.113.9,192.0.2.1,udp",
+        "--flow",
+        "8.8.8.8,192.0.2.1,tcp",
+        "--flow",
+        "2001:4860:bad::1,2001:db8::1",
+    ]);
     let m = d.settled_metrics();
     assert_eq!(m.sum("furui_frames_received_total"), 3 * n);
     assert_eq!(m.sum("furui_frames_erased_total"), 3 * n);
     assert_eq!(m.sum("furui_bytes_erased_total"), 3 * n * 200);
-    assert_eq!(m.get("furui_erase_latency_seconds_count") > 0, true);
+    assert!(m.get("furui_erase_latency_seconds_count") > 0);
     // Positive control: the scanner does see the daemon's memory (the
     // records path from its config is on its heap).
     let path = rig.path("records.jsonl").display().to_string();
-    assert!(count_in_process_memory(d.pid(), path.as_bytes()) > 0, "memory scanner found nothing it should have");
-    assert_eq!(count_in_process_memory(d.pid(), marker.as_bytes()), 0, "payload marker found in the daemon's memory");
+    assert!(
+        count_in_process_memory(d.pid(), path.as_bytes()) > 0,
+        "memory scanner found nothing it should have"
+    );
+    assert_eq!(
+        count_in_process_memory(d.pid(), marker.as_bytes()),
+        0,
+        "payload marker found in the daemon's memory"
+    );
     assert_eq!(d.stop(), 0);
 }
 
 #[test]
 fn selected_flows_become_records() {
     let rig = Rig::new();
-    let cfg = rig.config("", &format!("{DOMESTIC}\n{}\n{SELECT_C2}\n[flows]\nidle_timeout_secs = 30\n", measures(true, true, true)));
+    let cfg = rig.config(
+        "",
+        &format!(
+            "{DOMESTIC}\n{}\n{SELECT_C2}\n[flows]\nidle_timeout_secs = 30\n",
+            measures(true, true, true)
+        ),
+    );
     let d = Daemon::start(&rig, &cfg);
     // One biflow with a c2 peer: 10 packets in, 4 packets back, VLAN 100.
-    rig.send(&["--count", "10", "--vlan", "100", "--size", "100", "--flow", "203.0.113.5,192.0.2.10,tcp,4444,80"]);
-    rig.send(&["--count", "4", "--vlan", "100", "--size", "120", "--flow", "192.0.2.10,203.0.113.5,tcp,80,4444"]);
+    rig.send(&[
+        "--count",
+        "10",
+        "--vlan",
+        "100",
+        "--size",
+        "100",
+        "--flow",
+        "203.0.113.5,192.0.2.10,tcp,4444,80",
+    ]);
+    rig.send(&[
+        "--count",
+        "4",
+        "--vlan",
+        "100",
+        "--size",
+        "120",
+        "--flow",
+        "192.0.2.10,203.0.113.5,tcp,80,4444",
+    ]);
     // Unselected: foreign peer not in any indicator set.
     rig.send(&["--count", "10", "--flow", "198.18.0.1,192.0.2.10,udp"]);
     let m = d.settled_metrics();

@@ -179,12 +179,8 @@ impl PrefixSet {
 
     pub fn insert(&mut self, net: IpNet) {
         match net {
-            IpNet::V4(n) => self
-                .v4
-                .insert(32, u32::from(n.network()) as u128, n.prefix_len()),
-            IpNet::V6(n) => self
-                .v6
-                .insert(128, u128::from(n.network()), n.prefix_len()),
+            IpNet::V4(n) => self.v4.insert(32, u32::from(n.network()) as u128, n.prefix_len()),
+            IpNet::V6(n) => self.v6.insert(128, u128::from(n.network()), n.prefix_len()),
         }
     }
 
@@ -357,9 +353,15 @@ mod tests {
         let mut auth = [false; 6];
         auth[Class::Transit as usize] = true;
         auth[Class::Domestic as usize] = true; // must be ignored
-        assert_eq!(verdict(Class::Transit, &auth, false, true), (Action::Redirect, XDP_REDIRECT));
+        assert_eq!(
+            verdict(Class::Transit, &auth, false, true),
+            (Action::Redirect, XDP_REDIRECT)
+        );
         assert_eq!(verdict(Class::Domestic, &auth, false, true), (Action::Drop, XDP_DROP));
         assert_eq!(verdict(Class::Inbound, &auth, true, true), (Action::Pass, XDP_PASS));
-        assert_eq!(verdict(Class::Transit, &auth, false, false), (Action::NoSocket, XDP_DROP));
+        assert_eq!(
+            verdict(Class::Transit, &auth, false, false),
+            (Action::NoSocket, XDP_DROP)
+        );
     }
 }

@@ -28,7 +28,10 @@ const DST_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
 impl FrameSpec {
     /// Panics on an unparsable address: this is a builder for literals.
     pub fn new(src: &str, dst: &str) -> Self {
-        Self::from_addrs(src.parse().expect("source address literal"), dst.parse().expect("destination address literal"))
+        Self::from_addrs(
+            src.parse().expect("source address literal"),
+            dst.parse().expect("destination address literal"),
+        )
     }
 
     pub fn from_addrs(src: IpAddr, dst: IpAddr) -> Self {
@@ -36,7 +39,10 @@ impl FrameSpec {
             src,
             dst,
             vlans: Vec::new(),
-            transport: Transport::Udp { src_port: 40000, dst_port: 53 },
+            transport: Transport::Udp {
+                src_port: 40000,
+                dst_port: 53,
+            },
             payload: Vec::new(),
             ttl: 64,
         }
@@ -76,7 +82,11 @@ impl FrameSpec {
                 l4.extend_from_slice(&((8 + self.payload.len()) as u16).to_be_bytes());
                 l4.extend_from_slice(&[0, 0]);
             }
-            Transport::Tcp { src_port, dst_port, flags } => {
+            Transport::Tcp {
+                src_port,
+                dst_port,
+                flags,
+            } => {
                 l4.extend_from_slice(&src_port.to_be_bytes());
                 l4.extend_from_slice(&dst_port.to_be_bytes());
                 l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 5 << 4, flags, 0xff, 0xff, 0, 0, 0, 0]);
@@ -169,7 +179,13 @@ mod tests {
     #[test]
     fn frame_len_pads_to_the_requested_size() {
         assert_eq!(FrameSpec::new("192.0.2.1", "192.0.2.2").frame_len(64).build().len(), 64);
-        assert_eq!(FrameSpec::new("2001:db8::1", "2001:db8::2").frame_len(600).build().len(), 600);
+        assert_eq!(
+            FrameSpec::new("2001:db8::1", "2001:db8::2")
+                .frame_len(600)
+                .build()
+                .len(),
+            600
+        );
     }
 
     #[test]

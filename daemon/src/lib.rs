@@ -9,15 +9,16 @@
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-pub mod classify;
-pub mod xdp;
 pub mod capture;
-pub mod parse;
-pub mod select;
-pub mod flow;
+pub mod classify;
 pub mod erase;
+pub mod flow;
+pub mod offline;
+pub mod parse;
 pub mod pipeline;
+pub mod select;
 pub mod sink;
+pub mod xdp;
 
 pub mod config;
 pub mod control;

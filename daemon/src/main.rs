@@ -10,7 +10,11 @@ use furui::config::Config;
 use furui::telemetry::{http, parse_exposition};
 
 #[derive(Parser)]
-#[command(name = "furui", version, about = "Capture appliance: select mechanical information, erase everything else")]
+#[command(
+    name = "furui",
+    version,
+    about = "Capture appliance: select mechanical information, erase everything else"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -27,6 +31,14 @@ enum Cmd {
     CheckConfig {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Run a pcap/pcapng file through the same parse → select → erase →
+    /// record code as the live path; records to stdout, counters to stderr.
+    Replay {
+        #[arg(short, long)]
+        config: PathBuf,
+        #[arg(long)]
+        pcap: PathBuf,
     },
     /// Print a readable summary of a running daemon's counters.
     Stats {
@@ -86,6 +98,25 @@ fn main() -> ExitCode {
                 Err(e) => {
                     let chain = anyhow::Error::new(e);
                     eprintln!("furui: {chain:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Cmd::Replay { config, pcap } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprint!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match furui::offline::replay(&cfg, &pcap, &mut std::io::stdout().lock()) {
+                Ok(report) => {
+                    eprint!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("furui: {:#}", anyhow::Error::new(e));
                     ExitCode::from(1)
                 }
             }

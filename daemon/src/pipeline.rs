@@ -11,7 +11,7 @@ use crate::classify::{class_of, Class, PrefixSet};
 use crate::config::Config;
 use crate::erase::erase;
 use crate::flow::{FlowTable, MechanicalRecord};
-use crate::parse::{parse_ethernet, ParseError};
+use crate::parse::{parse_ethernet, parse_link, Headers, LinkType, ParseError};
 use crate::select::Selector;
 
 /// Counts of one batch, flushed to the metrics by the caller.
@@ -45,7 +45,13 @@ impl Pipeline {
         Pipeline {
             domestic: cfg.domestic.clone(),
             selector: Selector::new(cfg.indicators.clone()),
-            flows: FlowTable::new(queue, cfg.flows.idle_timeout, cfg.flows.active_timeout, cfg.flows.max_flows, names),
+            flows: FlowTable::new(
+                queue,
+                cfg.flows.idle_timeout,
+                cfg.flows.active_timeout,
+                cfg.flows.max_flows,
+                names,
+            ),
             counters: BatchCounters::default(),
             records: Vec::new(),
         }
@@ -59,8 +65,20 @@ impl Pipeline {
     /// receive time (ns since the Unix epoch).
     #[inline]
     pub fn process_frame(&mut self, frame: &mut [u8], now_ns: u64) {
+        let parsed = parse_ethernet(frame);
+        self.select_and_erase(parsed, frame, now_ns);
+    }
+
+    /// The same for a frame of another link type (offline input).
+    pub fn process_packet(&mut self, link: LinkType, frame: &mut [u8], now_ns: u64) {
+        let parsed = parse_link(link, frame);
+        self.select_and_erase(parsed, frame, now_ns);
+    }
+
+    #[inline]
+    fn select_and_erase(&mut self, parsed: Result<Headers, ParseError>, frame: &mut [u8], now_ns: u64) {
         self.counters.frames += 1;
-        match parse_ethernet(frame) {
+        match parsed {
             Ok(h) => {
                 if let (Some(src), Some(dst)) = (h.src, h.dst) {
                     let class = self.class(src, dst);
@@ -104,7 +122,10 @@ mod fault {
 
     pub fn skip_this_erase() -> bool {
         let left = LEFT.get_or_init(|| {
-            let n = std::env::var("FURUI_FAULT_SKIP_ERASE").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let n = std::env::var("FURUI_FAULT_SKIP_ERASE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             AtomicI64::new(n)
         });
         left.load(Ordering::Relaxed) > 0 && left.fetch_sub(1, Ordering::Relaxed) > 0
@@ -145,12 +166,12 @@ path = "r.jsonl"
     #[test]
     fn every_frame_is_erased_on_every_path() {
         let mut p = Pipeline::new(&cfg(), 0);
-        let mut frames = vec![
+        let mut frames = [
             FrameSpec::new("203.0.113.4", "192.0.2.9").payload(b"MARKER").build(), // selected
             FrameSpec::new("198.51.100.4", "192.0.2.9").payload(b"MARKER").build(), // unselected
-            craft::arp_frame(),                                                  // non-IP
-            craft::malformed_ipv4_frame(),                                       // parse error
-            vec![0xffu8; 5],                                                     // runt
+            craft::arp_frame(),                                                    // non-IP
+            craft::malformed_ipv4_frame(),                                         // parse error
+            vec![0xffu8; 5],                                                       // runt
         ];
         for f in frames.iter_mut() {
             p.process_frame(f, 1);

@@ -55,7 +55,10 @@ pub fn open_file(path: &Path) -> Result<File, SinkOpenError> {
         .append(true)
         .mode(0o600)
         .open(path)
-        .map_err(|source| SinkOpenError { path: path.to_path_buf(), source })
+        .map_err(|source| SinkOpenError {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 impl JsonLinesSink {
@@ -68,7 +71,10 @@ impl JsonLinesSink {
         let handle = std::thread::Builder::new()
             .name("furui-sink".into())
             .spawn(move || write_loop(BufWriter::new(file), rx, m))
-            .map_err(|source| SinkOpenError { path: path.to_path_buf(), source })?;
+            .map_err(|source| SinkOpenError {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Ok((JsonLinesSink { handle: Some(handle) }, RecordTx { tx, metrics }))
     }
 

@@ -18,12 +18,22 @@ pub const FURUI_GEN: &str = env!("CARGO_BIN_EXE_furui-gen");
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 fn sh(args: &[&str]) -> bool {
-    Command::new(args[0]).args(&args[1..]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn must(args: &[&str]) {
     let out = Command::new(args[0]).args(&args[1..]).output().expect("run command");
-    assert!(out.status.success(), "{:?} failed: {}", args, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        args,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub struct Rig {
@@ -38,7 +48,11 @@ impl Rig {
     /// Creates the namespaces and the veth pair (capture end: GRO off, IPv6
     /// off so the kernel sends nothing of its own).
     pub fn new() -> Rig {
-        let id = format!("{:x}{:x}", std::process::id() & 0xffff, SEQ.fetch_add(1, Ordering::SeqCst));
+        let id = format!(
+            "{:x}{:x}",
+            std::process::id() & 0xffff,
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        );
         let rig = Rig {
             ns_cap: format!("fut-c-{id}"),
             ns_gen: format!("fut-g-{id}"),
@@ -49,13 +63,46 @@ impl Rig {
         must(&["ip", "netns", "add", &rig.ns_cap]);
         must(&["ip", "netns", "add", &rig.ns_gen]);
         for ns in [&rig.ns_cap, &rig.ns_gen] {
-            must(&["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
+            must(&[
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ]);
             must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
         }
-        must(&["ip", "-n", &rig.ns_cap, "link", "add", &rig.cap_if, "type", "veth", "peer", "name", &rig.gen_if, "netns", &rig.ns_gen]);
+        must(&[
+            "ip",
+            "-n",
+            &rig.ns_cap,
+            "link",
+            "add",
+            &rig.cap_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &rig.gen_if,
+            "netns",
+            &rig.ns_gen,
+        ]);
         must(&["ip", "-n", &rig.ns_cap, "link", "set", &rig.cap_if, "up"]);
         must(&["ip", "-n", &rig.ns_gen, "link", "set", &rig.gen_if, "up"]);
-        sh(&["ip", "netns", "exec", &rig.ns_cap, "ethtool", "-K", &rig.cap_if, "gro", "off"]);
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &rig.ns_cap,
+            "ethtool",
+            "-K",
+            &rig.cap_if,
+            "gro",
+            "off",
+        ]);
         rig
     }
 
@@ -82,7 +129,11 @@ impl Rig {
             .args(args)
             .output()
             .expect("run furui-gen");
-        assert!(out.status.success(), "furui-gen failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "furui-gen failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Starts the generator in the background (continuous mode).
@@ -97,13 +148,21 @@ impl Rig {
 
     /// True if an XDP program is attached to the capture interface.
     pub fn xdp_attached(&self) -> bool {
-        let out = Command::new("ip").args(["-n", &self.ns_cap, "-d", "link", "show", "dev", &self.cap_if]).output().expect("ip link");
+        let out = Command::new("ip")
+            .args(["-n", &self.ns_cap, "-d", "link", "show", "dev", &self.cap_if])
+            .output()
+            .expect("ip link");
         String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
     }
 
     /// Runs `furui` with `args` inside the capture namespace to completion.
     pub fn furui_output(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-        Command::new("ip").args(["netns", "exec", &self.ns_cap, FURUI]).args(args).envs(env.iter().copied()).output().expect("run furui")
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns_cap, FURUI])
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run furui")
     }
 }
 
@@ -149,7 +208,12 @@ impl Daemon {
             .stderr(File::create(&log).expect("log file"))
             .spawn()
             .expect("spawn furui");
-        let mut d = Daemon { child, ns: rig.ns_cap.clone(), log, metrics: "127.0.0.1:9464".parse().unwrap() };
+        let mut d = Daemon {
+            child,
+            ns: rig.ns_cap.clone(),
+            log,
+            metrics: "127.0.0.1:9464".parse().unwrap(),
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(st)) = d.child.try_wait() {
@@ -173,11 +237,15 @@ impl Daemon {
 
     fn try_metrics(&self) -> Option<Vec<(String, f64)>> {
         let addr = self.metrics;
-        in_netns(&self.ns, move || furui::telemetry::http::scrape(addr).ok()).map(|t| furui::telemetry::parse_exposition(&t))
+        in_netns(&self.ns, move || furui::telemetry::http::scrape(addr).ok())
+            .map(|t| furui::telemetry::parse_exposition(&t))
     }
 
     pub fn metrics(&self) -> Metrics {
-        Metrics(self.try_metrics().unwrap_or_else(|| panic!("metrics unreachable:\n{}", self.log_text())))
+        Metrics(
+            self.try_metrics()
+                .unwrap_or_else(|| panic!("metrics unreachable:\n{}", self.log_text())),
+        )
     }
 
     /// Scrapes until two scrapes 600 ms apart agree (counters settled).
@@ -196,7 +264,10 @@ impl Daemon {
 
     /// SIGTERM, then wait (bounded) and return the exit code.
     pub fn stop(mut self) -> i32 {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Ok(Some(st)) = self.child.try_wait() {
@@ -231,11 +302,17 @@ impl Metrics {
     }
 
     pub fn xdp(&self, class: &str, action: &str) -> u64 {
-        self.get(&format!("furui_xdp_packets_total{{action=\"{action}\",class=\"{class}\"}}"))
+        self.get(&format!(
+            "furui_xdp_packets_total{{action=\"{action}\",class=\"{class}\"}}"
+        ))
     }
 
     pub fn sum(&self, name: &str) -> u64 {
-        self.0.iter().filter(|(k, _)| k == name || k.starts_with(&format!("{name}{{"))).map(|(_, v)| *v as u64).sum()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name || k.starts_with(&format!("{name}{{")))
+            .map(|(_, v)| *v as u64)
+            .sum()
     }
 }
 
@@ -246,7 +323,9 @@ pub fn count_in_process_memory(pid: u32, needle: &[u8]) -> usize {
     let mut n = 0;
     for line in maps.lines() {
         let mut it = line.split_whitespace();
-        let (Some(range), Some(perms)) = (it.next(), it.next()) else { continue };
+        let (Some(range), Some(perms)) = (it.next(), it.next()) else {
+            continue;
+        };
         if !perms.starts_with('r') || line.ends_with("[vvar]") || line.contains("[vsyscall]") {
             continue;
         }

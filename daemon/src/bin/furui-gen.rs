@@ -12,7 +12,10 @@ use furui::craft::{self, FrameSpec, Transport};
 use furui::sys::PacketSocket;
 
 #[derive(Parser)]
-#[command(name = "furui-gen", about = "Send crafted frames out of an interface (test namespaces only)")]
+#[command(
+    name = "furui-gen",
+    about = "Send crafted frames out of an interface (test namespaces only)"
+)]
 struct Args {
     /// Interface to send on.
     #[arg(long)]
@@ -51,17 +54,33 @@ fn parse_flow(s: &str, a: &Args) -> Result<Vec<u8>, String> {
     if parts.len() < 2 {
         return Err(format!("--flow `{s}`: expected SRC,DST[,proto[,sport,dport]]"));
     }
-    let src: IpAddr = parts[0].parse().map_err(|_| format!("--flow `{s}`: bad source address"))?;
-    let dst: IpAddr = parts[1].parse().map_err(|_| format!("--flow `{s}`: bad destination address"))?;
+    let src: IpAddr = parts[0]
+        .parse()
+        .map_err(|_| format!("--flow `{s}`: bad source address"))?;
+    let dst: IpAddr = parts[1]
+        .parse()
+        .map_err(|_| format!("--flow `{s}`: bad destination address"))?;
     let port = |i: usize, d: u16| parts.get(i).and_then(|p| p.parse().ok()).unwrap_or(d);
     let t = match parts.get(2).copied().unwrap_or("udp") {
-        "udp" => Transport::Udp { src_port: port(3, 40000), dst_port: port(4, 53) },
-        "tcp" => Transport::Tcp { src_port: port(3, 40000), dst_port: port(4, 443), flags: 0x18 },
-        "icmp" => Transport::Icmp { icmp_type: if src.is_ipv4() { 8 } else { 128 }, code: 0 },
+        "udp" => Transport::Udp {
+            src_port: port(3, 40000),
+            dst_port: port(4, 53),
+        },
+        "tcp" => Transport::Tcp {
+            src_port: port(3, 40000),
+            dst_port: port(4, 443),
+            flags: 0x18,
+        },
+        "icmp" => Transport::Icmp {
+            icmp_type: if src.is_ipv4() { 8 } else { 128 },
+            code: 0,
+        },
         other => return Err(format!("--flow `{s}`: unknown protocol `{other}`")),
     };
     if src.is_ipv4() != dst.is_ipv4() {
-        return Err(format!("--flow `{s}`: source and destination must be the same address family"));
+        return Err(format!(
+            "--flow `{s}`: source and destination must be the same address family"
+        ));
     }
     Ok(FrameSpec::from_addrs(src, dst)
         .vlans(&a.vlans)

@@ -25,8 +25,14 @@ pub enum CaptureError {
     #[error("creating the UMEM for queue {queue} failed: {reason}")]
     Umem { queue: u32, reason: String },
     #[error("binding an AF_XDP socket to {interface} queue {queue} failed ({reason}); check that the queue exists (`ethtool -l {interface}`)")]
-    Socket { interface: String, queue: u32, reason: String },
-    #[error("zero-copy AF_XDP is not supported on {interface} ({reason}); set `bind = \"auto\"` or `\"copy\"` in [capture]")]
+    Socket {
+        interface: String,
+        queue: u32,
+        reason: String,
+    },
+    #[error(
+        "zero-copy AF_XDP is not supported on {interface} ({reason}); set `bind = \"auto\"` or `\"copy\"` in [capture]"
+    )]
     ZeroCopyUnsupported { interface: String, reason: String },
     #[error("locking the UMEM of queue {queue} into memory failed; grant CAP_IPC_LOCK or raise the memlock limit")]
     Lock {
@@ -104,7 +110,9 @@ impl QueueWorker {
         unsafe { sys::lock_and_exclude_from_dumps(umem_base.cast(), umem_len) }
             .map_err(|source| CaptureError::Lock { queue, source })?;
 
-        let iface = Interface::new(CString::new(cfg.interface.clone()).map_err(|_| umem_err("interface name has a NUL byte".into()))?);
+        let iface = Interface::new(
+            CString::new(cfg.interface.clone()).map_err(|_| umem_err("interface name has a NUL byte".into()))?,
+        );
         let attempts: &[(BindFlags, bool)] = match cfg.bind {
             BindMode::Auto => &[(BindFlags::XDP_ZEROCOPY, true), (BindFlags::XDP_COPY, false)],
             BindMode::ZeroCopy => &[(BindFlags::XDP_ZEROCOPY, true)],
@@ -137,12 +145,23 @@ impl QueueWorker {
         }
         let Some(((tx, rx, rings), zero_copy)) = bound else {
             if cfg.bind == BindMode::ZeroCopy {
-                return Err(CaptureError::ZeroCopyUnsupported { interface: cfg.interface.clone(), reason: last_err });
+                return Err(CaptureError::ZeroCopyUnsupported {
+                    interface: cfg.interface.clone(),
+                    reason: last_err,
+                });
             }
-            return Err(CaptureError::Socket { interface: cfg.interface.clone(), queue, reason: last_err });
+            return Err(CaptureError::Socket {
+                interface: cfg.interface.clone(),
+                queue,
+                reason: last_err,
+            });
         };
         let Some((fq, _cq)) = rings else {
-            return Err(CaptureError::Socket { interface: cfg.interface.clone(), queue, reason: "fill ring already owned by another socket".into() });
+            return Err(CaptureError::Socket {
+                interface: cfg.interface.clone(),
+                queue,
+                reason: "fill ring already owned by another socket".into(),
+            });
         };
         let mut w = QueueWorker {
             queue,
@@ -186,19 +205,32 @@ impl QueueWorker {
     }
 
     /// Runs until `stop` is set and the RX ring is empty.
-    pub fn run(mut self, mut pipeline: Pipeline, metrics: &Metrics, records: &RecordTx, stop: &AtomicBool) -> WorkerReport {
+    pub fn run(
+        mut self,
+        mut pipeline: Pipeline,
+        metrics: &Metrics,
+        records: &RecordTx,
+        stop: &AtomicBool,
+    ) -> WorkerReport {
         let q = self.queue.to_string();
         let received = metrics.frames_received.with_label_values(&[&q]);
         let erased = metrics.frames_erased.with_label_values(&[&q]);
         let bytes_erased = metrics.bytes_erased.with_label_values(&[&q]);
-        let parse_errors: Vec<IntCounter> = ParseError::ALL.iter().map(|e| metrics.parse_errors.with_label_values(&[e.kind()])).collect();
+        let parse_errors: Vec<IntCounter> = ParseError::ALL
+            .iter()
+            .map(|e| metrics.parse_errors.with_label_values(&[e.kind()]))
+            .collect();
         let xsk = [
             metrics.xsk_rx_dropped.with_label_values(&[&q]),
             metrics.xsk_rx_invalid_descs.with_label_values(&[&q]),
             metrics.xsk_rx_ring_full.with_label_values(&[&q]),
             metrics.xsk_rx_fill_ring_empty.with_label_values(&[&q]),
         ];
-        let mut report = WorkerReport { queue: self.queue, frames: 0, zero_copy: self.zero_copy };
+        let mut report = WorkerReport {
+            queue: self.queue,
+            frames: 0,
+            zero_copy: self.zero_copy,
+        };
         let mut last_housekeeping = Instant::now();
         let mut flows_reported: i64 = 0;
 
@@ -250,7 +282,10 @@ impl QueueWorker {
                 for r in pipeline.records.drain(..) {
                     records.send(r);
                 }
-                metrics.flows_evicted.with_label_values(&["table_full"]).inc_by(pipeline.flows.evicted);
+                metrics
+                    .flows_evicted
+                    .with_label_values(&["table_full"])
+                    .inc_by(pipeline.flows.evicted);
                 pipeline.flows.evicted = 0;
                 let active = pipeline.flows.len() as i64;
                 metrics.flows_active.add(active - flows_reported);

@@ -171,15 +171,19 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
         match key.get_ref().as_ref() {
             "capture" => capture = de(value, c),
             "domestic" => domestic = de(value, c),
-            "flows" => flows = de(value, c).unwrap_or_else(|| {
-                ok = false;
-                FlowsSection::default()
-            }),
+            "flows" => {
+                flows = de(value, c).unwrap_or_else(|| {
+                    ok = false;
+                    FlowsSection::default()
+                })
+            }
             "records" => records = de(value, c),
-            "metrics" => metrics = de(value, c).unwrap_or_else(|| {
-                ok = false;
-                MetricsSection::default()
-            }),
+            "metrics" => {
+                metrics = de(value, c).unwrap_or_else(|| {
+                    ok = false;
+                    MetricsSection::default()
+                })
+            }
             "measures" => match value.get_ref() {
                 DeValue::Table(t) => {
                     for (mk, mv) in t.iter() {
@@ -188,7 +192,10 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
                             "inbound" => Measure::Inbound,
                             "outbound" => Measure::Outbound,
                             other => {
-                                c.at(mk.span(), format!("unknown measure `{other}`; expected transit, inbound or outbound"));
+                                c.at(
+                                    mk.span(),
+                                    format!("unknown measure `{other}`; expected transit, inbound or outbound"),
+                                );
                                 continue;
                             }
                         };
@@ -198,7 +205,10 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
                         }
                     }
                 }
-                _ => c.at(value.span(), "`measures` must be a table of [measures.transit], [measures.inbound], [measures.outbound]"),
+                _ => c.at(
+                    value.span(),
+                    "`measures` must be a table of [measures.transit], [measures.inbound], [measures.outbound]",
+                ),
             },
             "indicators" => match value.get_ref() {
                 DeValue::Array(a) => {
@@ -211,7 +221,10 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
                 }
                 _ => c.at(value.span(), "`indicators` must be an array of tables ([[indicators]])"),
             },
-            other => c.at(key.span(), format!("unknown section `{other}`; expected one of: {SECTIONS}")),
+            other => c.at(
+                key.span(),
+                format!("unknown section `{other}`; expected one of: {SECTIONS}"),
+            ),
         }
     }
 
@@ -232,7 +245,13 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
     let metrics_listen = match metrics.listen.get_ref().parse::<SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => {
-            c.at(metrics.listen.span(), format!("metrics listen address `{}` is not ADDR:PORT (e.g. 127.0.0.1:9464)", metrics.listen.get_ref()));
+            c.at(
+                metrics.listen.span(),
+                format!(
+                    "metrics listen address `{}` is not ADDR:PORT (e.g. 127.0.0.1:9464)",
+                    metrics.listen.get_ref()
+                ),
+            );
             None
         }
     };
@@ -258,16 +277,25 @@ fn validate_capture(s: CaptureSection, c: &mut Collector<'_>) -> Option<Capture>
     let before = c.errors.len();
     let iface = s.interface.get_ref();
     if iface.is_empty() || iface.len() > 15 || iface.contains('/') || iface.contains(char::is_whitespace) {
-        c.at(s.interface.span(), format!("interface name `{iface}` is not a valid Linux interface name (1-15 characters, no '/' or spaces)"));
+        c.at(
+            s.interface.span(),
+            format!("interface name `{iface}` is not a valid Linux interface name (1-15 characters, no '/' or spaces)"),
+        );
     }
     let queues = s.queues.get_ref();
     if queues.is_empty() {
-        c.at(s.queues.span(), "`queues` is empty: list at least one RX queue, e.g. [0]");
+        c.at(
+            s.queues.span(),
+            "`queues` is empty: list at least one RX queue, e.g. [0]",
+        );
     }
     let mut seen = HashSet::new();
     for q in queues {
         if *q > MAX_QUEUE_ID {
-            c.at(s.queues.span(), format!("queue {q} is above the maximum {MAX_QUEUE_ID}"));
+            c.at(
+                s.queues.span(),
+                format!("queue {q} is above the maximum {MAX_QUEUE_ID}"),
+            );
         }
         if !seen.insert(*q) {
             c.at(s.queues.span(), format!("queue {q} is listed twice"));
@@ -280,16 +308,28 @@ fn validate_capture(s: CaptureSection, c: &mut Collector<'_>) -> Option<Capture>
     for (name, v) in [("fill_ring_size", &s.fill_ring_size), ("rx_ring_size", &s.rx_ring_size)] {
         let n = *v.get_ref();
         if !n.is_power_of_two() || !(64..=65536).contains(&n) {
-            c.at(v.span(), format!("{name} {n} must be a power of two between 64 and 65536"));
+            c.at(
+                v.span(),
+                format!("{name} {n} must be a power of two between 64 and 65536"),
+            );
         }
     }
     let fc = *s.frame_count.get_ref();
     if fc < *s.fill_ring_size.get_ref() {
-        c.at(s.frame_count.span(), format!("frame_count {fc} is smaller than fill_ring_size {}; the fill ring could never be filled", s.fill_ring_size.get_ref()));
+        c.at(
+            s.frame_count.span(),
+            format!(
+                "frame_count {fc} is smaller than fill_ring_size {}; the fill ring could never be filled",
+                s.fill_ring_size.get_ref()
+            ),
+        );
     }
     let b = *s.batch_size.get_ref();
     if b == 0 || b > *s.rx_ring_size.get_ref() {
-        c.at(s.batch_size.span(), format!("batch_size {b} must be between 1 and rx_ring_size"));
+        c.at(
+            s.batch_size.span(),
+            format!("batch_size {b} must be between 1 and rx_ring_size"),
+        );
     }
     if c.errors.len() != before {
         return None;
@@ -313,14 +353,20 @@ fn parse_time(v: &Spanned<toml::Value>, what: &str, c: &mut Collector<'_>) -> Op
         toml::Value::String(s) => s.clone(),
         toml::Value::Datetime(d) => d.to_string(),
         _ => {
-            c.at(v.span(), format!("{what} must be an RFC 3339 date-time, e.g. \"2026-01-01T00:00:00Z\""));
+            c.at(
+                v.span(),
+                format!("{what} must be an RFC 3339 date-time, e.g. \"2026-01-01T00:00:00Z\""),
+            );
             return None;
         }
     };
     match OffsetDateTime::parse(&s, &Rfc3339) {
         Ok(t) => Some(t),
         Err(_) => {
-            c.at(v.span(), format!("{what} `{s}` is not an RFC 3339 date-time with offset, e.g. \"2026-01-01T00:00:00Z\""));
+            c.at(
+                v.span(),
+                format!("{what} `{s}` is not an RFC 3339 date-time with offset, e.g. \"2026-01-01T00:00:00Z\""),
+            );
             None
         }
     }
@@ -339,10 +385,21 @@ fn validate_measures(
         let na = parse_time(&s.not_after, "not_after", c);
         match (nb, na) {
             (Some(nb), Some(na)) if nb < na => {
-                out.insert(m, Window { enabled: s.enabled, not_before: nb, not_after: na, approval: s.approval });
+                out.insert(
+                    m,
+                    Window {
+                        enabled: s.enabled,
+                        not_before: nb,
+                        not_after: na,
+                        approval: s.approval,
+                    },
+                );
             }
             (Some(_), Some(_)) => {
-                c.at(span, format!("measure {}: not_before must be earlier than not_after", m.name()));
+                c.at(
+                    span,
+                    format!("measure {}: not_before must be earlier than not_after", m.name()),
+                );
                 ok = false;
             }
             _ => ok = false,
@@ -357,8 +414,15 @@ fn validate_indicators(list: Vec<IndicatorSection>, base: &Path, c: &mut Collect
     let mut out = Vec::new();
     for s in list {
         let name = s.name.get_ref();
-        if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
-            c.at(s.name.span(), format!("indicator set name `{name}` must be non-empty ASCII letters, digits, '-' or '_'"));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
+            c.at(
+                s.name.span(),
+                format!("indicator set name `{name}` must be non-empty ASCII letters, digits, '-' or '_'"),
+            );
         }
         if !names.insert(name.clone()) {
             c.at(s.name.span(), format!("indicator set `{name}` is defined twice"));
@@ -367,7 +431,10 @@ fn validate_indicators(list: Vec<IndicatorSection>, base: &Path, c: &mut Collect
         if nets.is_empty() && s.files.is_empty() {
             c.at(s.name.span(), format!("indicator set `{name}` has no prefixes"));
         }
-        out.push(IndicatorSet { name: name.clone(), prefixes: nets.into_iter().collect() });
+        out.push(IndicatorSet {
+            name: name.clone(),
+            prefixes: nets.into_iter().collect(),
+        });
     }
     (c.errors.len() == before).then_some(out)
 }
@@ -380,7 +447,10 @@ fn validate_flows(s: FlowsSection, c: &mut Collector<'_>) -> Option<Flows> {
         c.at(s.idle_timeout_secs.span(), "idle_timeout_secs must be at least 1");
     }
     if active < idle {
-        c.at(s.active_timeout_secs.span(), format!("active_timeout_secs {active} must not be shorter than idle_timeout_secs {idle}"));
+        c.at(
+            s.active_timeout_secs.span(),
+            format!("active_timeout_secs {active} must not be shorter than idle_timeout_secs {idle}"),
+        );
     }
     if *s.max_flows.get_ref() == 0 {
         c.at(s.max_flows.span(), "max_flows must be at least 1");
@@ -394,7 +464,10 @@ fn validate_flows(s: FlowsSection, c: &mut Collector<'_>) -> Option<Flows> {
 
 fn validate_records(r: RecordsSection, base: &Path, c: &mut Collector<'_>) -> Option<Records> {
     if r.path.get_ref().is_empty() {
-        c.at(r.path.span(), "records.path is empty: give the JSON-lines file to write records to");
+        c.at(
+            r.path.span(),
+            "records.path is empty: give the JSON-lines file to write records to",
+        );
         return None;
     }
     if *r.queue_capacity.get_ref() == 0 {

@@ -18,7 +18,9 @@ pub fn parse_prefix(s: &str) -> Result<IpNet, String> {
     if let Ok(a) = s.parse::<IpAddr>() {
         return Ok(IpNet::from(a));
     }
-    Err(format!("`{s}` is not an IPv4 or IPv6 prefix (expected e.g. 192.0.2.0/24 or 2001:db8::/32)"))
+    Err(format!(
+        "`{s}` is not an IPv4 or IPv6 prefix (expected e.g. 192.0.2.0/24 or 2001:db8::/32)"
+    ))
 }
 
 /// Resolves `p` against the directory of the config file.
@@ -32,12 +34,7 @@ pub fn resolve(base: &Path, p: &str) -> PathBuf {
 }
 
 /// Collects the prefixes of one source (inline list + files).
-pub fn load(
-    inline: &[Spanned<String>],
-    files: &[Spanned<String>],
-    base: &Path,
-    c: &mut Collector<'_>,
-) -> Vec<IpNet> {
+pub fn load(inline: &[Spanned<String>], files: &[Spanned<String>], base: &Path, c: &mut Collector<'_>) -> Vec<IpNet> {
     let mut out = Vec::with_capacity(inline.len());
     for p in inline {
         match parse_prefix(p.get_ref()) {
@@ -90,7 +87,12 @@ mod tests {
     fn file_errors_carry_their_line() {
         let mut out = Vec::new();
         let mut errs = Vec::new();
-        load_file(Path::new("p.txt"), "# c\n10.0.0.0/8\nnot-a-prefix\n\n2001:db8::/32 # x\n", &mut out, &mut errs);
+        load_file(
+            Path::new("p.txt"),
+            "# c\n10.0.0.0/8\nnot-a-prefix\n\n2001:db8::/32 # x\n",
+            &mut out,
+            &mut errs,
+        );
         assert_eq!(out.len(), 2);
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].line, 3);

@@ -126,7 +126,9 @@ pub struct MetricsSection {
 
 impl Default for MetricsSection {
     fn default() -> Self {
-        MetricsSection { listen: default_listen() }
+        MetricsSection {
+            listen: default_listen(),
+        }
     }
 }
 

@@ -94,7 +94,10 @@ fn semantic_errors_in_one_section_are_all_reported() {
     let errs = parse(&bad).unwrap_err().0;
     let text = ConfigErrors(errs.clone()).to_string();
     assert_eq!(errs.len(), 3, "{text}");
-    assert!(text.contains("listed twice") && text.contains("frame_size 1000") && text.contains("batch_size 0"), "{text}");
+    assert!(
+        text.contains("listed twice") && text.contains("frame_size 1000") && text.contains("batch_size 0"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -103,7 +106,10 @@ fn missing_sections_and_syntax_errors() {
     assert!(!errs.is_empty());
     let errs = parse("[domestic]\nprefixes = []\n").unwrap_err().0;
     let text = ConfigErrors(errs).to_string();
-    assert!(text.contains("missing section [capture]") && text.contains("missing section [records]"), "{text}");
+    assert!(
+        text.contains("missing section [capture]") && text.contains("missing section [records]"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -53,12 +53,18 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     }
     let metrics = Metrics::new();
     let c = &cfg.capture;
-    let ifindex = sys::ifindex(&c.interface).map_err(|_| RunError::NoInterface { interface: c.interface.clone() })?;
+    let ifindex = sys::ifindex(&c.interface).map_err(|_| RunError::NoInterface {
+        interface: c.interface.clone(),
+    })?;
 
     let classifier = Classifier::load(c.mode == CaptureMode::Inline)?;
     let t0 = std::time::Instant::now();
     classifier.set_domestic(&cfg.domestic_list)?;
-    tracing::info!(prefixes = cfg.domestic_list.len(), elapsed_ms = t0.elapsed().as_millis() as u64, "domestic prefixes loaded into the XDP tries");
+    tracing::info!(
+        prefixes = cfg.domestic_list.len(),
+        elapsed_ms = t0.elapsed().as_millis() as u64,
+        "domestic prefixes loaded into the XDP tries"
+    );
     let mut tracker = WindowTracker::default();
     apply_windows(&cfg, &classifier, &metrics, &mut tracker);
 
@@ -92,7 +98,10 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     }
     drop(records);
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(RunError::Runtime)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
     let outcome = rt.block_on(supervise(&cfg, &classifier, &metrics, &mut tracker, &handles));
 
     // Shutdown in reverse: stop redirecting, let workers drain and erase,
@@ -112,7 +121,11 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     refresh_xdp_stats(&classifier, &metrics);
     drop(link);
     let frames: u64 = reports.iter().map(|r| r.frames).sum();
-    tracing::info!(frames, records = metrics.records_written.get(), "stopped; XDP program detached");
+    tracing::info!(
+        frames,
+        records = metrics.records_written.get(),
+        "stopped; XDP program detached"
+    );
     outcome
 }
 
@@ -127,8 +140,15 @@ fn apply_windows(cfg: &Config, classifier: &Classifier, metrics: &Metrics, track
         return;
     }
     for (m, on) in changed {
-        metrics.measure_authorized.with_label_values(&[m.name()]).set(i64::from(on));
-        let approval = cfg.measures.get(&m).and_then(|w| w.approval.clone()).unwrap_or_default();
+        metrics
+            .measure_authorized
+            .with_label_values(&[m.name()])
+            .set(i64::from(on));
+        let approval = cfg
+            .measures
+            .get(&m)
+            .and_then(|w| w.approval.clone())
+            .unwrap_or_default();
         tracing::info!(measure = m.name(), authorized = on, approval = %approval, "authorization window state");
     }
 }
@@ -137,7 +157,10 @@ fn refresh_xdp_stats(classifier: &Classifier, metrics: &Metrics) {
     let Ok(s) = classifier.stats() else { return };
     for c in Class::ALL {
         for a in Action::ALL {
-            raise_to(&metrics.xdp_packets.with_label_values(&[c.name(), a.name()]), s.packets(c, a));
+            raise_to(
+                &metrics.xdp_packets.with_label_values(&[c.name(), a.name()]),
+                s.packets(c, a),
+            );
         }
         raise_to(&metrics.xdp_bytes.with_label_values(&[c.name()]), s.class_bytes(c));
     }
@@ -153,7 +176,10 @@ async fn supervise(
     use tokio::signal::unix::{signal, SignalKind};
     let listener = tokio::net::TcpListener::bind(cfg.metrics_listen)
         .await
-        .map_err(|source| RunError::MetricsListen { addr: cfg.metrics_listen, source })?;
+        .map_err(|source| RunError::MetricsListen {
+            addr: cfg.metrics_listen,
+            source,
+        })?;
     let m = metrics.clone();
     tokio::spawn(http::serve(listener, Arc::new(move || m.encode())));
     tracing::info!(listen = %cfg.metrics_listen, "metrics endpoint up");

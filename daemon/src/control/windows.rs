@@ -29,7 +29,11 @@ impl WindowTracker {
         let cur = cfg.authorized_at(now);
         let changed = match &self.last {
             None => cur.iter().map(|(m, on)| (*m, *on)).collect(),
-            Some(prev) => cur.iter().filter(|(m, on)| prev.get(m) != Some(on)).map(|(m, on)| (*m, *on)).collect(),
+            Some(prev) => cur
+                .iter()
+                .filter(|(m, on)| prev.get(m) != Some(on))
+                .map(|(m, on)| (*m, *on))
+                .collect(),
         };
         self.last = Some(cur);
         changed
@@ -63,9 +67,15 @@ path = "r"
         let mut w = WindowTracker::default();
         assert_eq!(w.update(&cfg, t("2025-12-31T23:59:59Z")).len(), 3);
         assert!(!authorized_classes(&cfg, t("2025-12-31T23:59:59Z"))[Class::Inbound as usize]);
-        assert_eq!(w.update(&cfg, t("2026-01-01T00:00:00Z")), vec![(Measure::Inbound, true)]);
+        assert_eq!(
+            w.update(&cfg, t("2026-01-01T00:00:00Z")),
+            vec![(Measure::Inbound, true)]
+        );
         assert!(authorized_classes(&cfg, t("2026-01-01T12:00:00Z"))[Class::Inbound as usize]);
         assert!(w.update(&cfg, t("2026-01-01T12:00:00Z")).is_empty());
-        assert_eq!(w.update(&cfg, t("2026-01-02T00:00:00Z")), vec![(Measure::Inbound, false)]);
+        assert_eq!(
+            w.update(&cfg, t("2026-01-02T00:00:00Z")),
+            vec![(Measure::Inbound, false)]
+        );
     }
 }

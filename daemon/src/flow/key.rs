@@ -17,9 +17,25 @@ impl FlowKey {
     /// Returns the key and whether (src, sport) is the `lo` end.
     pub fn new(vlans: [u16; MAX_VLANS], protocol: u8, src: (IpAddr, u16), dst: (IpAddr, u16)) -> (FlowKey, bool) {
         if src <= dst {
-            (FlowKey { vlans, protocol, lo: src, hi: dst }, true)
+            (
+                FlowKey {
+                    vlans,
+                    protocol,
+                    lo: src,
+                    hi: dst,
+                },
+                true,
+            )
         } else {
-            (FlowKey { vlans, protocol, lo: dst, hi: src }, false)
+            (
+                FlowKey {
+                    vlans,
+                    protocol,
+                    lo: dst,
+                    hi: src,
+                },
+                false,
+            )
         }
     }
 }

@@ -169,7 +169,11 @@ mod tests {
         parse_ethernet(
             &FrameSpec::new(src, dst)
                 .vlans(&[7])
-                .transport(Transport::Tcp { src_port: sp, dst_port: dp, flags })
+                .transport(Transport::Tcp {
+                    src_port: sp,
+                    dst_port: dp,
+                    flags,
+                })
                 .build(),
         )
         .unwrap()
@@ -177,11 +181,35 @@ mod tests {
 
     #[test]
     fn biflow_counts_per_direction_and_idle_expiry() {
-        let mut t = FlowTable::new(3, Duration::from_secs(10), Duration::from_secs(100), 10, vec!["c2".into()]);
+        let mut t = FlowTable::new(
+            3,
+            Duration::from_secs(10),
+            Duration::from_secs(100),
+            10,
+            vec!["c2".into()],
+        );
         let mut out = Vec::new();
-        t.update(&h("203.0.113.1", "192.0.2.1", 5000, 80, 0x02), Class::Inbound, 0, 1_000, &mut out);
-        t.update(&h("192.0.2.1", "203.0.113.1", 80, 5000, 0x12), Class::Outbound, 0, 2_000, &mut out);
-        t.update(&h("203.0.113.1", "192.0.2.1", 5000, 80, 0x10), Class::Inbound, 0, 3_000, &mut out);
+        t.update(
+            &h("203.0.113.1", "192.0.2.1", 5000, 80, 0x02),
+            Class::Inbound,
+            0,
+            1_000,
+            &mut out,
+        );
+        t.update(
+            &h("192.0.2.1", "203.0.113.1", 80, 5000, 0x12),
+            Class::Outbound,
+            0,
+            2_000,
+            &mut out,
+        );
+        t.update(
+            &h("203.0.113.1", "192.0.2.1", 5000, 80, 0x10),
+            Class::Inbound,
+            0,
+            3_000,
+            &mut out,
+        );
         assert_eq!(t.len(), 1);
         t.expire(5_000_000_000, &mut out);
         assert!(out.is_empty(), "not idle yet");
@@ -203,10 +231,22 @@ mod tests {
 
     #[test]
     fn active_timeout_and_eviction_end_flows_as_records() {
-        let mut t = FlowTable::new(0, Duration::from_secs(10), Duration::from_secs(20), 2, vec!["c2".into()]);
+        let mut t = FlowTable::new(
+            0,
+            Duration::from_secs(10),
+            Duration::from_secs(20),
+            2,
+            vec!["c2".into()],
+        );
         let mut out = Vec::new();
         for (i, n) in [1u16, 2, 3].iter().enumerate() {
-            t.update(&h("203.0.113.1", "192.0.2.1", *n, 80, 0), Class::Inbound, 0, i as u64, &mut out);
+            t.update(
+                &h("203.0.113.1", "192.0.2.1", *n, 80, 0),
+                Class::Inbound,
+                0,
+                i as u64,
+                &mut out,
+            );
         }
         assert_eq!(t.len(), 2);
         assert_eq!(t.evicted, 1);
@@ -216,7 +256,13 @@ mod tests {
         // Keep flows busy past the active timeout.
         for s in 1..=25u64 {
             for n in [2u16, 3] {
-                t.update(&h("203.0.113.1", "192.0.2.1", n, 80, 0), Class::Inbound, 0, s * 1_000_000_000, &mut out);
+                t.update(
+                    &h("203.0.113.1", "192.0.2.1", n, 80, 0),
+                    Class::Inbound,
+                    0,
+                    s * 1_000_000_000,
+                    &mut out,
+                );
             }
         }
         t.expire(25_000_000_001, &mut out);

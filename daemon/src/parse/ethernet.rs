@@ -89,8 +89,8 @@ mod tests {
     use super::*;
 
     static QINQ: [u8; 22] = [
-        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 1, 2, 3, 4, 5, 0x88, 0xa8, 0x00, 0xc8, 0x81, 0x00,
-        0x07, 0xd1, 0x08, 0x06,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 1, 2, 3, 4, 5, 0x88, 0xa8, 0x00, 0xc8, 0x81, 0x00, 0x07, 0xd1, 0x08,
+        0x06,
     ];
 
     #[test]
@@ -106,7 +106,13 @@ mod tests {
 
     #[test]
     fn truncation_is_an_error_not_a_panic() {
-        assert_eq!(EthernetFrame::new_checked(&QINQ[..13]).err(), Some(ParseError::TruncatedEthernet));
-        assert_eq!(VlanTag::new_checked(&QINQ[14..17]).err(), Some(ParseError::TruncatedVlan));
+        assert_eq!(
+            EthernetFrame::new_checked(&QINQ[..13]).err(),
+            Some(ParseError::TruncatedEthernet)
+        );
+        assert_eq!(
+            VlanTag::new_checked(&QINQ[14..17]).err(),
+            Some(ParseError::TruncatedVlan)
+        );
     }
 }

@@ -25,9 +25,19 @@ pub enum L4 {
     /// No upper-layer header here (non-first fragment, no-next-header, or
     /// a protocol we do not parse).
     None,
-    Tcp { src_port: u16, dst_port: u16, flags: u8 },
-    Udp { src_port: u16, dst_port: u16 },
-    Icmp { icmp_type: u8, code: u8 },
+    Tcp {
+        src_port: u16,
+        dst_port: u16,
+        flags: u8,
+    },
+    Udp {
+        src_port: u16,
+        dst_port: u16,
+    },
+    Icmp {
+        icmp_type: u8,
+        code: u8,
+    },
 }
 
 /// Mechanical header fields of one packet. Holds no byte buffers.
@@ -57,7 +67,7 @@ impl fmt::Debug for Headers {
 }
 
 impl Headers {
-    fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         Headers {
             vlans: [0; MAX_VLANS],
             vlan_depth: 0,
@@ -107,12 +117,26 @@ pub fn parse_ethernet(frame: &[u8]) -> Result<Headers> {
         rest = tag.into_payload();
     }
     h.ethertype = ethertype;
-    match ethertype {
-        ETHERTYPE_IPV4 => parse_ipv4(rest, &mut h)?,
-        ETHERTYPE_IPV6 => parse_ipv6(rest, &mut h)?,
-        _ => {}
-    }
+    parse_l3(ethertype, rest, &mut h)?;
     Ok(h)
+}
+
+/// Parses what follows an ethertype (IPv4, IPv6, or an MPLS stack over
+/// IP); any other ethertype leaves `h` without addresses.
+pub(crate) fn parse_l3(ethertype: u16, rest: &[u8], h: &mut Headers) -> Result<()> {
+    match ethertype {
+        ETHERTYPE_IPV4 => parse_ipv4(rest, h),
+        ETHERTYPE_IPV6 => parse_ipv6(rest, h),
+        super::mpls::ETHERTYPE_MPLS_UNICAST | super::mpls::ETHERTYPE_MPLS_MULTICAST => {
+            let inner = super::mpls::pop_stack(rest)?;
+            match inner.first().map(|b| b >> 4) {
+                Some(4) => parse_ipv4(inner, h),
+                Some(6) => parse_ipv6(inner, h),
+                _ => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Parses a raw IP packet (version from the first nibble), for link types
@@ -142,7 +166,11 @@ fn parse_ipv4(bytes: &[u8], h: &mut Headers) -> Result<()> {
     h.ttl = ip.ttl();
     h.ip_len = ip.total_len();
     if ip.frag_offset() == 0 {
-        h.l4 = parse_l4(ip.protocol(), ip.payload())?;
+        h.l4 = if ip.more_fragments() {
+            parse_l4_first_fragment(ip.protocol(), ip.payload())
+        } else {
+            parse_l4(ip.protocol(), ip.payload())?
+        };
     }
     Ok(())
 }
@@ -157,24 +185,59 @@ fn parse_ipv6(bytes: &[u8], h: &mut Headers) -> Result<()> {
     let up = walk_extensions(ip.next_header(), payload)?;
     h.protocol = up.protocol;
     if !up.later_fragment && up.protocol != NH_NO_NEXT {
-        h.l4 = parse_l4(up.protocol, &payload[up.offset..])?;
+        let l4 = &payload[up.offset..];
+        h.l4 = if up.first_fragment {
+            parse_l4_first_fragment(up.protocol, l4)
+        } else {
+            parse_l4(up.protocol, l4)?
+        };
     }
     Ok(())
+}
+
+/// A first fragment may be too short for the whole L4 header (RFC 1858
+/// tiny fragments): take what the 8 guaranteed bytes give, no error.
+fn parse_l4_first_fragment(protocol: u8, bytes: &[u8]) -> L4 {
+    if let Ok(l4) = parse_l4(protocol, bytes) {
+        return l4;
+    }
+    match (protocol, bytes) {
+        (PROTO_TCP, [a, b, c, d, ..]) => L4::Tcp {
+            src_port: u16::from_be_bytes([*a, *b]),
+            dst_port: u16::from_be_bytes([*c, *d]),
+            flags: 0,
+        },
+        (PROTO_UDP, [a, b, c, d, ..]) => L4::Udp {
+            src_port: u16::from_be_bytes([*a, *b]),
+            dst_port: u16::from_be_bytes([*c, *d]),
+        },
+        _ => L4::None,
+    }
 }
 
 fn parse_l4(protocol: u8, bytes: &[u8]) -> Result<L4> {
     Ok(match protocol {
         PROTO_TCP => {
             let t = TcpSegment::new_checked(bytes)?;
-            L4::Tcp { src_port: t.src_port(), dst_port: t.dst_port(), flags: t.flags() }
+            L4::Tcp {
+                src_port: t.src_port(),
+                dst_port: t.dst_port(),
+                flags: t.flags(),
+            }
         }
         PROTO_UDP => {
             let u = UdpDatagram::new_checked(bytes)?;
-            L4::Udp { src_port: u.src_port(), dst_port: u.dst_port() }
+            L4::Udp {
+                src_port: u.src_port(),
+                dst_port: u.dst_port(),
+            }
         }
         PROTO_ICMP | PROTO_ICMPV6 => {
             let i = IcmpHeader::new_checked(bytes)?;
-            L4::Icmp { icmp_type: i.icmp_type(), code: i.code() }
+            L4::Icmp {
+                icmp_type: i.icmp_type(),
+                code: i.code(),
+            }
         }
         _ => L4::None,
     })
@@ -189,7 +252,11 @@ mod tests {
     fn vlan_tcp_frame_yields_mechanical_fields() {
         let f = FrameSpec::new("203.0.113.5", "198.51.100.7")
             .vlans(&[100, 200])
-            .transport(Transport::Tcp { src_port: 4444, dst_port: 80, flags: 0x12 })
+            .transport(Transport::Tcp {
+                src_port: 4444,
+                dst_port: 80,
+                flags: 0x12,
+            })
             .payload(b"hello")
             .build();
         let h = parse_ethernet(&f).unwrap();
@@ -198,21 +265,39 @@ mod tests {
         assert_eq!(h.src, Some("203.0.113.5".parse().unwrap()));
         assert_eq!(h.dst, Some("198.51.100.7".parse().unwrap()));
         assert_eq!(h.protocol, PROTO_TCP);
-        assert!(h.l4 == L4::Tcp { src_port: 4444, dst_port: 80, flags: 0x12 });
+        assert!(
+            h.l4 == L4::Tcp {
+                src_port: 4444,
+                dst_port: 80,
+                flags: 0x12
+            }
+        );
         assert_eq!(usize::from(h.ip_len), 20 + 20 + 5);
     }
 
     #[test]
     fn ipv6_udp_and_icmpv6() {
         let f = FrameSpec::new("2001:db8::1", "2001:db8:1::2")
-            .transport(Transport::Udp { src_port: 5353, dst_port: 53 })
+            .transport(Transport::Udp {
+                src_port: 5353,
+                dst_port: 53,
+            })
             .build();
         let h = parse_ethernet(&f).unwrap();
         assert_eq!(h.ports(), (5353, 53));
         let f = FrameSpec::new("2001:db8::1", "2001:db8:1::2")
-            .transport(Transport::Icmp { icmp_type: 128, code: 0 })
+            .transport(Transport::Icmp {
+                icmp_type: 128,
+                code: 0,
+            })
             .build();
-        assert!(parse_ethernet(&f).unwrap().l4 == L4::Icmp { icmp_type: 128, code: 0 });
+        assert!(
+            parse_ethernet(&f).unwrap().l4
+                == L4::Icmp {
+                    icmp_type: 128,
+                    code: 0
+                }
+        );
     }
 
     #[test]

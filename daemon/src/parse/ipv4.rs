@@ -88,8 +88,8 @@ mod tests {
 
     // 192.0.2.1 -> 198.51.100.2, UDP, total length 28, with 2 bytes of padding.
     static UDP: [u8; 30] = [
-        0x45, 0, 0, 28, 0, 1, 0x40, 0, 64, 17, 0, 0, 192, 0, 2, 1, 198, 51, 100, 2, 0x30, 0x39, 0,
-        53, 0, 8, 0, 0, 0xee, 0xee,
+        0x45, 0, 0, 28, 0, 1, 0x40, 0, 64, 17, 0, 0, 192, 0, 2, 1, 198, 51, 100, 2, 0x30, 0x39, 0, 53, 0, 8, 0, 0,
+        0xee, 0xee,
     ];
 
     #[test]
@@ -107,13 +107,22 @@ mod tests {
     fn invalid_lengths_are_named() {
         let mut b = UDP;
         b[0] = 0x44;
-        assert_eq!(Ipv4Packet::new_checked(&b[..]).err(), Some(ParseError::BadIpv4HeaderLength));
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..]).err(),
+            Some(ParseError::BadIpv4HeaderLength)
+        );
         let mut b = UDP;
         b[3] = 31;
-        assert_eq!(Ipv4Packet::new_checked(&b[..]).err(), Some(ParseError::BadIpv4TotalLength));
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..]).err(),
+            Some(ParseError::BadIpv4TotalLength)
+        );
         let mut b = UDP;
         b[0] = 0x65;
         assert_eq!(Ipv4Packet::new_checked(&b[..]).err(), Some(ParseError::BadIpv4Version));
-        assert_eq!(Ipv4Packet::new_checked(&UDP[..19]).err(), Some(ParseError::TruncatedIpv4));
+        assert_eq!(
+            Ipv4Packet::new_checked(&UDP[..19]).err(),
+            Some(ParseError::TruncatedIpv4)
+        );
     }
 }

@@ -89,12 +89,15 @@ pub struct UpperLayer {
     pub offset: usize,
     /// A non-first fragment: the upper-layer header is not in this packet.
     pub later_fragment: bool,
+    /// The first of several fragments: the upper-layer header may be cut.
+    pub first_fragment: bool,
 }
 
 /// Walks the extension-header chain starting at `next_header` over
 /// `payload` (the IPv6 payload).
 pub fn walk_extensions(mut next_header: u8, payload: &[u8]) -> Result<UpperLayer> {
     let mut offset = 0usize;
+    let mut first_fragment = false;
     for _ in 0..MAX_EXTENSION_HEADERS {
         let len = match next_header {
             NH_HOP_BY_HOP | NH_ROUTING | NH_DEST_OPTS | NH_MOBILITY | NH_HIP | NH_SHIM6 => {
@@ -119,7 +122,11 @@ pub fn walk_extensions(mut next_header: u8, payload: &[u8]) -> Result<UpperLayer
                         protocol: h[0],
                         offset: offset + 8,
                         later_fragment: true,
+                        first_fragment: false,
                     });
+                }
+                if be16(h, 2) & 1 != 0 {
+                    first_fragment = true;
                 }
                 8
             }
@@ -128,6 +135,7 @@ pub fn walk_extensions(mut next_header: u8, payload: &[u8]) -> Result<UpperLayer
                     protocol: other,
                     offset,
                     later_fragment: false,
+                    first_fragment,
                 })
             }
         };
@@ -138,12 +146,14 @@ pub fn walk_extensions(mut next_header: u8, payload: &[u8]) -> Result<UpperLayer
         offset += len;
     }
     match next_header {
-        NH_HOP_BY_HOP | NH_ROUTING | NH_DEST_OPTS | NH_MOBILITY | NH_HIP | NH_SHIM6 | NH_AH
-        | NH_FRAGMENT => Err(ParseError::TooManyExtensionHeaders),
+        NH_HOP_BY_HOP | NH_ROUTING | NH_DEST_OPTS | NH_MOBILITY | NH_HIP | NH_SHIM6 | NH_AH | NH_FRAGMENT => {
+            Err(ParseError::TooManyExtensionHeaders)
+        }
         other => Ok(UpperLayer {
             protocol: other,
             offset,
             later_fragment: false,
+            first_fragment,
         }),
     }
 }
@@ -159,7 +169,15 @@ mod tests {
         p[0] = 17;
         p[1] = 2;
         let up = walk_extensions(NH_ROUTING, &p).unwrap();
-        assert_eq!(up, UpperLayer { protocol: 17, offset: 24, later_fragment: false });
+        assert_eq!(
+            up,
+            UpperLayer {
+                protocol: 17,
+                offset: 24,
+                later_fragment: false,
+                first_fragment: false
+            }
+        );
     }
 
     #[test]
@@ -172,9 +190,15 @@ mod tests {
 
     #[test]
     fn truncated_and_endless_chains_are_errors() {
-        assert_eq!(walk_extensions(NH_ROUTING, &[17, 2, 0]), Err(ParseError::TruncatedExtensionHeader));
+        assert_eq!(
+            walk_extensions(NH_ROUTING, &[17, 2, 0]),
+            Err(ParseError::TruncatedExtensionHeader)
+        );
         // A chain of 9 destination-options headers, each pointing at the next.
-        let p = vec![NH_DEST_OPTS, 0, 0, 0, 0, 0, 0, 0].repeat(9);
-        assert_eq!(walk_extensions(NH_DEST_OPTS, &p), Err(ParseError::TooManyExtensionHeaders));
+        let p = [NH_DEST_OPTS, 0, 0, 0, 0, 0, 0, 0].repeat(9);
+        assert_eq!(
+            walk_extensions(NH_DEST_OPTS, &p),
+            Err(ParseError::TooManyExtensionHeaders)
+        );
     }
 }

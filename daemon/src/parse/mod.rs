@@ -10,10 +10,13 @@ pub mod headers;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
+pub mod link;
+pub mod mpls;
 pub mod tcp;
 pub mod udp;
 
 pub use headers::{parse_ethernet, parse_ip, Headers, L4};
+pub use link::{parse_link, LinkType};
 
 /// Why a frame could not be parsed. `kind()` is the metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -50,10 +53,14 @@ pub enum ParseError {
     BadUdpLength,
     #[error("ICMP header truncated")]
     TruncatedIcmp,
+    #[error("link-layer header truncated")]
+    TruncatedLinkHeader,
+    #[error("MPLS label stack truncated or too deep")]
+    BadMplsStack,
 }
 
 impl ParseError {
-    pub const ALL: [ParseError; 16] = [
+    pub const ALL: [ParseError; 18] = [
         ParseError::TruncatedEthernet,
         ParseError::TruncatedVlan,
         ParseError::TruncatedIpv4,
@@ -70,6 +77,8 @@ impl ParseError {
         ParseError::TruncatedUdp,
         ParseError::BadUdpLength,
         ParseError::TruncatedIcmp,
+        ParseError::TruncatedLinkHeader,
+        ParseError::BadMplsStack,
     ];
 
     /// Bounded label for `furui_parse_errors_total{kind}`.
@@ -91,6 +100,8 @@ impl ParseError {
             ParseError::TruncatedUdp => "truncated_udp",
             ParseError::BadUdpLength => "bad_udp_length",
             ParseError::TruncatedIcmp => "truncated_icmp",
+            ParseError::TruncatedLinkHeader => "truncated_link_header",
+            ParseError::BadMplsStack => "bad_mpls_stack",
         }
     }
 

@@ -60,7 +60,10 @@ mod tests {
         let t = TcpSegment::new_checked(&b[..]).unwrap();
         assert_eq!((t.src_port(), t.dst_port(), t.flags()), (443, 51000, 0x02));
         b[12] = 4 << 4;
-        assert_eq!(TcpSegment::new_checked(&b[..]).err(), Some(ParseError::BadTcpDataOffset));
+        assert_eq!(
+            TcpSegment::new_checked(&b[..]).err(),
+            Some(ParseError::BadTcpDataOffset)
+        );
         assert_eq!(TcpSegment::new_checked(&b[..19]).err(), Some(ParseError::TruncatedTcp));
     }
 }

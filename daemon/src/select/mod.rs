@@ -42,7 +42,10 @@ impl Selector {
     pub fn select(&self, class: Class, h: &Headers) -> Option<SetId> {
         let (src, dst) = (h.src?, h.dst?);
         let remotes = Self::remotes(class, src, dst);
-        self.sets.iter().position(|s| remotes.iter().flatten().any(|a| s.prefixes.contains(*a))).map(|i| i as SetId)
+        self.sets
+            .iter()
+            .position(|s| remotes.iter().flatten().any(|a| s.prefixes.contains(*a)))
+            .map(|i| i as SetId)
     }
 }
 

@@ -8,9 +8,7 @@ pub mod http;
 pub mod names;
 pub mod summary;
 
-use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::classify::{Action, Class, Measure};
 use crate::parse::ParseError;
@@ -48,10 +46,20 @@ impl Metrics {
     pub fn new() -> Metrics {
         use names::*;
         let r = Registry::new();
-        let xdp_packets = counter_vec(&r, XDP_PACKETS, "Packets seen by the XDP classifier, by class and action.", &["class", "action"]);
+        let xdp_packets = counter_vec(
+            &r,
+            XDP_PACKETS,
+            "Packets seen by the XDP classifier, by class and action.",
+            &["class", "action"],
+        );
         let xdp_bytes = counter_vec(&r, XDP_BYTES, "Bytes seen by the XDP classifier, by class.", &["class"]);
         let frames_received = counter_vec(&r, FRAMES_RECEIVED, "Frames taken from the AF_XDP RX ring.", &["queue"]);
-        let frames_erased = counter_vec(&r, FRAMES_ERASED, "Frames zeroed before their buffer went back to the fill ring.", &["queue"]);
+        let frames_erased = counter_vec(
+            &r,
+            FRAMES_ERASED,
+            "Frames zeroed before their buffer went back to the fill ring.",
+            &["queue"],
+        );
         let bytes_erased = counter_vec(&r, BYTES_ERASED, "Bytes zeroed in erased frames.", &["queue"]);
         let erase_latency = Histogram::with_opts(
             HistogramOpts::new(ERASE_LATENCY, "Time from taking a batch off the RX ring to its last frame being zeroed (per batch: the worst frame of the batch).")
@@ -59,20 +67,55 @@ impl Metrics {
         )
         .expect("histogram definition is valid");
         r.register(Box::new(erase_latency.clone())).expect("unique");
-        let parse_errors = counter_vec(&r, PARSE_ERRORS, "Captured frames that failed parsing, by kind (they are erased like all others).", &["kind"]);
-        let records_selected = IntCounter::new(RECORDS_SELECTED, "Mechanical records produced from selected flows.").expect("valid");
+        let parse_errors = counter_vec(
+            &r,
+            PARSE_ERRORS,
+            "Captured frames that failed parsing, by kind (they are erased like all others).",
+            &["kind"],
+        );
+        let records_selected =
+            IntCounter::new(RECORDS_SELECTED, "Mechanical records produced from selected flows.").expect("valid");
         r.register(Box::new(records_selected.clone())).expect("unique");
-        let records_written = IntCounter::new(RECORDS_WRITTEN, "Mechanical records written to the JSON-lines sink.").expect("valid");
+        let records_written =
+            IntCounter::new(RECORDS_WRITTEN, "Mechanical records written to the JSON-lines sink.").expect("valid");
         r.register(Box::new(records_written.clone())).expect("unique");
         let records_dropped = counter_vec(&r, RECORDS_DROPPED, "Mechanical records lost, by reason.", &["reason"]);
-        let flows_active = IntGauge::new(FLOWS_ACTIVE, "Selected flows currently held in the flow tables.").expect("valid");
+        let flows_active =
+            IntGauge::new(FLOWS_ACTIVE, "Selected flows currently held in the flow tables.").expect("valid");
         r.register(Box::new(flows_active.clone())).expect("unique");
-        let flows_evicted = counter_vec(&r, FLOWS_EVICTED, "Flows ended early because the flow table was full, by reason.", &["reason"]);
+        let flows_evicted = counter_vec(
+            &r,
+            FLOWS_EVICTED,
+            "Flows ended early because the flow table was full, by reason.",
+            &["reason"],
+        );
         let xsk_rx_dropped = counter_vec(&r, XSK_RX_DROPPED, "Kernel AF_XDP statistic rx_dropped.", &["queue"]);
-        let xsk_rx_invalid_descs = counter_vec(&r, XSK_RX_INVALID_DESCS, "Kernel AF_XDP statistic rx_invalid_descs.", &["queue"]);
-        let xsk_rx_ring_full = counter_vec(&r, XSK_RX_RING_FULL, "Kernel AF_XDP statistic rx_ring_full: packets lost because the RX ring was full.", &["queue"]);
-        let xsk_rx_fill_ring_empty = counter_vec(&r, XSK_RX_FILL_RING_EMPTY, "Kernel AF_XDP statistic rx_fill_ring_empty_descs.", &["queue"]);
-        let measure_authorized = IntGaugeVec::new(Opts::new(MEASURE_AUTHORIZED, "1 while the measure's authorization window is open."), &["measure"]).expect("valid");
+        let xsk_rx_invalid_descs = counter_vec(
+            &r,
+            XSK_RX_INVALID_DESCS,
+            "Kernel AF_XDP statistic rx_invalid_descs.",
+            &["queue"],
+        );
+        let xsk_rx_ring_full = counter_vec(
+            &r,
+            XSK_RX_RING_FULL,
+            "Kernel AF_XDP statistic rx_ring_full: packets lost because the RX ring was full.",
+            &["queue"],
+        );
+        let xsk_rx_fill_ring_empty = counter_vec(
+            &r,
+            XSK_RX_FILL_RING_EMPTY,
+            "Kernel AF_XDP statistic rx_fill_ring_empty_descs.",
+            &["queue"],
+        );
+        let measure_authorized = IntGaugeVec::new(
+            Opts::new(
+                MEASURE_AUTHORIZED,
+                "1 while the measure's authorization window is open.",
+            ),
+            &["measure"],
+        )
+        .expect("valid");
         r.register(Box::new(measure_authorized.clone())).expect("unique");
         let build = IntGaugeVec::new(Opts::new(BUILD_INFO, "Build information."), &["version"]).expect("valid");
         r.register(Box::new(build.clone())).expect("unique");
@@ -176,7 +219,9 @@ mod tests {
             assert!(text.contains(n), "{n} missing");
         }
         let parsed = parse_exposition(&text);
-        assert!(parsed.iter().any(|(k, v)| k == "furui_xdp_packets_total{action=\"redirect\",class=\"transit\"}" && *v == 0.0));
+        assert!(parsed
+            .iter()
+            .any(|(k, v)| k == "furui_xdp_packets_total{action=\"redirect\",class=\"transit\"}" && *v == 0.0));
     }
 
     #[test]

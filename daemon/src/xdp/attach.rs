@@ -21,7 +21,11 @@ pub enum AttachError {
         source: io::Error,
     },
     #[error("{interface} already has an XDP program attached (id {prog_id}, name `{name}`) by another process; stop it, or remove it with `ip link set dev {interface} xdp off`")]
-    Busy { interface: String, prog_id: u32, name: String },
+    Busy {
+        interface: String,
+        prog_id: u32,
+        name: String,
+    },
     #[error("attaching XDP to {interface} failed")]
     Other {
         interface: String,
@@ -77,9 +81,7 @@ fn prog_name(id: u32) -> String {
     let mut info: libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libbpf_sys::bpf_prog_info>() as u32;
     // SAFETY: info and len are valid for writes of `len` bytes.
-    let rc = unsafe {
-        libbpf_sys::bpf_prog_get_info_by_fd(std::os::fd::AsRawFd::as_raw_fd(&fd), &mut info, &mut len)
-    };
+    let rc = unsafe { libbpf_sys::bpf_prog_get_info_by_fd(std::os::fd::AsRawFd::as_raw_fd(&fd), &mut info, &mut len) };
     if rc < 0 {
         return String::from("?");
     }
@@ -118,15 +120,34 @@ pub fn attach(prog_fd: RawFd, interface: &str, ifindex: u32, mode: XdpMode) -> R
         if name == PROG_NAME && detach_legacy(ifindex).is_ok() {
             replaced_stale = Some(existing);
         } else {
-            return Err(AttachError::Busy { interface: interface.to_string(), prog_id: existing, name });
+            return Err(AttachError::Busy {
+                interface: interface.to_string(),
+                prog_id: existing,
+                name,
+            });
         }
     }
     match link_create(prog_fd, ifindex, flags) {
-        Ok(fd) => Ok(XdpLink { _fd: fd, replaced_stale }),
-        Err(e) if mode == XdpMode::Native && matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) | Some(ENOTSUPP)) => {
-            Err(AttachError::NativeUnsupported { interface: interface.to_string(), source: e })
+        Ok(fd) => Ok(XdpLink {
+            _fd: fd,
+            replaced_stale,
+        }),
+        Err(e)
+            if mode == XdpMode::Native
+                && matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) | Some(ENOTSUPP)
+                ) =>
+        {
+            Err(AttachError::NativeUnsupported {
+                interface: interface.to_string(),
+                source: e,
+            })
         }
-        Err(e) => Err(AttachError::Other { interface: interface.to_string(), source: e }),
+        Err(e) => Err(AttachError::Other {
+            interface: interface.to_string(),
+            source: e,
+        }),
     }
 }
 

@@ -8,7 +8,14 @@
 
 mod attach;
 mod skel {
-    #![allow(clippy::all, unsafe_code, missing_docs, non_camel_case_types, dead_code)]
+    #![allow(
+        clippy::all,
+        clippy::undocumented_unsafe_blocks,
+        unsafe_code,
+        missing_docs,
+        non_camel_case_types,
+        dead_code
+    )]
     include!(concat!(env!("OUT_DIR"), "/furui.skel.rs"));
 }
 
@@ -93,7 +100,10 @@ impl Classifier {
                         .maps
                         .domestic_v4
                         .update(&key, &[1], MapFlags::ANY)
-                        .map_err(|source| XdpError::Map { map: "domestic_v4", source })?;
+                        .map_err(|source| XdpError::Map {
+                            map: "domestic_v4",
+                            source,
+                        })?;
                 }
                 IpNet::V6(n) => {
                     let mut key = [0u8; 20];
@@ -103,7 +113,10 @@ impl Classifier {
                         .maps
                         .domestic_v6
                         .update(&key, &[1], MapFlags::ANY)
-                        .map_err(|source| XdpError::Map { map: "domestic_v6", source })?;
+                        .map_err(|source| XdpError::Map {
+                            map: "domestic_v6",
+                            source,
+                        })?;
                 }
             }
         }
@@ -119,7 +132,10 @@ impl Classifier {
                 .maps
                 .class_authorized
                 .update(&(c as u32).to_ne_bytes(), &v.to_ne_bytes(), MapFlags::ANY)
-                .map_err(|source| XdpError::Map { map: "class_authorized", source })?;
+                .map_err(|source| XdpError::Map {
+                    map: "class_authorized",
+                    source,
+                })?;
         }
         Ok(())
     }
@@ -148,7 +164,10 @@ impl Classifier {
                     .maps
                     .class_stats
                     .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
-                    .map_err(|source| XdpError::Map { map: "class_stats", source })?
+                    .map_err(|source| XdpError::Map {
+                        map: "class_stats",
+                        source,
+                    })?
                     .unwrap_or_default();
                 for v in per_cpu {
                     if v.len() >= 16 {
@@ -163,6 +182,8 @@ impl Classifier {
 
     /// Runs the program once on `frame` through BPF_PROG_TEST_RUN and
     /// returns the XDP verdict. No NIC is involved.
+    // ProgramInput is non-exhaustive: it cannot be built with a literal.
+    #[allow(clippy::field_reassign_with_default)]
     pub fn test_run(&self, frame: &[u8]) -> Result<u32, XdpError> {
         let mut input = libbpf_rs::ProgramInput::default();
         input.data_in = Some(frame);
@@ -185,4 +206,3 @@ impl Classifier {
         attach::attach(prog_fd, interface, ifindex, mode)
     }
 }
-

@@ -1,0 +1,50 @@
+# furui — one command per habit: make demo, make test, make check, make bench.
+SHELL := /bin/bash
+CARGO ?= cargo
+# libxdp-sys (xdp-tools) and the BPF skeleton look for clang/llc; Debian
+# ships them versioned.
+export CLANG ?= clang-19
+export LLC ?= llc-19
+
+# Everything the build, the tests, the demo and the bench need. Never
+# Debian's libbpf-dev: libxdp-sys's configure would pick up its old 1.1.
+DEPS := clang-19 llvm-19 libelf-dev zlib1g-dev libpcap-dev m4 pkg-config \
+        bpftool iproute2 ethtool util-linux procps \
+        tcpdump netsniff-ng softflowd pmacct
+
+FURUI := target/release/furui
+TEST_FEATURES := --features fault-injection
+
+.PHONY: deps build check test demo bench fuzz clean
+
+deps:
+	@if ! dpkg -s $(DEPS) >/dev/null 2>&1; then \
+	  echo "installing build and test dependencies"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEPS) >/dev/null; \
+	fi
+
+build: deps
+	$(CARGO) build --release --bins
+
+check: build
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets $(TEST_FEATURES) -- -D warnings
+	@for f in config/*.toml; do $(FURUI) check-config $$f || exit 2; done
+
+test: deps build
+	@if [ "$$(id -u)" != 0 ]; then echo "make test needs root (BPF, XDP, network namespaces)"; exit 1; fi
+	$(CARGO) test $(TEST_FEATURES) --no-fail-fast
+	@for f in config/*.toml; do $(FURUI) check-config $$f || exit 2; done
+
+demo: deps build
+	bash deploy/demo.sh
+
+bench: deps build
+	$(CARGO) bench --bench parse_erase
+	bash deploy/bench/veth-rig.sh
+
+fuzz: deps
+	bash deploy/fuzz.sh
+
+clean:
+	$(CARGO) clean

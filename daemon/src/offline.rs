@@ -1,0 +1,200 @@
+//! Offline input: packets from pcap and pcapng files, for `furui replay`
+//! and the capture tests. Each packet is copied into one reusable buffer
+//! (standing in for a UMEM frame) and handed to the same pipeline code the
+//! live path runs, which erases it.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use pcap_file::pcap::PcapReader;
+use pcap_file::pcapng::{Block, PcapNgReader};
+use pcap_file::TsResolution;
+
+use crate::config::Config;
+use crate::parse::{LinkType, ParseError};
+use crate::pipeline::{BatchCounters, Pipeline};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OfflineError {
+    #[error("cannot open capture file {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is neither pcap nor pcapng")]
+    Format { path: PathBuf },
+    #[error(
+        "{path}: unsupported link type {linktype} (supported: Ethernet, raw IP, Linux SLL/SLL2, BSD loopback, PPP)"
+    )]
+    LinkType { path: PathBuf, linktype: u32 },
+    #[error("{path}: the capture is corrupt after {packets} packets")]
+    Corrupt { path: PathBuf, packets: u64 },
+}
+
+/// What a read produced.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReadSummary {
+    pub packets: u64,
+    /// Packets whose timestamp was invalid and was clamped.
+    pub clamped_timestamps: u64,
+}
+
+const MAGIC_PCAPNG: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+
+/// Calls `f(link, timestamp_ns, frame)` for every packet of `path`. The
+/// frame buffer is reused; `f` must erase it (the pipeline does).
+pub fn for_each_packet(path: &Path, mut f: impl FnMut(LinkType, u64, &mut [u8])) -> Result<ReadSummary, OfflineError> {
+    let open = || {
+        File::open(path)
+            .map(BufReader::new)
+            .map_err(|source| OfflineError::Open {
+                path: path.to_path_buf(),
+                source,
+            })
+    };
+    let mut magic = [0u8; 4];
+    open()?.read_exact(&mut magic).map_err(|_| OfflineError::Format {
+        path: path.to_path_buf(),
+    })?;
+    let mut buf: Vec<u8> = Vec::with_capacity(65_536);
+    let mut summary = ReadSummary::default();
+    let corrupt = |packets| OfflineError::Corrupt {
+        path: path.to_path_buf(),
+        packets,
+    };
+    let deliver =
+        |link: LinkType, ts_ns: u64, data: &[u8], buf: &mut Vec<u8>, f: &mut dyn FnMut(LinkType, u64, &mut [u8])| {
+            buf.clear();
+            buf.extend_from_slice(data);
+            f(link, ts_ns, buf.as_mut_slice());
+        };
+
+    if magic == MAGIC_PCAPNG {
+        let mut r = PcapNgReader::new(open()?).map_err(|_| OfflineError::Format {
+            path: path.to_path_buf(),
+        })?;
+        let mut links: Vec<LinkType> = Vec::new();
+        while let Some(block) = r.next_block() {
+            match block.map_err(|_| corrupt(summary.packets))? {
+                Block::InterfaceDescription(idb) => {
+                    let v = u32::from(idb.linktype) & 0xffff;
+                    links.push(LinkType::from_pcap(v).ok_or(OfflineError::LinkType {
+                        path: path.to_path_buf(),
+                        linktype: v,
+                    })?);
+                }
+                Block::EnhancedPacket(p) => {
+                    let link = *links
+                        .get(p.interface_id as usize)
+                        .ok_or_else(|| corrupt(summary.packets))?;
+                    summary.packets += 1;
+                    deliver(link, p.timestamp.as_nanos() as u64, &p.data, &mut buf, &mut f);
+                }
+                Block::SimplePacket(p) => {
+                    let link = *links.first().ok_or_else(|| corrupt(summary.packets))?;
+                    summary.packets += 1;
+                    deliver(link, 0, &p.data, &mut buf, &mut f);
+                }
+                _ => {}
+            }
+        }
+    } else {
+        let mut r = PcapReader::new(open()?).map_err(|_| OfflineError::Format {
+            path: path.to_path_buf(),
+        })?;
+        let header = r.header();
+        // The upper bits of the field carry FCS information; the link type
+        // is the lower 16 bits.
+        let v = u32::from(header.datalink) & 0xffff;
+        let link = LinkType::from_pcap(v).ok_or(OfflineError::LinkType {
+            path: path.to_path_buf(),
+            linktype: v,
+        })?;
+        let (unit, max_frac) = match header.ts_resolution {
+            TsResolution::MicroSecond => (1_000u64, 999_999u32),
+            TsResolution::NanoSecond => (1u64, 999_999_999u32),
+        };
+        while let Some(p) = r.next_raw_packet() {
+            let p = p.map_err(|_| corrupt(summary.packets))?;
+            summary.packets += 1;
+            let frac = if p.ts_frac > max_frac {
+                summary.clamped_timestamps += 1;
+                max_frac
+            } else {
+                p.ts_frac
+            };
+            let ts = u64::from(p.ts_sec) * 1_000_000_000 + u64::from(frac) * unit;
+            deliver(link, ts, &p.data, &mut buf, &mut f);
+        }
+    }
+    // The reusable buffer held packet bytes: erase its whole capacity.
+    buf.resize(buf.capacity(), 0);
+    crate::erase::erase(&mut buf);
+    Ok(summary)
+}
+
+/// What a replay did: the same counters the daemon exports.
+#[derive(Debug, Default)]
+pub struct ReplayReport {
+    pub read: ReadSummary,
+    pub counters: BatchCounters,
+    pub records: u64,
+}
+
+impl std::fmt::Display for ReplayReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.counters;
+        writeln!(f, "packets read:       {}", self.read.packets)?;
+        writeln!(f, "frames processed:   {}", c.frames)?;
+        writeln!(f, "frames erased:      {}", c.frames_erased)?;
+        writeln!(f, "bytes erased:       {}", c.bytes_erased)?;
+        writeln!(f, "packets selected:   {}", c.selected_packets)?;
+        writeln!(f, "records:            {}", self.records)?;
+        for e in ParseError::ALL {
+            let n = c.parse_errors[e.index()];
+            if n > 0 {
+                writeln!(f, "parse error {:<28} {n}", e.kind())?;
+            }
+        }
+        if self.read.clamped_timestamps > 0 {
+            writeln!(f, "clamped timestamps: {}", self.read.clamped_timestamps)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Read(#[from] OfflineError),
+    #[error("writing records failed")]
+    Write(#[from] std::io::Error),
+}
+
+/// Replays `pcap` through the pipeline; flows time out on the capture's
+/// own clock. Records are written to `out` as JSON lines.
+pub fn replay(cfg: &Config, pcap: &Path, out: &mut dyn std::io::Write) -> Result<ReplayReport, ReplayError> {
+    let mut p = Pipeline::new(cfg, 0);
+    let mut report = ReplayReport::default();
+    let mut last_expire = 0u64;
+    let mut records = Vec::new();
+    report.read = for_each_packet(pcap, |link, ts, frame| {
+        p.process_packet(link, frame, ts);
+        if ts.saturating_sub(last_expire) >= 1_000_000_000 {
+            last_expire = ts;
+            p.expire(ts);
+        }
+        records.append(&mut p.records);
+    })?;
+    p.drain();
+    records.append(&mut p.records);
+    for r in &records {
+        serde_json::to_writer(&mut *out, r).map_err(std::io::Error::other)?;
+        out.write_all(b"\n")?;
+    }
+    report.records = records.len() as u64;
+    report.counters = p.counters.clone();
+    Ok(report)
+}
