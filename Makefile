@@ -33,8 +33,10 @@ check: build
 
 test: deps build
 	@if [ "$$(id -u)" != 0 ]; then echo "make test needs root (BPF, XDP, network namespaces)"; exit 1; fi
-	$(CARGO) test $(TEST_FEATURES) --no-fail-fast
 	@for f in config/*.toml; do $(FURUI) check-config $$f || exit 2; done
+	@mkdir -p target
+	set -o pipefail; $(CARGO) test $(TEST_FEATURES) --no-fail-fast 2>&1 | tee target/test.log
+	@awk '/^test result:/ {p+=$$4; f+=$$6; i+=$$8} END {printf "total: %d passed, %d failed, %d skipped\n", p, f, i}' target/test.log
 
 demo: deps build
 	bash deploy/demo.sh
