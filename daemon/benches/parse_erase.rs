@@ -23,7 +23,11 @@ fn bench(c: &mut Criterion) {
     for size in [64usize, 1500] {
         // Half selected (indicator peer), half not: the common mix.
         let selected = FrameSpec::new("203.0.113.9", "192.0.2.1")
-            .transport(Transport::Tcp { src_port: 4444, dst_port: 443, flags: 0x18 })
+            .transport(Transport::Tcp {
+                src_port: 4444,
+                dst_port: 443,
+                flags: 0x18,
+            })
             .frame_len(size)
             .build();
         let unselected = FrameSpec::new("198.18.0.1", "192.0.2.1").frame_len(size).build();

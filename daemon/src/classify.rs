@@ -6,6 +6,8 @@
 //! class of a captured frame without trusting anything but its prefix set.
 
 use std::collections::HashSet;
+
+use ahash::RandomState;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
@@ -121,7 +123,7 @@ pub type Authorized = [bool; 6];
 #[derive(Debug, Default, Clone)]
 struct LpmTable {
     /// (prefix length, masked addresses), sorted by length, longest first.
-    by_len: Vec<(u8, HashSet<u128>)>,
+    by_len: Vec<(u8, HashSet<u128, RandomState>)>,
 }
 
 impl LpmTable {
@@ -146,7 +148,7 @@ impl LpmTable {
                 self.by_len[i].1.insert(k);
             }
             Err(i) => {
-                let mut s = HashSet::new();
+                let mut s = HashSet::with_hasher(RandomState::new());
                 s.insert(k);
                 self.by_len.insert(i, (len, s));
             }

@@ -47,6 +47,15 @@ struct Args {
     /// Rate limit in frames per second (0 = as fast as possible).
     #[arg(long, default_value_t = 0)]
     pps: u64,
+    /// Print the frames as a trafgen(8) configuration instead of sending
+    /// (for the benchmark rig); --count repeats each flow's frame.
+    #[arg(long)]
+    trafgen: bool,
+}
+
+fn trafgen_packet(frame: &[u8]) -> String {
+    let bytes: Vec<String> = frame.iter().map(|b| format!("0x{b:02x}")).collect();
+    format!("{{ {} }}\n", bytes.join(", "))
 }
 
 fn parse_flow(s: &str, a: &Args) -> Result<Vec<u8>, String> {
@@ -101,6 +110,14 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+    }
+    if a.trafgen {
+        for _ in 0..a.count.max(1) {
+            for f in &frames {
+                print!("{}", trafgen_packet(f));
+            }
+        }
+        return ExitCode::SUCCESS;
     }
     let sock = match PacketSocket::open(&a.iface) {
         Ok(s) => s,

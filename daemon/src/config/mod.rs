@@ -42,6 +42,7 @@ pub struct Capture {
     pub fill_ring_size: u32,
     pub rx_ring_size: u32,
     pub batch_size: u32,
+    pub huge_pages: bool,
 }
 
 impl Capture {
@@ -345,6 +346,7 @@ fn validate_capture(s: CaptureSection, c: &mut Collector<'_>) -> Option<Capture>
         fill_ring_size: *s.fill_ring_size.get_ref(),
         rx_ring_size: *s.rx_ring_size.get_ref(),
         batch_size: b,
+        huge_pages: s.huge_pages,
     })
 }
 

@@ -54,6 +54,9 @@ pub struct CaptureSection {
     pub rx_ring_size: Spanned<u32>,
     #[serde(default = "default_batch")]
     pub batch_size: Spanned<u32>,
+    /// Back the UMEM with 2 MiB huge pages (needs `vm.nr_hugepages`).
+    #[serde(default)]
+    pub huge_pages: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

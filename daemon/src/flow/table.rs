@@ -1,6 +1,8 @@
 //! The per-worker flow table: bounded, with timeouts and counted eviction.
 
 use std::collections::HashMap;
+
+use ahash::RandomState;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -27,7 +29,7 @@ struct FlowState {
 }
 
 pub struct FlowTable {
-    flows: HashMap<FlowKey, FlowState>,
+    flows: HashMap<FlowKey, FlowState, RandomState>,
     idle_ns: u64,
     active_ns: u64,
     max_flows: usize,
@@ -41,7 +43,7 @@ pub struct FlowTable {
 impl FlowTable {
     pub fn new(queue: u32, idle: Duration, active: Duration, max_flows: usize, set_names: Vec<String>) -> Self {
         FlowTable {
-            flows: HashMap::with_capacity(max_flows.min(65_536)),
+            flows: HashMap::with_capacity_and_hasher(max_flows.min(65_536), RandomState::new()),
             idle_ns: idle.as_nanos() as u64,
             active_ns: active.as_nanos() as u64,
             max_flows,
@@ -65,7 +67,11 @@ impl FlowTable {
         let (Some(src), Some(dst)) = (h.src, h.dst) else { return };
         let (sport, dport) = h.ports();
         let (key, src_is_lo) = FlowKey::new(h.vlans, h.protocol, (src, sport), (dst, dport));
-        if !self.flows.contains_key(&key) && self.flows.len() >= self.max_flows {
+        if let Some(st) = self.flows.get_mut(&key) {
+            Self::count(st, h, src_is_lo, now_ns);
+            return;
+        }
+        if self.flows.len() >= self.max_flows {
             self.evict_one(out);
         }
         let st = self.flows.entry(key).or_insert(FlowState {
@@ -81,6 +87,11 @@ impl FlowTable {
             set,
             vlan_depth: h.vlan_depth,
         });
+        Self::count(st, h, src_is_lo, now_ns);
+    }
+
+    #[inline]
+    fn count(st: &mut FlowState, h: &Headers, src_is_lo: bool, now_ns: u64) {
         let dir = usize::from(src_is_lo != st.initiator_is_lo);
         st.packets[dir] += 1;
         st.bytes[dir] += u64::from(h.ip_len);

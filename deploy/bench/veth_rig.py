@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""veth benchmark rig for furui and three passive receivers.
+
+For each workload (64-byte UDP; a ~650-byte mix of 64/576/1500) and each
+receiver, RUNS runs of DURATION seconds at the generator's ceiling
+(trafgen on core 1, no rate limit). Per run it records:
+  offered   packets the generator's veth end transmitted (its tx counter)
+  received  packets the receiver reports it received (own counters)
+  lost      packets the receiver or its kernel socket reports dropped
+  cpu       user+system CPU seconds of the receiving process(es), from
+            /proc/<pid>/stat, over the run
+Reported: median and range over runs of received pps and CPU ns/packet,
+and furui's ratio to each other receiver. Traffic stays inside the two
+namespaces this script creates; they are deleted at exit.
+"""
+import json, os, re, signal, statistics, subprocess, sys, tempfile, time
+
+DURATION = float(os.environ.get("BENCH_SECONDS", "5"))
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+NS_CAP, NS_GEN = "furui-bench-cap", "furui-bench-gen"
+CAP_IF, GEN_IF = "fu-bench-cap", "fu-bench-gen"
+ROOT = os.getcwd()
+FURUI = f"{ROOT}/target/release/furui"
+GEN = f"{ROOT}/target/release/furui-gen"
+TICK = os.sysconf("SC_CLK_TCK")
+RECEIVERS = [r for r in os.environ.get("BENCH_RECEIVERS", "furui,tcpdump,softflowd,pmacctd").split(",") if r]
+
+
+def sh(*a, check=True, **kw):
+    return subprocess.run(a, check=check, capture_output=True, text=True, **kw)
+
+
+def ns(n, *a, **kw):
+    return sh("ip", "netns", "exec", n, *a, **kw)
+
+
+def cleanup():
+    for n in (NS_CAP, NS_GEN):
+        sh("ip", "netns", "del", n, check=False)
+
+
+def rig():
+    cleanup()
+    sh("ip", "netns", "add", NS_CAP)
+    sh("ip", "netns", "add", NS_GEN)
+    for n in (NS_CAP, NS_GEN):
+        ns(n, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+        sh("ip", "-n", n, "link", "set", "lo", "up")
+    sh("ip", "-n", NS_CAP, "link", "add", CAP_IF, "type", "veth", "peer", "name", GEN_IF, "netns", NS_GEN)
+    sh("ip", "-n", NS_CAP, "link", "set", CAP_IF, "up")
+    sh("ip", "-n", NS_GEN, "link", "set", GEN_IF, "up")
+    ns(NS_CAP, "ethtool", "-K", CAP_IF, "gro", "off", check=False)
+
+
+def tx_packets():
+    j = json.loads(sh("ip", "-n", NS_GEN, "-s", "-j", "link", "show", GEN_IF).stdout)
+    return j[0]["stats64"]["tx"]["packets"]
+
+
+def cpu_seconds(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            pass
+    return total / TICK
+
+
+def tree(pid):
+    """pid and all its descendants (pmacctd forks a plugin process)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            kids = open(f"/proc/{p}/task/{p}/children").read().split()
+        except FileNotFoundError:
+            kids = []
+        todo += [int(k) for k in kids]
+    return out
+
+
+def trafgen_conf(workload, path):
+    if workload == "udp64":
+        flows = [("--size", "64")]
+    else:  # ~650-byte mix: 4 x 64, 3 x 576, 3 x 1500 -> mean 648 bytes
+        flows = [("--size", "64")] * 4 + [("--size", "576")] * 3 + [("--size", "1500")] * 3
+    with open(path, "w") as f:
+        for i, (k, v) in enumerate(flows):
+            out = sh(GEN, "--iface", GEN_IF, "--trafgen", "--count", "1", k, v,
+                     "--flow", f"203.0.113.{1 + i},198.18.{i}.1,udp,{40000 + i},53").stdout
+            f.write(out)
+    return sum(int(v) for _, v in flows) / len(flows)
+
+
+def metrics():
+    raw = ns(NS_CAP, "python3", "-c",
+             "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9464/metrics').read().decode())",
+             check=False).stdout
+    m = {}
+    for line in raw.splitlines():
+        if line and not line.startswith("#"):
+            k, _, v = line.rpartition(" ")
+            try:
+                m[k] = float(v)
+            except ValueError:
+                pass
+    return m
+
+
+def msum(m, name):
+    return sum(v for k, v in m.items() if k == name or k.startswith(name + "{"))
+
+
+class Receiver:
+    def __init__(self, name, tmp):
+        self.name, self.tmp, self.proc = name, tmp, None
+
+    def start(self):
+        t = self.tmp
+        if self.name == "furui":
+            cfg = f"{t}/furui.toml"
+            open(cfg, "w").write(f"""
+[capture]
+interface = "{CAP_IF}"
+{os.environ.get("FURUI_BENCH_CAPTURE", "")}
+[domestic]
+prefixes = ["192.0.2.0/24"]
+[measures.transit]
+enabled = true
+not_before = "2026-01-01T00:00:00Z"
+not_after = "2099-01-01T00:00:00Z"
+[[indicators]]
+name = "bench"
+prefixes = ["203.0.113.0/28"]
+[records]
+path = "{t}/records.jsonl"
+""")
+            cmd = [FURUI, "run", "--config", cfg]
+        elif self.name == "tcpdump":
+            cmd = ["tcpdump", "-i", CAP_IF, "-n", "-w", "/dev/null", "-B", "32768"]
+        elif self.name == "softflowd":
+            cmd = ["softflowd", "-d", "-i", CAP_IF, "-n", "127.0.0.1:2055", "-c", f"{t}/softflowd.ctl", "-v", "9"]
+        elif self.name == "pmacctd":
+            conf = f"{t}/pmacctd.conf"
+            open(conf, "w").write(f"daemonize: false\npcap_interface: {CAP_IF}\naggregate: src_host, dst_host, src_port, dst_port, proto\nplugins: print\nprint_refresh_time: 60\nprint_output_file: {t}/pmacct.out\nlogfile: {t}/pmacctd.log\n")
+            cmd = ["pmacctd", "-f", conf]
+        self.log = open(f"{t}/{self.name}.stderr", "w+")
+        self.proc = subprocess.Popen(["ip", "netns", "exec", NS_CAP, "taskset", "-c", "0"] + cmd,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        time.sleep(2.5 if self.name == "furui" else 1.5)
+        if self.proc.poll() is not None:
+            self.log.seek(0)
+            raise RuntimeError(f"{self.name} did not start: {self.log.read()[-2000:]}")
+        self.before = self.counters()
+
+    def pids(self):
+        return tree(self.proc.pid)
+
+    def counters(self):
+        """(received, lost) by the receiver's own account, where it has one."""
+        if self.name == "furui":
+            m = metrics()
+            lost = msum(m, "furui_xsk_rx_ring_full_total") + msum(m, "furui_xsk_rx_dropped_total")
+            return msum(m, "furui_frames_received_total"), lost
+        if self.name == "softflowd":
+            out = ns(NS_CAP, "softflowctl", "-c", f"{self.tmp}/softflowd.ctl", "statistics", check=False).stdout
+            rx = re.search(r"Packets processed: (\d+)", out)
+            drops = [int(x) for x in re.findall(r"Packets dropped by (?:libpcap|interface): (\d+)", out)]
+            return (int(rx.group(1)) if rx else None), (sum(drops) if drops else None)
+        return None, None
+
+    def stop(self):
+        after = self.counters()
+        recv = lost = None
+        if self.name == "pmacctd":
+            # ip netns exec and taskset exec in place: proc.pid is the core
+            # process; USR1 makes it log pcap's received/dropped counts.
+            os.kill(self.proc.pid, signal.SIGUSR1)
+            time.sleep(0.5)
+        for p in reversed(self.pids()):
+            try:
+                os.kill(p, signal.SIGINT if self.name == "tcpdump" else signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.seek(0)
+        text = self.log.read()
+        if self.name == "tcpdump":
+            c = re.search(r"(\d+) packets received by filter", text)
+            d = re.search(r"(\d+) packets dropped by kernel", text)
+            recv = int(c.group(1)) - (int(d.group(1)) if d else 0) if c else None
+            lost = int(d.group(1)) if d else None
+            return recv, lost
+        if self.name == "pmacctd":
+            try:
+                log = open(f"{self.tmp}/pmacctd.log").read()
+            except FileNotFoundError:
+                log = text
+            m = re.findall(r"(\d+) packets received by filter.*?(\d+) packets dropped by kernel", log, re.S)
+            if m:
+                r, d = map(int, m[-1])
+                return r - d, d
+            return None, None
+        if after[0] is not None and self.before[0] is not None:
+            recv = after[0] - self.before[0]
+        if after[1] is not None and self.before[1] is not None:
+            lost = after[1] - self.before[1]
+        return recv, lost
+
+
+def run_once(name, workload, conf, tmp):
+    r = Receiver(name, tmp)
+    r.start()
+    pids = r.pids()
+    tx0, cpu0 = tx_packets(), cpu_seconds(pids)
+    g = subprocess.Popen(["ip", "netns", "exec", NS_GEN, "setsid", "taskset", "-c", "1", "trafgen",
+                          "--dev", GEN_IF, "--conf", conf, "--cpus", "1", "--qdisc-path", "-q"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    time.sleep(DURATION)
+    os.killpg(g.pid, signal.SIGINT)
+    try:
+        g.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        os.killpg(g.pid, signal.SIGKILL)
+        g.wait()
+    time.sleep(1.0)  # let the receiver drain its rings
+    tx1, cpu1 = tx_packets(), cpu_seconds(r.pids())
+    recv, lost = r.stop()
+    offered = tx1 - tx0
+    return {"offered": offered, "received": recv, "lost": lost, "cpu_s": cpu1 - cpu0,
+            "cpu_ns_per_pkt": (cpu1 - cpu0) * 1e9 / offered if offered else None,
+            "offered_pps": offered / DURATION,
+            "received_pps": (recv / DURATION) if recv is not None else None}
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return (statistics.median(xs), min(xs), max(xs)) if xs else (None, None, None)
+
+
+def fmt(t, unit=""):
+    m, lo, hi = t
+    if m is None:
+        return "n/a"
+    return f"{m:,.0f}{unit} [{lo:,.0f}-{hi:,.0f}]"
+
+
+def main():
+    if os.geteuid() != 0:
+        sys.exit("the bench rig needs root")
+    rig()
+    results = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for workload in ("udp64", "mix650"):
+                conf = f"{tmp}/{workload}.trafgen"
+                mean = trafgen_conf(workload, conf)
+                for run in range(RUNS):
+                    # Interleave receivers within a run so drift hits all alike.
+                    for name in RECEIVERS:
+                        res = run_once(name, workload, conf, tmp)
+                        results.setdefault((workload, name), []).append(res)
+                        print(f"{workload:7} run {run + 1} {name:10} offered {res['offered']:>9,} "
+                              f"received {res['received'] if res['received'] is not None else 'n/a':>9} "
+                              f"lost {res['lost'] if res['lost'] is not None else 'n/a':>7} "
+                              f"cpu {res['cpu_s']:.2f}s", flush=True)
+            print()
+            print(f"{DURATION:.0f} s per run, {RUNS} runs, median [min-max]; receiver on core 0, trafgen on core 1")
+            for workload in ("udp64", "mix650"):
+                print(f"\n{workload}:")
+                print(f"  {'receiver':10} {'offered pps':>24} {'received pps':>24} {'lost pkts':>18} {'CPU ns/pkt':>20}")
+                for name in RECEIVERS:
+                    rs = results[(workload, name)]
+                    print(f"  {name:10} {fmt(med([r['offered_pps'] for r in rs])):>24} "
+                          f"{fmt(med([r['received_pps'] for r in rs])):>24} {fmt(med([r['lost'] for r in rs])):>18} "
+                          f"{fmt(med([r['cpu_ns_per_pkt'] for r in rs])):>20}")
+                f = med([r["cpu_ns_per_pkt"] for r in results[(workload, "furui")]])[0] if "furui" in RECEIVERS else None
+                for name in RECEIVERS:
+                    if name == "furui" or f is None:
+                        continue
+                    o = med([r["cpu_ns_per_pkt"] for r in results[(workload, name)]])[0]
+                    if o:
+                        print(f"  furui CPU/packet / {name} CPU/packet = {f / o:.2f}")
+            with open(f"{ROOT}/target/bench-veth.json", "w") as out:
+                json.dump({f"{w}/{n}": v for (w, n), v in results.items()}, out, indent=1)
+    finally:
+        cleanup()
+
+
+if __name__ == "__main__":
+    main()
