@@ -6,8 +6,7 @@
 //! class of a captured frame without trusting anything but its prefix set.
 
 use std::collections::HashSet;
-
-use ahash::RandomState;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
@@ -118,12 +117,43 @@ pub const XDP_REDIRECT: u32 = 4;
 /// Which classes are authorized right now, indexed by `Class as usize`.
 pub type Authorized = [bool; 6];
 
+/// Multiply-shift hashing for prefix keys. The sets are built from the
+/// configuration, not from traffic, so there is nothing for an attacker to
+/// flood; a lookup is one multiply.
+#[derive(Default, Clone, Copy)]
+pub struct PrefixHasher(u64);
+
+impl Hasher for PrefixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    #[inline]
+    fn write_u128(&mut self, v: u128) {
+        let folded = (v as u64) ^ ((v >> 64) as u64).rotate_left(29);
+        self.write_u64(folded);
+    }
+
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type PrefixKeys = HashSet<u128, BuildHasherDefault<PrefixHasher>>;
+
 /// Longest-prefix membership for one address family: one hash set of masked
 /// keys per prefix length in use, probed from the longest length down.
 #[derive(Debug, Default, Clone)]
 struct LpmTable {
     /// (prefix length, masked addresses), sorted by length, longest first.
-    by_len: Vec<(u8, HashSet<u128, RandomState>)>,
+    by_len: Vec<(u8, PrefixKeys)>,
 }
 
 impl LpmTable {
@@ -148,7 +178,7 @@ impl LpmTable {
                 self.by_len[i].1.insert(k);
             }
             Err(i) => {
-                let mut s = HashSet::with_hasher(RandomState::new());
+                let mut s = PrefixKeys::default();
                 s.insert(k);
                 self.by_len.insert(i, (len, s));
             }

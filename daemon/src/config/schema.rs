@@ -150,14 +150,17 @@ fn default_capture_mode() -> CaptureMode {
 fn default_bind() -> BindMode {
     BindMode::Auto
 }
+// 16384 frames of 2 KiB (32 MiB locked per queue) behind 8192-entry rings:
+// ~5 ms of buffering at 1.5 Mpps, measured loss-free at the veth rig's
+// generator ceiling. 2 KiB frames hold a 1518-byte frame plus headroom.
 fn default_frame_count() -> Spanned<u32> {
-    unspanned(4096)
+    unspanned(16384)
 }
 fn default_frame_size() -> Spanned<u32> {
-    unspanned(4096)
+    unspanned(2048)
 }
 fn default_ring() -> Spanned<u32> {
-    unspanned(2048)
+    unspanned(8192)
 }
 fn default_batch() -> Spanned<u32> {
     unspanned(64)

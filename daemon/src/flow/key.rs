@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use crate::parse::headers::MAX_VLANS;
 
 /// Endpoints ordered so both directions of a conversation share one key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct FlowKey {
     pub vlans: [u16; MAX_VLANS],
     pub protocol: u8,
@@ -37,6 +37,31 @@ impl FlowKey {
                 false,
             )
         }
+    }
+}
+
+fn addr_bits(a: IpAddr) -> u128 {
+    match a {
+        // Mapped so that an IPv4 and an IPv6 key never hash alike by accident.
+        IpAddr::V4(v) => u128::from(v.to_ipv6_mapped()),
+        IpAddr::V6(v) => u128::from(v),
+    }
+}
+
+impl std::hash::Hash for FlowKey {
+    // Four fixed-width writes instead of the derived field-by-field walk
+    // (enum tags, arrays): this is on the per-packet path.
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(addr_bits(self.lo.0));
+        state.write_u128(addr_bits(self.hi.0));
+        state.write_u64(
+            u64::from(self.lo.1)
+                | u64::from(self.hi.1) << 16
+                | u64::from(self.vlans[0]) << 32
+                | u64::from(self.vlans[1]) << 48,
+        );
+        state.write_u8(self.protocol);
     }
 }
 
