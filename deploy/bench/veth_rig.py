@@ -217,6 +217,10 @@ path = "{t}/records.jsonl"
 
 
 def run_once(name, workload, conf, tmp):
+    # A fresh veth pair per run: re-attaching XDP to a veth that already
+    # had a program (and AF_XDP sockets) was seen to lose frames in later
+    # runs, an artifact no deployment has (it attaches once).
+    rig()
     r = Receiver(name, tmp)
     r.start()
     pids = r.pids()
@@ -256,7 +260,6 @@ def fmt(t, unit=""):
 def main():
     if os.geteuid() != 0:
         sys.exit("the bench rig needs root")
-    rig()
     results = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:

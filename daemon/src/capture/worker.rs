@@ -56,13 +56,6 @@ pub struct WorkerReport {
     pub zero_copy: bool,
 }
 
-/// Nap length when the RX ring is empty under load. The RX ring (2048 by
-/// default) holds ~1.3 ms at 1.5 Mpps, so a 200 µs nap cannot overflow it,
-/// and each wake-up then pays for a few hundred frames, not a handful.
-const NAP: Duration = Duration::from_micros(200);
-/// Consecutive empty naps (~10 ms) before the worker blocks in poll().
-const NAPS_BEFORE_POLL: u32 = 50;
-
 pub struct QueueWorker {
     queue: u32,
     batch_size: usize,
@@ -75,6 +68,8 @@ pub struct QueueWorker {
     /// Frames we own that are not on the fill ring (all zeroed).
     free: Vec<FrameDesc>,
     batch: Vec<FrameDesc>,
+    /// Nap when the RX ring runs empty (`idle_nap_us`).
+    nap: Duration,
     pub zero_copy: bool,
 }
 
@@ -210,6 +205,7 @@ impl QueueWorker {
             _tx: tx,
             free: descs,
             batch: vec![FrameDesc::default(); cfg.batch_size as usize],
+            nap: cfg.idle_nap,
             zero_copy,
         };
         w.refill();
@@ -324,12 +320,15 @@ impl QueueWorker {
                     }
                     continue;
                 }
-                // Under load, a short nap lets a batch build up: one wake-up
-                // per batch instead of one per packet (poll() wakes on the
-                // first frame). Only a queue idle for a while sleeps in poll.
+                // Under load, one nap lets a batch build up: each wake-up
+                // costs tens of microseconds of CPU (more in a VM), so it
+                // must pay for hundreds of frames, not a few. If the ring is
+                // still empty, block in poll(), which wakes as soon as
+                // frames arrive. The default rings (8192) hold ~5 ms at
+                // 1.5 Mpps, several naps' worth.
                 empty_streak = empty_streak.saturating_add(1);
-                if empty_streak <= NAPS_BEFORE_POLL {
-                    std::thread::sleep(NAP);
+                if empty_streak == 1 && !self.nap.is_zero() {
+                    std::thread::sleep(self.nap);
                 } else {
                     let _ = self.rx.poll(100);
                 }

@@ -43,6 +43,7 @@ pub struct Capture {
     pub rx_ring_size: u32,
     pub batch_size: u32,
     pub huge_pages: bool,
+    pub idle_nap: Duration,
 }
 
 impl Capture {
@@ -332,6 +333,13 @@ fn validate_capture(s: CaptureSection, c: &mut Collector<'_>) -> Option<Capture>
             format!("batch_size {b} must be between 1 and rx_ring_size"),
         );
     }
+    let nap = *s.idle_nap_us.get_ref();
+    if nap > 10_000 {
+        c.at(
+            s.idle_nap_us.span(),
+            format!("idle_nap_us {nap} is above 10000; a long nap lets the rings overflow under load"),
+        );
+    }
     if c.errors.len() != before {
         return None;
     }
@@ -347,6 +355,7 @@ fn validate_capture(s: CaptureSection, c: &mut Collector<'_>) -> Option<Capture>
         rx_ring_size: *s.rx_ring_size.get_ref(),
         batch_size: b,
         huge_pages: s.huge_pages,
+        idle_nap: Duration::from_micros(u64::from(nap)),
     })
 }
 

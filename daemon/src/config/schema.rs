@@ -57,6 +57,10 @@ pub struct CaptureSection {
     /// Back the UMEM with 2 MiB huge pages (needs `vm.nr_hugepages`).
     #[serde(default)]
     pub huge_pages: bool,
+    /// How long a worker naps when its RX ring runs empty, so that the next
+    /// wake-up finds a batch (0 = block in poll() at once).
+    #[serde(default = "default_nap")]
+    pub idle_nap_us: Spanned<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +165,9 @@ fn default_frame_size() -> Spanned<u32> {
 }
 fn default_ring() -> Spanned<u32> {
     unspanned(8192)
+}
+fn default_nap() -> Spanned<u32> {
+    unspanned(1000)
 }
 fn default_batch() -> Spanned<u32> {
     unspanned(64)
