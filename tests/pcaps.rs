@@ -216,3 +216,59 @@ fn invalid_timestamps_are_clamped_not_fatal() {
     assert_eq!(s.packets, 3);
     assert_eq!(s.clamped_timestamps, 2);
 }
+
+/// The first ClientHello in a capture, joined across TCP segments of the
+/// same flow if it is split (bounded: at most 16 KiB).
+fn first_client_hello(name: &str) -> Option<furui::select::tls::Fingerprints> {
+    use furui::select::tls::{client_hello_len, fingerprint_record};
+    type FlowId = (Option<IpAddr>, Option<IpAddr>, (u16, u16));
+    let mut pending: Option<(FlowId, Vec<u8>)> = None;
+    let mut found = None;
+    for_each_packet(&pcap(name), |link, _, frame| {
+        if found.is_some() {
+            furui::erase::erase(frame);
+            return;
+        }
+        if let Ok(h) = parse_link(link, frame) {
+            let key = (h.src, h.dst, h.ports());
+            let payload = h.payload(frame);
+            match &mut pending {
+                Some((k, buf)) if *k == key && !payload.is_empty() => buf.extend_from_slice(payload),
+                _ if client_hello_len(payload).is_ok() => pending = Some((key, payload.to_vec())),
+                _ => {}
+            }
+            if let Some((_, buf)) = &pending {
+                if let Ok(need) = client_hello_len(buf) {
+                    if buf.len() >= need + 5 || buf.len() > 16_384 {
+                        found = fingerprint_record(buf).ok();
+                        pending = None;
+                    }
+                }
+            }
+        }
+        furui::erase::erase(frame);
+    })
+    .unwrap();
+    found
+}
+
+#[test]
+fn ja4_and_ja3_match_the_published_values() {
+    let f = first_client_hello("ja4__tls12.pcap").expect("ClientHello in ja4__tls12");
+    assert_eq!(f.ja4, "t13d1715h2_5b57614c22b0_3d5424432f57");
+    assert_eq!(f.ja3, "579ccef312d18482fc42e2b822ca2430");
+    let f = first_client_hello("ja4__tls-alpn-h2.pcap").expect("ClientHello in ja4__tls-alpn-h2");
+    assert_eq!(f.ja4, "t12d4605h2_85626a9a5f7f_aaf95bb78ec9");
+    let f = first_client_hello("sv__ja4-tls.pcap").expect("ClientHello in sv__ja4-tls");
+    assert_eq!(f.ja4, "t12i1810s1_27d4652c4487_06a4338d0495");
+    assert_eq!(f.ja3, "308b0bd904abbef5e0034a1ff7a78920");
+}
+
+#[test]
+fn tcp_payload_is_located_in_place() {
+    let r = parsed("tcpdump__dns_udp.pcap");
+    let h = r[0].as_ref().unwrap();
+    // DNS query: 12-byte header + question; the UDP header said 8 + len.
+    assert!(h.payload_len > 12, "{}", h.payload_len);
+    assert_eq!(usize::from(h.payload_offset), 14 + 20 + 8);
+}

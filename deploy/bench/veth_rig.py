@@ -180,7 +180,7 @@ path = "{t}/records.jsonl"
             # ip netns exec and taskset exec in place: proc.pid is the core
             # process; USR1 makes it log pcap's received/dropped counts.
             os.kill(self.proc.pid, signal.SIGUSR1)
-            time.sleep(0.5)
+            time.sleep(1.0)
         for p in reversed(self.pids()):
             try:
                 os.kill(p, signal.SIGINT if self.name == "tcpdump" else signal.SIGTERM)
@@ -204,7 +204,8 @@ path = "{t}/records.jsonl"
                 log = open(f"{self.tmp}/pmacctd.log").read()
             except FileNotFoundError:
                 log = text
-            m = re.findall(r"(\d+) packets received by filter.*?(\d+) packets dropped by kernel", log, re.S)
+            # "stats [iface,0] time=... received_packets=N dropped_packets=M"
+            m = re.findall(r"received_packets=(\d+) dropped_packets=(\d+)", log)
             if m:
                 r, d = map(int, m[-1])
                 return r - d, d

@@ -58,6 +58,10 @@ pub struct Headers {
     /// IP packet length from the IP header (what the flow counts as bytes).
     pub ip_len: u16,
     pub l4: L4,
+    /// Where the TCP/UDP payload lies in the frame (offset from the frame's
+    /// first byte, length). Selection scans it in place; nothing copies it.
+    pub payload_offset: u16,
+    pub payload_len: u16,
 }
 
 impl fmt::Debug for Headers {
@@ -78,7 +82,15 @@ impl Headers {
             ttl: 0,
             ip_len: 0,
             l4: L4::None,
+            payload_offset: 0,
+            payload_len: 0,
         }
+    }
+
+    /// The TCP/UDP payload of `frame` (the frame these headers came from).
+    pub fn payload<'a>(&self, frame: &'a [u8]) -> &'a [u8] {
+        let start = usize::from(self.payload_offset);
+        frame.get(start..start + usize::from(self.payload_len)).unwrap_or(&[])
     }
 
     pub fn is_ip(&self) -> bool {
@@ -117,26 +129,41 @@ pub fn parse_ethernet(frame: &[u8]) -> Result<Headers> {
         rest = tag.into_payload();
     }
     h.ethertype = ethertype;
-    parse_l3(ethertype, rest, &mut h)?;
+    parse_l3(ethertype, rest, frame.len() - rest.len(), &mut h)?;
     Ok(h)
 }
 
 /// Parses what follows an ethertype (IPv4, IPv6, or an MPLS stack over
 /// IP); any other ethertype leaves `h` without addresses.
-pub(crate) fn parse_l3(ethertype: u16, rest: &[u8], h: &mut Headers) -> Result<()> {
-    match ethertype {
-        ETHERTYPE_IPV4 => parse_ipv4(rest, h),
-        ETHERTYPE_IPV6 => parse_ipv6(rest, h),
+/// `at` is the offset of `rest` in the frame.
+pub(crate) fn parse_l3(ethertype: u16, rest: &[u8], at: usize, h: &mut Headers) -> Result<()> {
+    let (ip, ip_at) = match ethertype {
+        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => (rest, at),
         super::mpls::ETHERTYPE_MPLS_UNICAST | super::mpls::ETHERTYPE_MPLS_MULTICAST => {
             let inner = super::mpls::pop_stack(rest)?;
-            match inner.first().map(|b| b >> 4) {
-                Some(4) => parse_ipv4(inner, h),
-                Some(6) => parse_ipv6(inner, h),
-                _ => Ok(()),
-            }
+            (inner, at + rest.len() - inner.len())
         }
-        _ => Ok(()),
+        _ => return Ok(()),
+    };
+    let v = if ethertype == ETHERTYPE_IPV4 {
+        4
+    } else if ethertype == ETHERTYPE_IPV6 {
+        6
+    } else {
+        ip.first().map_or(0, |b| b >> 4)
+    };
+    match v {
+        4 => parse_ipv4(ip, h)?,
+        6 => parse_ipv6(ip, h)?,
+        _ => return Ok(()),
     }
+    if h.payload_len > 0 {
+        match u16::try_from(ip_at + usize::from(h.payload_offset)) {
+            Ok(o) => h.payload_offset = o,
+            Err(_) => h.payload_len = 0,
+        }
+    }
+    Ok(())
 }
 
 /// Parses a raw IP packet (version from the first nibble), for link types
@@ -146,11 +173,11 @@ pub fn parse_ip(packet: &[u8]) -> Result<Headers> {
     match packet.first().map(|b| b >> 4) {
         Some(4) => {
             h.ethertype = ETHERTYPE_IPV4;
-            parse_ipv4(packet, &mut h)?
+            parse_l3(ETHERTYPE_IPV4, packet, 0, &mut h)?
         }
         Some(6) => {
             h.ethertype = ETHERTYPE_IPV6;
-            parse_ipv6(packet, &mut h)?
+            parse_l3(ETHERTYPE_IPV6, packet, 0, &mut h)?
         }
         Some(_) => return Err(ParseError::BadIpv4Version),
         None => return Err(ParseError::TruncatedIpv4),
@@ -166,11 +193,13 @@ fn parse_ipv4(bytes: &[u8], h: &mut Headers) -> Result<()> {
     h.ttl = ip.ttl();
     h.ip_len = ip.total_len();
     if ip.frag_offset() == 0 {
-        h.l4 = if ip.more_fragments() {
-            parse_l4_first_fragment(ip.protocol(), ip.payload())
+        if ip.more_fragments() {
+            h.l4 = parse_l4_first_fragment(ip.protocol(), ip.payload());
         } else {
-            parse_l4(ip.protocol(), ip.payload())?
-        };
+            let (l4, range) = parse_l4_with_payload(ip.protocol(), ip.payload())?;
+            h.l4 = l4;
+            set_payload(h, ip.header_len(), range);
+        }
     }
     Ok(())
 }
@@ -186,11 +215,13 @@ fn parse_ipv6(bytes: &[u8], h: &mut Headers) -> Result<()> {
     h.protocol = up.protocol;
     if !up.later_fragment && up.protocol != NH_NO_NEXT {
         let l4 = &payload[up.offset..];
-        h.l4 = if up.first_fragment {
-            parse_l4_first_fragment(up.protocol, l4)
+        if up.first_fragment {
+            h.l4 = parse_l4_first_fragment(up.protocol, l4);
         } else {
-            parse_l4(up.protocol, l4)?
-        };
+            let (l4, range) = parse_l4_with_payload(up.protocol, l4)?;
+            h.l4 = l4;
+            set_payload(h, 40 + up.offset, range);
+        }
     }
     Ok(())
 }
@@ -216,31 +247,59 @@ fn parse_l4_first_fragment(protocol: u8, bytes: &[u8]) -> L4 {
 }
 
 fn parse_l4(protocol: u8, bytes: &[u8]) -> Result<L4> {
+    parse_l4_with_payload(protocol, bytes).map(|(l4, _)| l4)
+}
+
+/// The upper-layer fields and where the TCP/UDP payload lies in `bytes`.
+fn parse_l4_with_payload(protocol: u8, bytes: &[u8]) -> Result<(L4, (usize, usize))> {
     Ok(match protocol {
         PROTO_TCP => {
             let t = TcpSegment::new_checked(bytes)?;
-            L4::Tcp {
+            let start = t.header_len();
+            let l4 = L4::Tcp {
                 src_port: t.src_port(),
                 dst_port: t.dst_port(),
                 flags: t.flags(),
-            }
+            };
+            (l4, (start, bytes.len() - start))
         }
         PROTO_UDP => {
             let u = UdpDatagram::new_checked(bytes)?;
-            L4::Udp {
-                src_port: u.src_port(),
-                dst_port: u.dst_port(),
-            }
+            let end = match u.length() {
+                0 => bytes.len(),
+                n => usize::from(n),
+            };
+            (
+                L4::Udp {
+                    src_port: u.src_port(),
+                    dst_port: u.dst_port(),
+                },
+                (8, end - 8),
+            )
         }
         PROTO_ICMP | PROTO_ICMPV6 => {
             let i = IcmpHeader::new_checked(bytes)?;
-            L4::Icmp {
-                icmp_type: i.icmp_type(),
-                code: i.code(),
-            }
+            (
+                L4::Icmp {
+                    icmp_type: i.icmp_type(),
+                    code: i.code(),
+                },
+                (0, 0),
+            )
         }
-        _ => L4::None,
+        _ => (L4::None, (0, 0)),
     })
+}
+
+/// Records the payload range, `at` bytes into the IP packet.
+fn set_payload(h: &mut Headers, at: usize, range: (usize, usize)) {
+    if range.1 == 0 {
+        return;
+    }
+    if let (Ok(off), Ok(len)) = (u16::try_from(at + range.0), u16::try_from(range.1)) {
+        h.payload_offset = off;
+        h.payload_len = len;
+    }
 }
 
 #[cfg(test)]
@@ -273,6 +332,8 @@ mod tests {
             }
         );
         assert_eq!(usize::from(h.ip_len), 20 + 20 + 5);
+        assert_eq!(h.payload(&f), b"hello");
+        assert_eq!(usize::from(h.payload_offset), 14 + 8 + 20 + 20);
     }
 
     #[test]

@@ -29,10 +29,10 @@ impl LinkType {
     }
 }
 
-fn ip_by_version(b: &[u8], h: &mut Headers) -> Result<()> {
+fn ip_by_version(b: &[u8], at: usize, h: &mut Headers) -> Result<()> {
     match b.first().map(|v| v >> 4) {
-        Some(4) => parse_l3(0x0800, b, h),
-        Some(6) => parse_l3(0x86dd, b, h),
+        Some(4) => parse_l3(0x0800, b, at, h),
+        Some(6) => parse_l3(0x86dd, b, at, h),
         _ => Ok(()),
     }
 }
@@ -42,21 +42,21 @@ pub fn parse_link(link: LinkType, frame: &[u8]) -> Result<Headers> {
     let mut h = Headers::empty();
     match link {
         LinkType::Ethernet => return parse_ethernet(frame),
-        LinkType::RawIp => ip_by_version(frame, &mut h)?,
+        LinkType::RawIp => ip_by_version(frame, 0, &mut h)?,
         LinkType::Null => {
             // 4-byte address family in the capturing host's byte order.
             let rest = frame.get(4..).ok_or(ParseError::TruncatedLinkHeader)?;
-            ip_by_version(rest, &mut h)?;
+            ip_by_version(rest, 4, &mut h)?;
         }
         LinkType::LinuxSll => {
             let rest = frame.get(16..).ok_or(ParseError::TruncatedLinkHeader)?;
             h.ethertype = be16(frame, 14);
-            parse_l3(h.ethertype, rest, &mut h)?;
+            parse_l3(h.ethertype, rest, 16, &mut h)?;
         }
         LinkType::LinuxSll2 => {
             let rest = frame.get(20..).ok_or(ParseError::TruncatedLinkHeader)?;
             h.ethertype = be16(frame, 0);
-            parse_l3(h.ethertype, rest, &mut h)?;
+            parse_l3(h.ethertype, rest, 20, &mut h)?;
         }
         LinkType::Ppp => {
             // Optional address/control (ff 03), then a 2-byte protocol.
@@ -67,11 +67,12 @@ pub fn parse_link(link: LinkType, frame: &[u8]) -> Result<Headers> {
             };
             let proto = b.get(..2).map(|p| be16(p, 0)).ok_or(ParseError::TruncatedLinkHeader)?;
             let rest = &b[2..];
+            let at = frame.len() - rest.len();
             match proto {
-                0x0021 => parse_l3(0x0800, rest, &mut h)?,
-                0x0057 => parse_l3(0x86dd, rest, &mut h)?,
-                0x0281 => parse_l3(0x8847, rest, &mut h)?,
-                0x0283 => parse_l3(0x8848, rest, &mut h)?,
+                0x0021 => parse_l3(0x0800, rest, at, &mut h)?,
+                0x0057 => parse_l3(0x86dd, rest, at, &mut h)?,
+                0x0281 => parse_l3(0x8847, rest, at, &mut h)?,
+                0x0283 => parse_l3(0x8848, rest, at, &mut h)?,
                 _ => {}
             }
         }

@@ -35,6 +35,11 @@ impl<T: AsRef<[u8]>> UdpDatagram<T> {
     pub fn dst_port(&self) -> u16 {
         be16(self.buffer.as_ref(), field::DST_PORT)
     }
+
+    /// The length field (0 only for IPv6 jumbograms).
+    pub fn length(&self) -> u16 {
+        be16(self.buffer.as_ref(), field::LENGTH)
+    }
 }
 
 #[cfg(test)]

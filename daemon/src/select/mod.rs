@@ -4,6 +4,8 @@
 //! Invariant kept: only the index of the matching set leaves this stage —
 //! never the packet.
 
+pub mod tls;
+
 use std::net::IpAddr;
 
 use crate::classify::Class;
