@@ -10,7 +10,10 @@ receiver, RUNS runs of DURATION seconds at the generator's ceiling
   cpu       user+system CPU seconds of the receiving process(es), from
             /proc/<pid>/stat, over the run
 Reported: median and range over runs of received pps and CPU ns/packet,
-and furui's ratio to each other receiver. Traffic stays inside the two
+and furui's ratio to each other receiver. Environment knobs: BENCH_SECONDS,
+BENCH_RUNS, BENCH_RECEIVERS (comma list), FURUI_BENCH_CAPTURE (extra
+[capture] lines for furui), FURUI_BENCH_INDICATOR (furui's indicator set;
+the default selects every generated packet). Traffic stays inside the two
 namespaces this script creates; they are deleted at exit.
 """
 import json, os, re, signal, statistics, subprocess, sys, tempfile, time
@@ -135,7 +138,7 @@ not_before = "2026-01-01T00:00:00Z"
 not_after = "2099-01-01T00:00:00Z"
 [[indicators]]
 name = "bench"
-prefixes = ["203.0.113.0/28"]
+prefixes = ["{os.environ.get("FURUI_BENCH_INDICATOR", "203.0.113.0/28")}"]
 [records]
 path = "{t}/records.jsonl"
 """)
