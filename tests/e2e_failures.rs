@@ -52,6 +52,10 @@ fn every_shipped_config_is_valid() {
         }
     }
     assert!(n >= 1);
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/rules");
+    let o = Command::new(FURUI).args(["check-rules", rules]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("3 rules"));
 }
 
 #[test]

@@ -32,6 +32,8 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Validate a rules directory (every *.toml in it); every error with its line. Exit 2 on any error.
+    CheckRules { dir: PathBuf },
     /// Run a pcap/pcapng file through the same parse → select → erase →
     /// record code as the live path; records to stdout, counters to stderr.
     Replay {
@@ -102,6 +104,21 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::CheckRules { dir } => match furui::select::rules::RuleSet::load_dir(&dir) {
+            Ok(rs) => {
+                println!(
+                    "{}: ok ({} rules, version {})",
+                    dir.display(),
+                    rs.rules.len(),
+                    rs.version
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprint!("{e}");
+                ExitCode::from(2)
+            }
+        },
         Cmd::Replay { config, pcap } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,

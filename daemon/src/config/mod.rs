@@ -24,7 +24,7 @@ pub use errors::{ConfigError, ConfigErrors};
 pub use schema::{BindMode, CaptureMode, XdpMode};
 
 use crate::classify::{Measure, PrefixSet};
-use errors::Collector;
+pub(crate) use errors::Collector;
 use schema::*;
 
 /// Highest queue id the XSKMAP has room for (FURUI_MAX_QUEUES - 1).
@@ -143,7 +143,7 @@ impl Config {
 
 const SECTIONS: &str = "capture, domestic, measures, indicators, flows, records, metrics";
 
-fn de<T: DeserializeOwned>(v: &Spanned<DeValue<'_>>, c: &mut Collector<'_>) -> Option<T> {
+pub(crate) fn de<T: DeserializeOwned>(v: &Spanned<DeValue<'_>>, c: &mut Collector<'_>) -> Option<T> {
     match T::deserialize(ValueDeserializer::from(v.clone())) {
         Ok(t) => Some(t),
         Err(e) => {
