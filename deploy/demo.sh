@@ -59,6 +59,8 @@ gen --count 100 --flow 2001:db8::10,2001:4860:dead::53,udp,5353,53
 echo "  transit:   200 frames (v4 and VLAN-tagged v6)"
 gen --count 100 --flow 8.8.8.8,9.9.9.9
 gen --count 100 --vlan 100 --vlan 200 --flow 2a00:1450::1,2001:4860::8888,icmp
+echo "  outbound:  5 frames carrying a command string a sealed rule knows (no indicator address)"
+ip netns exec "$NS_GEN" "$GEN" --iface "$GEN_IF" --marker "EVIL-CMD" --count 5 --flow 192.0.2.77,198.18.7.7,udp,5000,8080 >/dev/null
 echo "  non-IP:    25 ARP frames; malformed: 25 IPv4 frames with IHL 4"
 gen --non-ip 25 --malformed 25
 sleep 3   # flows go idle after 2 s and become records
@@ -74,6 +76,8 @@ echo "XDP program detached from $CAP_IF"
 
 step "records ($RECORDS): $(wc -l <"$RECORDS") selected flows"
 cat "$RECORDS"
-grep -q DEMO-PAYLOAD "$RECORDS" && { echo "payload found in records!"; exit 1; }
+grep -q -e DEMO-PAYLOAD -e EVIL-CMD "$RECORDS" && { echo "payload found in records!"; exit 1; }
+grep -q '"rules":\["beacon-command"\]' "$RECORDS" || { echo "the sealed-signature rule did not select its flow"; exit 1; }
 echo
-echo "No record holds payload; unselected flows (198.18.0.9, 8.8.8.8, ...) left nothing behind but counters."
+echo "No record holds payload (the beacon-command record names its rule, not the bytes);"
+echo "unselected flows (198.18.0.9, 8.8.8.8, ...) left nothing behind but counters."

@@ -10,8 +10,9 @@ use std::net::IpAddr;
 use crate::classify::{class_of, Class, PrefixSet};
 use crate::config::Config;
 use crate::erase::erase;
-use crate::flow::{FlowTable, MechanicalRecord};
+use crate::flow::{FlowTable, Labels, MechanicalRecord};
 use crate::parse::{parse_ethernet, parse_link, Headers, LinkType, ParseError};
+use crate::select::rules::{RuleIdx, RuleSet};
 use crate::select::Selector;
 
 /// Counts of one batch, flushed to the metrics by the caller.
@@ -33,6 +34,9 @@ impl BatchCounters {
 pub struct Pipeline {
     domestic: PrefixSet,
     selector: Selector,
+    rules: std::sync::Arc<RuleSet>,
+    /// Scratch for the rules one packet matched (no per-packet allocation).
+    rule_hits: Vec<RuleIdx>,
     pub flows: FlowTable,
     pub counters: BatchCounters,
     /// Records of flows that ended; the caller drains it.
@@ -41,16 +45,22 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(cfg: &Config, queue: u32) -> Pipeline {
-        let names = cfg.indicators.iter().map(|s| s.name.clone()).collect();
+        let labels = Labels {
+            set_names: cfg.indicators.iter().map(|s| s.name.clone()).collect(),
+            rule_ids: cfg.rules.rules.iter().map(|r| r.id.clone()).collect(),
+            ruleset_version: cfg.rules.version.clone(),
+        };
         Pipeline {
             domestic: cfg.domestic.clone(),
             selector: Selector::new(cfg.indicators.clone()),
+            rules: cfg.rules.clone(),
+            rule_hits: Vec::new(),
             flows: FlowTable::new(
                 queue,
                 cfg.flows.idle_timeout,
                 cfg.flows.active_timeout,
                 cfg.flows.max_flows,
-                names,
+                labels,
             ),
             counters: BatchCounters::default(),
             records: Vec::new(),
@@ -82,9 +92,18 @@ impl Pipeline {
             Ok(h) => {
                 if let (Some(src), Some(dst)) = (h.src, h.dst) {
                     let class = self.class(src, dst);
-                    if let Some(set) = self.selector.select(class, &h) {
+                    let set = self.selector.select(class, &h);
+                    self.rule_hits.clear();
+                    if !self.rules.rules.is_empty() {
+                        // Payload signatures are scanned here, in the frame,
+                        // before it is erased below.
+                        self.rules
+                            .matching(class, &h, h.payload(frame), None, &mut self.rule_hits);
+                    }
+                    if set.is_some() || !self.rule_hits.is_empty() {
                         self.counters.selected_packets += 1;
-                        self.flows.update(&h, class, set, now_ns, &mut self.records);
+                        self.flows
+                            .update(&h, class, set, &self.rule_hits, now_ns, &mut self.records);
                     }
                 }
             }
@@ -161,6 +180,42 @@ path = "r.jsonl"
 "#,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_sealed_signature_selects_a_flow_and_the_record_names_the_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rules")).unwrap();
+        std::fs::write(
+            dir.path().join("rules/r.toml"),
+            "version = \"v7\"\n[[rule]]\nid = \"cmd\"\nmeasures = [\"inbound\"]\npayload = [{ text = \"EVIL-CMD\" }]\n",
+        )
+        .unwrap();
+        let cfg = Config::parse(
+            &dir.path().join("furui.toml"),
+            "[capture]\ninterface = \"x\"\n[domestic]\nprefixes = [\"192.0.2.0/24\"]\n[selection]\nrules_dir = \"rules\"\n[records]\npath = \"r\"\n",
+        )
+        .unwrap();
+        let mut p = Pipeline::new(&cfg, 0);
+        let mut hit = FrameSpec::new("198.51.100.4", "192.0.2.9")
+            .payload(b"..EVIL-CMD..")
+            .build();
+        let mut miss = FrameSpec::new("198.51.100.5", "192.0.2.9").payload(b"hello").build();
+        p.process_frame(&mut hit, 1);
+        p.process_frame(&mut miss, 2);
+        assert!(hit.iter().chain(miss.iter()).all(|b| *b == 0));
+        assert_eq!(p.counters.selected_packets, 1);
+        p.drain();
+        assert_eq!(p.records.len(), 1);
+        let r = &p.records[0];
+        assert_eq!(r.rules, vec!["cmd".to_string()]);
+        assert_eq!(r.ruleset_version, "v7");
+        assert_eq!(r.indicator_set, "");
+        let json = serde_json::to_string(r).unwrap();
+        assert!(
+            !json.contains("EVIL"),
+            "the record names the rule, never the bytes: {json}"
+        );
     }
 
     #[test]

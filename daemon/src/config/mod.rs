@@ -99,6 +99,8 @@ pub struct Config {
     pub domestic: PrefixSet,
     pub measures: BTreeMap<Measure, Window>,
     pub indicators: Vec<IndicatorSet>,
+    /// Selection rules (empty when no `[selection] rules_dir`).
+    pub rules: std::sync::Arc<crate::select::rules::RuleSet>,
     pub flows: Flows,
     pub records: Records,
     pub metrics_listen: SocketAddr,
@@ -141,7 +143,7 @@ impl Config {
     }
 }
 
-const SECTIONS: &str = "capture, domestic, measures, indicators, flows, records, metrics";
+const SECTIONS: &str = "capture, domestic, measures, indicators, selection, flows, records, metrics";
 
 pub(crate) fn de<T: DeserializeOwned>(v: &Spanned<DeValue<'_>>, c: &mut Collector<'_>) -> Option<T> {
     match T::deserialize(ValueDeserializer::from(v.clone())) {
@@ -164,6 +166,7 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
     let mut domestic: Option<PrefixSource> = None;
     let mut measures: Vec<(Measure, Spanned<MeasureSection>)> = Vec::new();
     let mut indicators: Vec<IndicatorSection> = Vec::new();
+    let mut selection = SelectionSection::default();
     let mut flows = FlowsSection::default();
     let mut records: Option<RecordsSection> = None;
     let mut metrics = MetricsSection::default();
@@ -180,6 +183,12 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
                 })
             }
             "records" => records = de(value, c),
+            "selection" => {
+                selection = de(value, c).unwrap_or_else(|| {
+                    ok = false;
+                    SelectionSection::default()
+                })
+            }
             "metrics" => {
                 metrics = de(value, c).unwrap_or_else(|| {
                     ok = false;
@@ -242,6 +251,17 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
     let domestic_list = prefixes::load(&domestic.prefixes, &domestic.files, &base, c);
     let measures = validate_measures(measures, c);
     let indicators = validate_indicators(indicators, &base, c);
+    let rules = match &selection.rules_dir {
+        None => Some(crate::select::rules::RuleSet::empty()),
+        Some(d) => match crate::select::rules::RuleSet::load_dir(&prefixes::resolve(&base, d.get_ref())) {
+            Ok(rs) => Some(rs),
+            Err(e) => {
+                // Errors inside the rules files carry their own file and line.
+                c.errors.extend(e.0);
+                None
+            }
+        },
+    };
     let flows = validate_flows(flows, c);
     let records = records.and_then(|r| validate_records(r, &base, c));
     let metrics_listen = match metrics.listen.get_ref().parse::<SocketAddr>() {
@@ -269,6 +289,7 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
         domestic: domestic_set,
         measures: measures?,
         indicators: indicators?,
+        rules: std::sync::Arc::new(rules?),
         flows: flows?,
         records: records?,
         metrics_listen: metrics_listen?,

@@ -188,3 +188,11 @@ pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 fn default_listen() -> Spanned<String> {
     unspanned(DEFAULT_METRICS_LISTEN.to_string())
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectionSection {
+    /// Directory of rules files (`*.toml`), relative to the config file.
+    #[serde(default)]
+    pub rules_dir: Option<Spanned<String>>,
+}

@@ -39,8 +39,12 @@ pub struct MechanicalRecord {
     pub tcp_flags_reverse: u8,
     pub min_ttl: u8,
     pub max_ttl: u8,
-    /// Name of the indicator set whose rule selected the flow.
+    /// Name of the indicator set that selected the flow ("" if only rules did).
     pub indicator_set: String,
+    /// Ids of every rule that matched a packet of the flow.
+    pub rules: Vec<String>,
+    /// Version of the ruleset those ids belong to.
+    pub ruleset_version: String,
     pub end_reason: EndReason,
 }
 
@@ -67,6 +71,8 @@ impl MechanicalRecord {
         "min_ttl",
         "max_ttl",
         "indicator_set",
+        "rules",
+        "ruleset_version",
         "end_reason",
     ];
 }

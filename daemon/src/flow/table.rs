@@ -10,9 +10,20 @@ use super::key::FlowKey;
 use super::record::{EndReason, MechanicalRecord};
 use crate::classify::Class;
 use crate::parse::Headers;
+use crate::select::rules::RuleIdx;
 use crate::select::SetId;
 
-#[derive(Clone, Copy)]
+/// Names the table needs to turn a flow into a record.
+#[derive(Debug, Clone, Default)]
+pub struct Labels {
+    /// Indicator set names, by `SetId`.
+    pub set_names: Vec<String>,
+    /// Rule ids, by `RuleIdx`.
+    pub rule_ids: Vec<String>,
+    pub ruleset_version: String,
+}
+
+#[derive(Clone)]
 struct FlowState {
     first_seen_ns: u64,
     last_seen_ns: u64,
@@ -24,7 +35,9 @@ struct FlowState {
     min_ttl: u8,
     max_ttl: u8,
     class: Class,
-    set: SetId,
+    set: Option<SetId>,
+    /// Every rule that matched a packet of the flow, sorted.
+    rules: Vec<RuleIdx>,
     vlan_depth: u8,
 }
 
@@ -34,21 +47,20 @@ pub struct FlowTable {
     active_ns: u64,
     max_flows: usize,
     queue: u32,
-    /// Indicator set names, by `SetId`.
-    set_names: Vec<String>,
+    labels: Labels,
     /// Flows ended early because the table was full.
     pub evicted: u64,
 }
 
 impl FlowTable {
-    pub fn new(queue: u32, idle: Duration, active: Duration, max_flows: usize, set_names: Vec<String>) -> Self {
+    pub fn new(queue: u32, idle: Duration, active: Duration, max_flows: usize, labels: Labels) -> Self {
         FlowTable {
             flows: HashMap::with_capacity_and_hasher(max_flows.min(65_536), RandomState::new()),
             idle_ns: idle.as_nanos() as u64,
             active_ns: active.as_nanos() as u64,
             max_flows,
             queue,
-            set_names,
+            labels,
             evicted: 0,
         }
     }
@@ -63,12 +75,21 @@ impl FlowTable {
 
     /// Folds one selected packet into its flow. A full table first ends
     /// some other flow (its record goes to `out`).
-    pub fn update(&mut self, h: &Headers, class: Class, set: SetId, now_ns: u64, out: &mut Vec<MechanicalRecord>) {
+    pub fn update(
+        &mut self,
+        h: &Headers,
+        class: Class,
+        set: Option<SetId>,
+        rules: &[RuleIdx],
+        now_ns: u64,
+        out: &mut Vec<MechanicalRecord>,
+    ) {
         let (Some(src), Some(dst)) = (h.src, h.dst) else { return };
         let (sport, dport) = h.ports();
         let (key, src_is_lo) = FlowKey::new(h.vlans, h.protocol, (src, sport), (dst, dport));
         if let Some(st) = self.flows.get_mut(&key) {
             Self::count(st, h, src_is_lo, now_ns);
+            Self::note_selection(st, set, rules);
             return;
         }
         if self.flows.len() >= self.max_flows {
@@ -85,9 +106,23 @@ impl FlowTable {
             max_ttl: 0,
             class,
             set,
+            rules: Vec::new(),
             vlan_depth: h.vlan_depth,
         });
         Self::count(st, h, src_is_lo, now_ns);
+        Self::note_selection(st, set, rules);
+    }
+
+    #[inline]
+    fn note_selection(st: &mut FlowState, set: Option<SetId>, rules: &[RuleIdx]) {
+        if st.set.is_none() {
+            st.set = set;
+        }
+        for r in rules {
+            if let Err(at) = st.rules.binary_search(r) {
+                st.rules.insert(at, *r);
+            }
+        }
     }
 
     #[inline]
@@ -113,24 +148,18 @@ impl FlowTable {
     /// Ends idle flows and flows past the active timeout.
     pub fn expire(&mut self, now_ns: u64, out: &mut Vec<MechanicalRecord>) {
         let (idle, active) = (self.idle_ns, self.active_ns);
-        let mut ended = Vec::new();
-        self.flows.retain(|k, st| {
-            let reason = if now_ns.saturating_sub(st.last_seen_ns) >= idle {
-                Some(EndReason::Idle)
-            } else if now_ns.saturating_sub(st.first_seen_ns) >= active {
-                Some(EndReason::Active)
+        let ended: Vec<(FlowKey, FlowState)> = self
+            .flows
+            .extract_if(|_, st| {
+                now_ns.saturating_sub(st.last_seen_ns) >= idle || now_ns.saturating_sub(st.first_seen_ns) >= active
+            })
+            .collect();
+        for (k, st) in ended {
+            let r = if now_ns.saturating_sub(st.last_seen_ns) >= idle {
+                EndReason::Idle
             } else {
-                None
+                EndReason::Active
             };
-            match reason {
-                Some(r) => {
-                    ended.push((*k, *st, r));
-                    false
-                }
-                None => true,
-            }
-        });
-        for (k, st, r) in ended {
             out.push(self.record(&k, &st, r));
         }
     }
@@ -164,7 +193,16 @@ impl FlowTable {
             tcp_flags_reverse: st.tcp_flags[1],
             min_ttl: st.min_ttl,
             max_ttl: st.max_ttl,
-            indicator_set: self.set_names.get(usize::from(st.set)).cloned().unwrap_or_default(),
+            indicator_set: st
+                .set
+                .and_then(|s| self.labels.set_names.get(usize::from(s)).cloned())
+                .unwrap_or_default(),
+            rules: st
+                .rules
+                .iter()
+                .filter_map(|r| self.labels.rule_ids.get(usize::from(*r)).cloned())
+                .collect(),
+            ruleset_version: self.labels.ruleset_version.clone(),
             end_reason: reason,
         }
     }
@@ -175,6 +213,13 @@ mod tests {
     use super::*;
     use crate::craft::{FrameSpec, Transport};
     use crate::parse::parse_ethernet;
+
+    fn labels() -> Labels {
+        Labels {
+            set_names: vec!["c2".into()],
+            ..Labels::default()
+        }
+    }
 
     fn h(src: &str, dst: &str, sp: u16, dp: u16, flags: u8) -> Headers {
         parse_ethernet(
@@ -192,32 +237,29 @@ mod tests {
 
     #[test]
     fn biflow_counts_per_direction_and_idle_expiry() {
-        let mut t = FlowTable::new(
-            3,
-            Duration::from_secs(10),
-            Duration::from_secs(100),
-            10,
-            vec!["c2".into()],
-        );
+        let mut t = FlowTable::new(3, Duration::from_secs(10), Duration::from_secs(100), 10, labels());
         let mut out = Vec::new();
         t.update(
             &h("203.0.113.1", "192.0.2.1", 5000, 80, 0x02),
             Class::Inbound,
-            0,
+            Some(0),
+            &[],
             1_000,
             &mut out,
         );
         t.update(
             &h("192.0.2.1", "203.0.113.1", 80, 5000, 0x12),
             Class::Outbound,
-            0,
+            Some(0),
+            &[],
             2_000,
             &mut out,
         );
         t.update(
             &h("203.0.113.1", "192.0.2.1", 5000, 80, 0x10),
             Class::Inbound,
-            0,
+            Some(0),
+            &[],
             3_000,
             &mut out,
         );
@@ -242,19 +284,14 @@ mod tests {
 
     #[test]
     fn active_timeout_and_eviction_end_flows_as_records() {
-        let mut t = FlowTable::new(
-            0,
-            Duration::from_secs(10),
-            Duration::from_secs(20),
-            2,
-            vec!["c2".into()],
-        );
+        let mut t = FlowTable::new(0, Duration::from_secs(10), Duration::from_secs(20), 2, labels());
         let mut out = Vec::new();
         for (i, n) in [1u16, 2, 3].iter().enumerate() {
             t.update(
                 &h("203.0.113.1", "192.0.2.1", *n, 80, 0),
                 Class::Inbound,
-                0,
+                Some(0),
+                &[],
                 i as u64,
                 &mut out,
             );
@@ -265,13 +302,7 @@ mod tests {
         assert_eq!(out[0].end_reason, EndReason::Evicted);
         // Which flow a full table ends is arbitrary (hash order); the active
         // timeout is checked on a table with room.
-        let mut t = FlowTable::new(
-            0,
-            Duration::from_secs(10),
-            Duration::from_secs(20),
-            2,
-            vec!["c2".into()],
-        );
+        let mut t = FlowTable::new(0, Duration::from_secs(10), Duration::from_secs(20), 2, labels());
         out.clear();
         // Keep flows busy past the active timeout.
         for s in 1..=25u64 {
@@ -279,7 +310,8 @@ mod tests {
                 t.update(
                     &h("203.0.113.1", "192.0.2.1", n, 80, 0),
                     Class::Inbound,
-                    0,
+                    Some(0),
+                    &[],
                     s * 1_000_000_000,
                     &mut out,
                 );
