@@ -190,3 +190,70 @@ fn sigterm_during_traffic_exits_zero_erases_everything_and_detaches() {
     let recs = std::fs::read_to_string(rig.path("records.jsonl")).unwrap();
     assert_eq!(recs.lines().count(), 1, "the in-flight flow was flushed as a record");
 }
+
+#[test]
+fn a_bad_reload_keeps_the_running_configuration_and_says_why() {
+    let rig = Rig::new();
+    let rules_dir = rig.path("rules");
+    std::fs::create_dir(&rules_dir).unwrap();
+    std::fs::write(
+        rules_dir.join("r.toml"),
+        "version = \"good\"\n[[rule]]\nid = \"x\"\nmeasures = [\"transit\"]\n",
+    )
+    .unwrap();
+    let cfg = rig.config("", &format!("{BODY}\n[selection]\nrules_dir = \"rules\"\n"));
+    let d = Daemon::start(&rig, &cfg);
+    let hup = || {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(d.pid() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap()
+    };
+    let wait_for = |series: &str, n: u64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while d.metrics().get(series) < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{series} never reached {n}:\n{}",
+                d.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // A rules file with a mistake on line 4.
+    std::fs::write(
+        rules_dir.join("r.toml"),
+        "version = \"bad\"\n[[rule]]\nid = \"x\"\nmeasures = [\"sideways\"]\n",
+    )
+    .unwrap();
+    hup();
+    wait_for("furui_config_reloads_total{result=\"invalid\"}", 1);
+    let log = d.log_text();
+    assert!(
+        log.contains("r.toml:4:") && log.contains("sideways") && log.contains("reload rejected"),
+        "{log}"
+    );
+    let m = d.metrics();
+    assert_eq!(m.get("furui_ruleset_version{version=\"good\"}"), 1);
+    assert_eq!(m.get("furui_ruleset_version{version=\"bad\"}"), 0);
+    // A change only a restart can apply.
+    std::fs::write(
+        rules_dir.join("r.toml"),
+        "version = \"good\"\n[[rule]]\nid = \"x\"\nmeasures = [\"transit\"]\n",
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("frame_count = 2048", "frame_count = 4096");
+    std::fs::write(&cfg, text).unwrap();
+    hup();
+    wait_for("furui_config_reloads_total{result=\"rejected\"}", 1);
+    assert!(
+        d.log_text().contains("section=\"[capture]\"") || d.log_text().contains("[capture]"),
+        "{}",
+        d.log_text()
+    );
+    assert_eq!(d.metrics().get("furui_config_reloads_total{result=\"ok\"}"), 0);
+    assert_eq!(d.stop(), 0);
+}

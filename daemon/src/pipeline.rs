@@ -6,14 +6,15 @@
 //! error, non-IP, unselected, selected — as its last step.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use crate::classify::{class_of, Class, PrefixSet};
+use crate::classify::{class_of, Class};
 use crate::config::Config;
 use crate::erase::erase;
-use crate::flow::{FlowTable, Labels, MechanicalRecord};
+use crate::flow::{FlowTable, MechanicalRecord, Selected};
 use crate::parse::{parse_ethernet, parse_link, Headers, LinkType, ParseError};
-use crate::select::rules::{RuleIdx, RuleSet};
-use crate::select::Selector;
+use crate::select::rules::RuleIdx;
+use crate::select::{SelectionState, SharedSelection};
 
 /// Counts of one batch, flushed to the metrics by the caller.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -32,11 +33,12 @@ impl BatchCounters {
 }
 
 pub struct Pipeline {
-    domestic: PrefixSet,
-    selector: Selector,
-    rules: std::sync::Arc<RuleSet>,
+    shared: SharedSelection,
+    /// The selection state this batch uses (refreshed between batches).
+    cur: Arc<SelectionState>,
     /// Scratch for the rules one packet matched (no per-packet allocation).
     rule_hits: Vec<RuleIdx>,
+    rule_names: Vec<Arc<str>>,
     pub flows: FlowTable,
     pub counters: BatchCounters,
     /// Records of flows that ended; the caller drains it.
@@ -44,31 +46,40 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// A pipeline with its own selection state (offline use, tests).
     pub fn new(cfg: &Config, queue: u32) -> Pipeline {
-        let labels = Labels {
-            set_names: cfg.indicators.iter().map(|s| s.name.clone()).collect(),
-            rule_ids: cfg.rules.rules.iter().map(|r| r.id.clone()).collect(),
-            ruleset_version: cfg.rules.version.clone(),
-        };
+        Self::with_shared(cfg, queue, crate::select::shared(cfg))
+    }
+
+    /// A pipeline reading the shared, reloadable selection state.
+    pub fn with_shared(cfg: &Config, queue: u32, shared: SharedSelection) -> Pipeline {
+        let cur = shared.load_full();
         Pipeline {
-            domestic: cfg.domestic.clone(),
-            selector: Selector::new(cfg.indicators.clone()),
-            rules: cfg.rules.clone(),
+            shared,
+            cur,
             rule_hits: Vec::new(),
+            rule_names: Vec::new(),
             flows: FlowTable::new(
                 queue,
                 cfg.flows.idle_timeout,
                 cfg.flows.active_timeout,
                 cfg.flows.max_flows,
-                labels,
             ),
             counters: BatchCounters::default(),
             records: Vec::new(),
         }
     }
 
+    /// Picks up a reloaded selection state; called between batches.
+    #[inline]
+    pub fn refresh(&mut self) {
+        if !Arc::ptr_eq(&self.cur, &self.shared.load()) {
+            self.cur = self.shared.load_full();
+        }
+    }
+
     fn class(&self, src: IpAddr, dst: IpAddr) -> Class {
-        class_of(self.domestic.contains(src), self.domestic.contains(dst))
+        class_of(self.cur.domestic.contains(src), self.cur.domestic.contains(dst))
     }
 
     /// Processes one received frame and erases it. `now_ns` is the batch's
@@ -92,18 +103,29 @@ impl Pipeline {
             Ok(h) => {
                 if let (Some(src), Some(dst)) = (h.src, h.dst) {
                     let class = self.class(src, dst);
-                    let set = self.selector.select(class, &h);
+                    let st = &self.cur;
+                    let set = st.selector.select(class, &h);
                     self.rule_hits.clear();
-                    if !self.rules.rules.is_empty() {
+                    if !st.rules.rules.is_empty() {
                         // Payload signatures are scanned here, in the frame,
                         // before it is erased below.
-                        self.rules
+                        st.rules
                             .matching(class, &h, h.payload(frame), None, &mut self.rule_hits);
                     }
                     if set.is_some() || !self.rule_hits.is_empty() {
                         self.counters.selected_packets += 1;
-                        self.flows
-                            .update(&h, class, set, &self.rule_hits, now_ns, &mut self.records);
+                        self.rule_names.clear();
+                        self.rule_names.extend(
+                            self.rule_hits
+                                .iter()
+                                .map(|i| st.rules.rules[usize::from(*i)].id.clone()),
+                        );
+                        let sel = Selected {
+                            set: set.and_then(|i| st.selector.shared_name(i)),
+                            rules: &self.rule_names,
+                            ruleset_version: &st.rules.version,
+                        };
+                        self.flows.update(&h, class, sel, now_ns, &mut self.records);
                     }
                 }
             }

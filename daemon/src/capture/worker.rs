@@ -274,6 +274,8 @@ impl QueueWorker {
             let n = unsafe { self.rx.consume(&mut self.batch[..self.batch_size]) };
             if n > 0 {
                 empty_streak = 0;
+                // A reload swaps the selection state between batches.
+                pipeline.refresh();
                 let t0 = Instant::now();
                 let now = now_ns();
                 received.inc_by(n as u64);

@@ -30,7 +30,7 @@ use schema::*;
 /// Highest queue id the XSKMAP has room for (FURUI_MAX_QUEUES - 1).
 pub const MAX_QUEUE_ID: u32 = 63;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Capture {
     pub interface: String,
     pub queues: Vec<u32>,
@@ -75,14 +75,14 @@ pub struct IndicatorSet {
     pub prefixes: PrefixSet,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Flows {
     pub idle_timeout: Duration,
     pub active_timeout: Duration,
     pub max_flows: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Records {
     pub path: PathBuf,
     pub queue_capacity: usize,
@@ -107,6 +107,23 @@ pub struct Config {
 }
 
 impl Config {
+    /// What differs between `self` and `new` that only a restart can
+    /// apply (the capture plumbing, the flow tables, the sink, the metrics
+    /// endpoint), or None if `new` can be loaded into a running daemon.
+    pub fn restart_required(&self, new: &Config) -> Option<&'static str> {
+        if self.capture != new.capture {
+            Some("[capture]")
+        } else if self.flows != new.flows {
+            Some("[flows]")
+        } else if self.records != new.records {
+            Some("[records]")
+        } else if self.metrics_listen != new.metrics_listen {
+            Some("[metrics]")
+        } else {
+            None
+        }
+    }
+
     /// Which measures are authorized at `now`.
     pub fn authorized_at(&self, now: OffsetDateTime) -> BTreeMap<Measure, bool> {
         Measure::ALL

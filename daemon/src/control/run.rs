@@ -47,7 +47,7 @@ pub enum RunError {
 
 /// Runs the daemon until SIGTERM or SIGINT. Nothing stays attached to the
 /// interface when this returns, on success or on error.
-pub fn run(cfg: Config) -> Result<(), RunError> {
+pub fn run(mut cfg: Config) -> Result<(), RunError> {
     if let Err(e) = sys::set_non_dumpable() {
         tracing::warn!(error = %e, "could not mark the process non-dumpable");
     }
@@ -85,10 +85,12 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         workers.push((*q, w));
     }
 
+    let selection = crate::select::shared(&cfg);
+    metrics.ruleset_version.with_label_values(&[&cfg.rules.version]).set(1);
     let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
     for (q, w) in workers {
-        let pipeline = Pipeline::new(&cfg, q);
+        let pipeline = Pipeline::with_shared(&cfg, q, selection.clone());
         let (m, r, s) = (metrics.clone(), records.clone(), stop.clone());
         let h = std::thread::Builder::new()
             .name(format!("furui-q{q}"))
@@ -102,7 +104,14 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         .enable_all()
         .build()
         .map_err(RunError::Runtime)?;
-    let outcome = rt.block_on(supervise(&cfg, &classifier, &metrics, &mut tracker, &handles));
+    let outcome = rt.block_on(supervise(
+        &mut cfg,
+        &selection,
+        &classifier,
+        &metrics,
+        &mut tracker,
+        &handles,
+    ));
 
     // Shutdown in reverse: stop redirecting, let workers drain and erase,
     // flush records, then detach.
@@ -166,8 +175,67 @@ fn refresh_xdp_stats(classifier: &Classifier, metrics: &Metrics) {
     }
 }
 
+/// SIGHUP: re-reads the config (and its prefixes and rules), builds the new
+/// selection state off the data path and swaps it in atomically. A config
+/// that fails validation, or changes what only a restart can, leaves the
+/// running state untouched; every error is logged.
+fn reload(cfg: &mut Config, selection: &crate::select::SharedSelection, classifier: &Classifier, metrics: &Metrics) {
+    let new = match Config::load(&cfg.path) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors.0 {
+                tracing::error!(error = %e, "reload rejected: configuration invalid; the running configuration stays");
+            }
+            metrics.config_reloads.with_label_values(&["invalid"]).inc();
+            return;
+        }
+    };
+    if let Some(section) = cfg.restart_required(&new) {
+        tracing::error!(
+            section,
+            "reload rejected: this section cannot change without a restart; the running configuration stays"
+        );
+        metrics.config_reloads.with_label_values(&["rejected"]).inc();
+        return;
+    }
+    // Domestic tries: add first, then remove, so that during the change
+    // the domestic set is the union of old and new — the direction in
+    // which nothing domestic can leave the kernel.
+    let old: std::collections::HashSet<_> = cfg.domestic_list.iter().copied().collect();
+    let new_set: std::collections::HashSet<_> = new.domestic_list.iter().copied().collect();
+    let added: Vec<_> = new.domestic_list.iter().copied().filter(|n| !old.contains(n)).collect();
+    let removed: Vec<_> = cfg
+        .domestic_list
+        .iter()
+        .copied()
+        .filter(|n| !new_set.contains(n))
+        .collect();
+    if let Err(e) = classifier.set_domestic(&added) {
+        tracing::error!(error = %e, "reload failed while adding domestic prefixes; removing what was added");
+        classifier.remove_domestic(&added);
+        metrics.config_reloads.with_label_values(&["failed"]).inc();
+        return;
+    }
+    selection.store(Arc::new(crate::select::SelectionState::from_config(&new)));
+    classifier.remove_domestic(&removed);
+    if new.rules.version != cfg.rules.version {
+        let _ = metrics.ruleset_version.remove_label_values(&[&cfg.rules.version]);
+        metrics.ruleset_version.with_label_values(&[&new.rules.version]).set(1);
+    }
+    tracing::info!(
+        ruleset_version = %new.rules.version,
+        rules = new.rules.rules.len(),
+        domestic_added = added.len(),
+        domestic_removed = removed.len(),
+        "configuration reloaded"
+    );
+    *cfg = new;
+    metrics.config_reloads.with_label_values(&["ok"]).inc();
+}
+
 async fn supervise(
-    cfg: &Config,
+    cfg: &mut Config,
+    selection: &crate::select::SharedSelection,
     classifier: &Classifier,
     metrics: &Metrics,
     tracker: &mut WindowTracker,
@@ -186,11 +254,17 @@ async fn supervise(
 
     let mut term = signal(SignalKind::terminate()).map_err(RunError::Runtime)?;
     let mut int = signal(SignalKind::interrupt()).map_err(RunError::Runtime)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(RunError::Runtime)?;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); return Ok(()); }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); return Ok(()); }
+            _ = hup.recv() => {
+                reload(cfg, selection, classifier, metrics);
+                // Windows of the new config take effect at once.
+                apply_windows(cfg, classifier, metrics, tracker);
+            }
             _ = tick.tick() => {
                 refresh_xdp_stats(classifier, metrics);
                 apply_windows(cfg, classifier, metrics, tracker);

@@ -10,17 +10,16 @@ use super::key::FlowKey;
 use super::record::{EndReason, MechanicalRecord};
 use crate::classify::Class;
 use crate::parse::Headers;
-use crate::select::rules::RuleIdx;
-use crate::select::SetId;
+use std::sync::Arc;
 
-/// Names the table needs to turn a flow into a record.
-#[derive(Debug, Clone, Default)]
-pub struct Labels {
-    /// Indicator set names, by `SetId`.
-    pub set_names: Vec<String>,
-    /// Rule ids, by `RuleIdx`.
-    pub rule_ids: Vec<String>,
-    pub ruleset_version: String,
+/// What selected a packet: the names are shared with the selection state
+/// that was current when the packet was processed, so a reload never
+/// relabels a flow.
+#[derive(Debug, Clone, Copy)]
+pub struct Selected<'a> {
+    pub set: Option<&'a Arc<str>>,
+    pub rules: &'a [Arc<str>],
+    pub ruleset_version: &'a Arc<str>,
 }
 
 #[derive(Clone)]
@@ -35,9 +34,11 @@ struct FlowState {
     min_ttl: u8,
     max_ttl: u8,
     class: Class,
-    set: Option<SetId>,
+    set: Option<Arc<str>>,
     /// Every rule that matched a packet of the flow, sorted.
-    rules: Vec<RuleIdx>,
+    rules: Vec<Arc<str>>,
+    /// The ruleset version active when the flow was first selected.
+    ruleset_version: Arc<str>,
     vlan_depth: u8,
 }
 
@@ -47,20 +48,18 @@ pub struct FlowTable {
     active_ns: u64,
     max_flows: usize,
     queue: u32,
-    labels: Labels,
     /// Flows ended early because the table was full.
     pub evicted: u64,
 }
 
 impl FlowTable {
-    pub fn new(queue: u32, idle: Duration, active: Duration, max_flows: usize, labels: Labels) -> Self {
+    pub fn new(queue: u32, idle: Duration, active: Duration, max_flows: usize) -> Self {
         FlowTable {
             flows: HashMap::with_capacity_and_hasher(max_flows.min(65_536), RandomState::new()),
             idle_ns: idle.as_nanos() as u64,
             active_ns: active.as_nanos() as u64,
             max_flows,
             queue,
-            labels,
             evicted: 0,
         }
     }
@@ -79,8 +78,7 @@ impl FlowTable {
         &mut self,
         h: &Headers,
         class: Class,
-        set: Option<SetId>,
-        rules: &[RuleIdx],
+        sel: Selected<'_>,
         now_ns: u64,
         out: &mut Vec<MechanicalRecord>,
     ) {
@@ -89,7 +87,7 @@ impl FlowTable {
         let (key, src_is_lo) = FlowKey::new(h.vlans, h.protocol, (src, sport), (dst, dport));
         if let Some(st) = self.flows.get_mut(&key) {
             Self::count(st, h, src_is_lo, now_ns);
-            Self::note_selection(st, set, rules);
+            Self::note_selection(st, sel);
             return;
         }
         if self.flows.len() >= self.max_flows {
@@ -105,22 +103,23 @@ impl FlowTable {
             min_ttl: u8::MAX,
             max_ttl: 0,
             class,
-            set,
+            set: None,
             rules: Vec::new(),
+            ruleset_version: sel.ruleset_version.clone(),
             vlan_depth: h.vlan_depth,
         });
         Self::count(st, h, src_is_lo, now_ns);
-        Self::note_selection(st, set, rules);
+        Self::note_selection(st, sel);
     }
 
     #[inline]
-    fn note_selection(st: &mut FlowState, set: Option<SetId>, rules: &[RuleIdx]) {
+    fn note_selection(st: &mut FlowState, sel: Selected<'_>) {
         if st.set.is_none() {
-            st.set = set;
+            st.set = sel.set.cloned();
         }
-        for r in rules {
+        for r in sel.rules {
             if let Err(at) = st.rules.binary_search(r) {
-                st.rules.insert(at, *r);
+                st.rules.insert(at, r.clone());
             }
         }
     }
@@ -193,16 +192,9 @@ impl FlowTable {
             tcp_flags_reverse: st.tcp_flags[1],
             min_ttl: st.min_ttl,
             max_ttl: st.max_ttl,
-            indicator_set: st
-                .set
-                .and_then(|s| self.labels.set_names.get(usize::from(s)).cloned())
-                .unwrap_or_default(),
-            rules: st
-                .rules
-                .iter()
-                .filter_map(|r| self.labels.rule_ids.get(usize::from(*r)).cloned())
-                .collect(),
-            ruleset_version: self.labels.ruleset_version.clone(),
+            indicator_set: st.set.as_deref().unwrap_or_default().to_string(),
+            rules: st.rules.iter().map(|r| r.to_string()).collect(),
+            ruleset_version: st.ruleset_version.to_string(),
             end_reason: reason,
         }
     }
@@ -214,10 +206,16 @@ mod tests {
     use crate::craft::{FrameSpec, Transport};
     use crate::parse::parse_ethernet;
 
-    fn labels() -> Labels {
-        Labels {
-            set_names: vec!["c2".into()],
-            ..Labels::default()
+    fn c2() -> Arc<str> {
+        Arc::from("c2")
+    }
+
+    fn sel(set: &Arc<str>) -> Selected<'_> {
+        static EMPTY: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+        Selected {
+            set: Some(set),
+            rules: &[],
+            ruleset_version: EMPTY.get_or_init(|| Arc::from("")),
         }
     }
 
@@ -237,29 +235,26 @@ mod tests {
 
     #[test]
     fn biflow_counts_per_direction_and_idle_expiry() {
-        let mut t = FlowTable::new(3, Duration::from_secs(10), Duration::from_secs(100), 10, labels());
+        let mut t = FlowTable::new(3, Duration::from_secs(10), Duration::from_secs(100), 10);
         let mut out = Vec::new();
         t.update(
             &h("203.0.113.1", "192.0.2.1", 5000, 80, 0x02),
             Class::Inbound,
-            Some(0),
-            &[],
+            sel(&c2()),
             1_000,
             &mut out,
         );
         t.update(
             &h("192.0.2.1", "203.0.113.1", 80, 5000, 0x12),
             Class::Outbound,
-            Some(0),
-            &[],
+            sel(&c2()),
             2_000,
             &mut out,
         );
         t.update(
             &h("203.0.113.1", "192.0.2.1", 5000, 80, 0x10),
             Class::Inbound,
-            Some(0),
-            &[],
+            sel(&c2()),
             3_000,
             &mut out,
         );
@@ -284,14 +279,13 @@ mod tests {
 
     #[test]
     fn active_timeout_and_eviction_end_flows_as_records() {
-        let mut t = FlowTable::new(0, Duration::from_secs(10), Duration::from_secs(20), 2, labels());
+        let mut t = FlowTable::new(0, Duration::from_secs(10), Duration::from_secs(20), 2);
         let mut out = Vec::new();
         for (i, n) in [1u16, 2, 3].iter().enumerate() {
             t.update(
                 &h("203.0.113.1", "192.0.2.1", *n, 80, 0),
                 Class::Inbound,
-                Some(0),
-                &[],
+                sel(&c2()),
                 i as u64,
                 &mut out,
             );
@@ -302,7 +296,7 @@ mod tests {
         assert_eq!(out[0].end_reason, EndReason::Evicted);
         // Which flow a full table ends is arbitrary (hash order); the active
         // timeout is checked on a table with room.
-        let mut t = FlowTable::new(0, Duration::from_secs(10), Duration::from_secs(20), 2, labels());
+        let mut t = FlowTable::new(0, Duration::from_secs(10), Duration::from_secs(20), 2);
         out.clear();
         // Keep flows busy past the active timeout.
         for s in 1..=25u64 {
@@ -310,8 +304,7 @@ mod tests {
                 t.update(
                     &h("203.0.113.1", "192.0.2.1", n, 80, 0),
                     Class::Inbound,
-                    Some(0),
-                    &[],
+                    sel(&c2()),
                     s * 1_000_000_000,
                     &mut out,
                 );

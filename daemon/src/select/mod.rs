@@ -13,21 +13,54 @@ use crate::classify::Class;
 use crate::config::IndicatorSet;
 use crate::parse::Headers;
 
+/// Everything selection reads, swapped as one unit on reload: a batch sees
+/// either the old state or the new one, never a mix.
+#[derive(Debug, Clone)]
+pub struct SelectionState {
+    pub domestic: crate::classify::PrefixSet,
+    pub selector: Selector,
+    pub rules: std::sync::Arc<rules::RuleSet>,
+}
+
+impl SelectionState {
+    pub fn from_config(cfg: &crate::config::Config) -> SelectionState {
+        SelectionState {
+            domestic: cfg.domestic.clone(),
+            selector: Selector::new(cfg.indicators.clone()),
+            rules: cfg.rules.clone(),
+        }
+    }
+}
+
+/// The selection state shared by the workers and the control plane.
+pub type SharedSelection = std::sync::Arc<arc_swap::ArcSwap<SelectionState>>;
+
+pub fn shared(cfg: &crate::config::Config) -> SharedSelection {
+    std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(SelectionState::from_config(cfg)))
+}
+
 /// Index into `Selector::names()`.
 pub type SetId = u16;
 
 #[derive(Debug, Clone, Default)]
 pub struct Selector {
     sets: Vec<IndicatorSet>,
+    names: Vec<std::sync::Arc<str>>,
 }
 
 impl Selector {
     pub fn new(sets: Vec<IndicatorSet>) -> Self {
-        Selector { sets }
+        let names = sets.iter().map(|s| std::sync::Arc::from(s.name.as_str())).collect();
+        Selector { sets, names }
     }
 
     pub fn name(&self, id: SetId) -> &str {
-        self.sets.get(usize::from(id)).map_or("", |s| s.name.as_str())
+        self.names.get(usize::from(id)).map_or("", |s| s)
+    }
+
+    /// The shared name of set `id` (what flows keep).
+    pub fn shared_name(&self, id: SetId) -> Option<&std::sync::Arc<str>> {
+        self.names.get(usize::from(id))
     }
 
     /// The remote side(s) of a packet of `class`: the foreign end. A

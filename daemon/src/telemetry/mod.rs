@@ -34,6 +34,8 @@ pub struct Metrics {
     pub xsk_rx_ring_full: IntCounterVec,
     pub xsk_rx_fill_ring_empty: IntCounterVec,
     pub measure_authorized: IntGaugeVec,
+    pub config_reloads: IntCounterVec,
+    pub ruleset_version: IntGaugeVec,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -117,6 +119,24 @@ impl Metrics {
         )
         .expect("valid");
         r.register(Box::new(measure_authorized.clone())).expect("unique");
+        let config_reloads = counter_vec(
+            &r,
+            CONFIG_RELOADS,
+            "Configuration reloads, by result (ok, invalid, rejected, failed).",
+            &["result"],
+        );
+        for res in ["ok", "invalid", "rejected", "failed"] {
+            config_reloads.with_label_values(&[res]);
+        }
+        let ruleset_version = IntGaugeVec::new(
+            Opts::new(
+                RULESET_VERSION,
+                "1 for the ruleset version in force (label: the version string from the rules files).",
+            ),
+            &["version"],
+        )
+        .expect("valid");
+        r.register(Box::new(ruleset_version.clone())).expect("unique");
         let build = IntGaugeVec::new(Opts::new(BUILD_INFO, "Build information."), &["version"]).expect("valid");
         r.register(Box::new(build.clone())).expect("unique");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -158,6 +178,8 @@ impl Metrics {
             xsk_rx_ring_full,
             xsk_rx_fill_ring_empty,
             measure_authorized,
+            config_reloads,
+            ruleset_version,
         }
     }
 

@@ -20,3 +20,5 @@ pub const XSK_RX_RING_FULL: &str = "furui_xsk_rx_ring_full_total";
 pub const XSK_RX_FILL_RING_EMPTY: &str = "furui_xsk_rx_fill_ring_empty_descs_total";
 pub const MEASURE_AUTHORIZED: &str = "furui_measure_authorized";
 pub const BUILD_INFO: &str = "furui_build_info";
+pub const CONFIG_RELOADS: &str = "furui_config_reloads_total";
+pub const RULESET_VERSION: &str = "furui_ruleset_version";

@@ -123,6 +123,26 @@ impl Classifier {
         Ok(())
     }
 
+    /// Removes domestic prefixes from the LPM tries (absent ones are fine).
+    pub fn remove_domestic(&self, nets: &[IpNet]) {
+        for n in nets {
+            match n {
+                IpNet::V4(n) => {
+                    let mut key = [0u8; 8];
+                    key[..4].copy_from_slice(&u32::from(n.prefix_len()).to_ne_bytes());
+                    key[4..].copy_from_slice(&n.network().octets());
+                    let _ = self.skel.maps.domestic_v4.delete(&key);
+                }
+                IpNet::V6(n) => {
+                    let mut key = [0u8; 20];
+                    key[..4].copy_from_slice(&u32::from(n.prefix_len()).to_ne_bytes());
+                    key[4..].copy_from_slice(&n.network().octets());
+                    let _ = self.skel.maps.domestic_v6.delete(&key);
+                }
+            }
+        }
+    }
+
     /// Writes the class-authorization map. Non-capture classes are always
     /// written as 0, whatever `auth` says.
     pub fn set_authorized(&self, auth: &Authorized) -> Result<(), XdpError> {

@@ -10,6 +10,7 @@ pub mod signatures;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
@@ -25,7 +26,7 @@ use signatures::SignatureMatcher;
 /// A compiled rule. Absent conditions always hold.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    pub id: String,
+    pub id: Arc<str>,
     pub description: String,
     classes: [bool; 6],
     remote: Option<PrefixSet>,
@@ -51,7 +52,7 @@ pub type RuleIdx = u16;
 /// A validated, compiled ruleset.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
-    pub version: String,
+    pub version: Arc<str>,
     pub rules: Vec<Rule>,
     signatures: SignatureMatcher,
 }
@@ -128,7 +129,7 @@ impl RuleSet {
     /// An empty ruleset (selects nothing).
     pub fn empty() -> RuleSet {
         RuleSet {
-            version: String::new(),
+            version: Arc::from(""),
             rules: Vec::new(),
             signatures: SignatureMatcher::default(),
         }
@@ -201,7 +202,7 @@ impl RuleSet {
             return Err(ConfigErrors(errors));
         }
         Ok(RuleSet {
-            version: versions.join("+"),
+            version: Arc::from(versions.join("+")),
             rules,
             signatures: SignatureMatcher::new(patterns),
         })
@@ -448,7 +449,7 @@ fn compile_rule(
     let has_signatures = !rule_patterns.is_empty();
     patterns.extend(rule_patterns);
     rules.push(Rule {
-        id,
+        id: Arc::from(id),
         description: r.description,
         classes,
         remote,

@@ -12,7 +12,9 @@ fn ids(rs: &RuleSet, class: Class, frame: &[u8], fp: Option<&Fingerprints>) -> V
     let h = parse_ethernet(frame).unwrap();
     let mut out = Vec::new();
     rs.matching(class, &h, h.payload(frame), fp, &mut out);
-    out.into_iter().map(|i| rs.rules[usize::from(i)].id.clone()).collect()
+    out.into_iter()
+        .map(|i| rs.rules[usize::from(i)].id.to_string())
+        .collect()
 }
 
 const RULES: &str = r#"
@@ -50,7 +52,7 @@ ja4 = ["t13d1715h2_5b57614c22b0_3d5424432f57"]
 #[test]
 fn each_condition_kind_matches_and_misses() {
     let rs = load(RULES).unwrap();
-    assert_eq!(rs.version, "2026-11-22.1");
+    assert_eq!(&*rs.version, "2026-11-22.1");
     let syn = |sp, dp, flags| {
         FrameSpec::new("203.0.113.9", "192.0.2.1")
             .transport(Transport::Tcp {
