@@ -328,6 +328,8 @@ fn reloading_rules_under_traffic_loses_nothing_and_records_carry_the_active_vers
     assert_eq!(m.sum("furui_frames_received_total"), m.xdp("transit", "redirect"));
     assert_eq!(m.sum("furui_frames_erased_total"), m.sum("furui_frames_received_total"));
     assert_eq!(m.get("furui_ruleset_version{version=\"B\"}"), 1);
+    assert_eq!(m.get("furui_rule_matches_total{rule=\"to-1000\"}"), 10 * 5);
+    assert_eq!(m.get("furui_rule_matches_total{rule=\"to-2000\"}"), 10 * 5);
     assert_eq!(d.stop(), 0);
     let text = std::fs::read_to_string(rig.path("records.jsonl")).unwrap();
     let recs: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

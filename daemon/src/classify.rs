@@ -125,7 +125,10 @@ pub struct PrefixHasher(u64);
 
 impl Hasher for PrefixHasher {
     fn finish(&self) -> u64 {
-        self.0
+        // A multiply leaves the low bits weak (masked prefixes end in
+        // zeros) and hash tables index by the low bits: fold the well-mixed
+        // high half down.
+        self.0 ^ (self.0 >> 29)
     }
 
     fn write(&mut self, bytes: &[u8]) {

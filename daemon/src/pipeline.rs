@@ -24,11 +24,19 @@ pub struct BatchCounters {
     pub bytes_erased: u64,
     pub parse_errors: [u64; ParseError::ALL.len()],
     pub selected_packets: u64,
+    /// Packets matched per rule id (few rules match a batch; linear).
+    pub rule_matches: Vec<(Arc<str>, u64)>,
 }
 
 impl BatchCounters {
     pub fn clear(&mut self) {
-        *self = BatchCounters::default();
+        // Keep the rule-match vector's allocation across batches.
+        let mut matches = std::mem::take(&mut self.rule_matches);
+        matches.clear();
+        *self = BatchCounters {
+            rule_matches: matches,
+            ..BatchCounters::default()
+        };
     }
 }
 
@@ -120,6 +128,12 @@ impl Pipeline {
                                 .iter()
                                 .map(|i| st.rules.rules[usize::from(*i)].id.clone()),
                         );
+                        for id in &self.rule_names {
+                            match self.counters.rule_matches.iter_mut().find(|(r, _)| Arc::ptr_eq(r, id)) {
+                                Some((_, n)) => *n += 1,
+                                None => self.counters.rule_matches.push((id.clone(), 1)),
+                            }
+                        }
                         let sel = Selected {
                             set: set.and_then(|i| st.selector.shared_name(i)),
                             rules: &self.rule_names,
@@ -231,6 +245,11 @@ path = "r.jsonl"
         assert_eq!(p.records.len(), 1);
         let r = &p.records[0];
         assert_eq!(r.rules, vec!["cmd".to_string()]);
+        assert_eq!(p.counters.rule_matches.len(), 1);
+        assert_eq!(
+            (&*p.counters.rule_matches[0].0, p.counters.rule_matches[0].1),
+            ("cmd", 1)
+        );
         assert_eq!(r.ruleset_version, "v7");
         assert_eq!(r.indicator_set, "");
         let json = serde_json::to_string(r).unwrap();

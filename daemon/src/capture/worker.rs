@@ -306,6 +306,9 @@ impl QueueWorker {
                         parse_errors[i].inc_by(*v);
                     }
                 }
+                for (rule, n) in &c.rule_matches {
+                    metrics.rule_matches.with_label_values(&[rule]).inc_by(*n);
+                }
                 report.frames += c.frames;
                 pipeline.counters.clear();
                 self.free.extend_from_slice(&self.batch[..n]);

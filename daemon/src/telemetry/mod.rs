@@ -36,6 +36,7 @@ pub struct Metrics {
     pub measure_authorized: IntGaugeVec,
     pub config_reloads: IntCounterVec,
     pub ruleset_version: IntGaugeVec,
+    pub rule_matches: IntCounterVec,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -137,6 +138,12 @@ impl Metrics {
         )
         .expect("valid");
         r.register(Box::new(ruleset_version.clone())).expect("unique");
+        let rule_matches = counter_vec(
+            &r,
+            RULE_MATCHES,
+            "Packets matched, by rule id (ids come from the rules files).",
+            &["rule"],
+        );
         let build = IntGaugeVec::new(Opts::new(BUILD_INFO, "Build information."), &["version"]).expect("valid");
         r.register(Box::new(build.clone())).expect("unique");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -180,6 +187,7 @@ impl Metrics {
             measure_authorized,
             config_reloads,
             ruleset_version,
+            rule_matches,
         }
     }
 

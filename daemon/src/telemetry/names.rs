@@ -22,3 +22,4 @@ pub const MEASURE_AUTHORIZED: &str = "furui_measure_authorized";
 pub const BUILD_INFO: &str = "furui_build_info";
 pub const CONFIG_RELOADS: &str = "furui_config_reloads_total";
 pub const RULESET_VERSION: &str = "furui_ruleset_version";
+pub const RULE_MATCHES: &str = "furui_rule_matches_total";
