@@ -257,3 +257,50 @@ fn a_bad_reload_keeps_the_running_configuration_and_says_why() {
     assert_eq!(d.metrics().get("furui_config_reloads_total{result=\"ok\"}"), 0);
     assert_eq!(d.stop(), 0);
 }
+
+#[test]
+fn furui_reload_reports_success_and_every_error() {
+    let rig = Rig::new();
+    let rules_dir = rig.path("rules");
+    std::fs::create_dir(&rules_dir).unwrap();
+    std::fs::write(
+        rules_dir.join("r.toml"),
+        "version = \"one\"\n[[rule]]\nid = \"x\"\nmeasures = [\"transit\"]\n",
+    )
+    .unwrap();
+    let cfg = rig.config("", &format!("{BODY}\n[selection]\nrules_dir = \"rules\"\n"));
+    let d = Daemon::start(&rig, &cfg);
+    let sock = rig.path("control.sock");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&sock).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the control socket is root/daemon only");
+    std::fs::write(
+        rules_dir.join("r.toml"),
+        "version = \"two\"\n[[rule]]\nid = \"x\"\nmeasures = [\"transit\"]\n",
+    )
+    .unwrap();
+    let o = Command::new(FURUI)
+        .args(["reload", "--socket"])
+        .arg(&sock)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("ok: reloaded: ruleset version two, 1 rules"));
+    std::fs::write(
+        rules_dir.join("r.toml"),
+        "version = \"three\"\n[[rule]]\nid = \"x y\"\nmeasures = [\"up\"]\n",
+    )
+    .unwrap();
+    let o = Command::new(FURUI)
+        .args(["reload", "--socket"])
+        .arg(&sock)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("r.toml:3:") && out.contains("r.toml:4:"),
+        "every error, with its line:\n{out}"
+    );
+    assert_eq!(d.metrics().get("furui_ruleset_version{version=\"two\"}"), 1);
+    assert_eq!(d.stop(), 0);
+}

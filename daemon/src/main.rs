@@ -32,6 +32,11 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Ask the running daemon to reload its configuration, prefixes and rules; prints the result.
+    Reload {
+        #[arg(long, default_value = furui::config::schema::DEFAULT_CONTROL_SOCKET)]
+        socket: PathBuf,
+    },
     /// Validate a rules directory (every *.toml in it); every error with its line. Exit 2 on any error.
     CheckRules { dir: PathBuf },
     /// Run a pcap/pcapng file through the same parse → select → erase →
@@ -104,6 +109,23 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Reload { socket } => match furui::control::socket::request_reload(&socket) {
+            Ok(answer) => {
+                print!("{answer}");
+                if answer.starts_with("ok") {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(2)
+                }
+            }
+            Err(e) => {
+                eprintln!(
+                    "furui: cannot reach the daemon at {}: {e}; is it running (as root or its user)?",
+                    socket.display()
+                );
+                ExitCode::from(1)
+            }
+        },
         Cmd::CheckRules { dir } => match furui::select::rules::RuleSet::load_dir(&dir) {
             Ok(rs) => {
                 println!(

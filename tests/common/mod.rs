@@ -114,9 +114,10 @@ impl Rig {
     pub fn config(&self, capture_extra: &str, body: &str) -> PathBuf {
         let p = self.path("furui.toml");
         let text = format!(
-            "[capture]\ninterface = \"{}\"\nframe_count = 2048\nfill_ring_size = 1024\nrx_ring_size = 1024\n{capture_extra}\n\n[records]\npath = \"{}\"\n\n{body}\n",
+            "[capture]\ninterface = \"{}\"\nframe_count = 2048\nfill_ring_size = 1024\nrx_ring_size = 1024\n{capture_extra}\n\n[records]\npath = \"{}\"\n\n[control]\nsocket = \"{}\"\n\n{body}\n",
             self.cap_if,
-            self.path("records.jsonl").display()
+            self.path("records.jsonl").display(),
+            self.path("control.sock").display()
         );
         std::fs::write(&p, text).expect("write config");
         p

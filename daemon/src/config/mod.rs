@@ -104,6 +104,8 @@ pub struct Config {
     pub flows: Flows,
     pub records: Records,
     pub metrics_listen: SocketAddr,
+    /// Unix socket of the control command (`furui reload`).
+    pub control_socket: PathBuf,
 }
 
 impl Config {
@@ -119,6 +121,8 @@ impl Config {
             Some("[records]")
         } else if self.metrics_listen != new.metrics_listen {
             Some("[metrics]")
+        } else if self.control_socket != new.control_socket {
+            Some("[control]")
         } else {
             None
         }
@@ -160,7 +164,7 @@ impl Config {
     }
 }
 
-const SECTIONS: &str = "capture, domestic, measures, indicators, selection, flows, records, metrics";
+const SECTIONS: &str = "capture, domestic, measures, indicators, selection, flows, records, metrics, control";
 
 pub(crate) fn de<T: DeserializeOwned>(v: &Spanned<DeValue<'_>>, c: &mut Collector<'_>) -> Option<T> {
     match T::deserialize(ValueDeserializer::from(v.clone())) {
@@ -184,6 +188,7 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
     let mut measures: Vec<(Measure, Spanned<MeasureSection>)> = Vec::new();
     let mut indicators: Vec<IndicatorSection> = Vec::new();
     let mut selection = SelectionSection::default();
+    let mut control = ControlSection::default();
     let mut flows = FlowsSection::default();
     let mut records: Option<RecordsSection> = None;
     let mut metrics = MetricsSection::default();
@@ -200,6 +205,12 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
                 })
             }
             "records" => records = de(value, c),
+            "control" => {
+                control = de(value, c).unwrap_or_else(|| {
+                    ok = false;
+                    ControlSection::default()
+                })
+            }
             "selection" => {
                 selection = de(value, c).unwrap_or_else(|| {
                     ok = false;
@@ -310,6 +321,7 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
         flows: flows?,
         records: records?,
         metrics_listen: metrics_listen?,
+        control_socket: prefixes::resolve(&base, &control.socket),
     })
 }
 

@@ -196,3 +196,25 @@ pub struct SelectionSection {
     #[serde(default)]
     pub rules_dir: Option<Spanned<String>>,
 }
+
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/furui/control.sock";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlSection {
+    /// Unix socket for `furui reload` (mode 0600: root and the daemon's user).
+    #[serde(default = "default_control_socket")]
+    pub socket: String,
+}
+
+impl Default for ControlSection {
+    fn default() -> Self {
+        ControlSection {
+            socket: default_control_socket(),
+        }
+    }
+}
+
+fn default_control_socket() -> String {
+    DEFAULT_CONTROL_SOCKET.to_string()
+}

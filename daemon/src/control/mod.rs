@@ -5,6 +5,7 @@
 //! a measure outside its window is never authorized, checked every tick.
 
 pub mod run;
+pub mod socket;
 pub mod windows;
 
 pub use run::{run, RunError};

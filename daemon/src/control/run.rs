@@ -41,6 +41,14 @@ pub enum RunError {
     },
     #[error("the capture worker of queue {queue} stopped unexpectedly")]
     WorkerDied { queue: u32 },
+    #[error(
+        "cannot open the control socket {path}; check that its directory is writable, or set `socket` in [control]"
+    )]
+    ControlSocket {
+        path: std::path::PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("starting the runtime failed")]
     Runtime(#[source] io::Error),
 }
@@ -179,7 +187,12 @@ fn refresh_xdp_stats(classifier: &Classifier, metrics: &Metrics) {
 /// selection state off the data path and swaps it in atomically. A config
 /// that fails validation, or changes what only a restart can, leaves the
 /// running state untouched; every error is logged.
-fn reload(cfg: &mut Config, selection: &crate::select::SharedSelection, classifier: &Classifier, metrics: &Metrics) {
+fn reload(
+    cfg: &mut Config,
+    selection: &crate::select::SharedSelection,
+    classifier: &Classifier,
+    metrics: &Metrics,
+) -> Result<String, Vec<String>> {
     let new = match Config::load(&cfg.path) {
         Ok(c) => c,
         Err(errors) => {
@@ -187,7 +200,7 @@ fn reload(cfg: &mut Config, selection: &crate::select::SharedSelection, classifi
                 tracing::error!(error = %e, "reload rejected: configuration invalid; the running configuration stays");
             }
             metrics.config_reloads.with_label_values(&["invalid"]).inc();
-            return;
+            return Err(errors.0.iter().map(|e| e.to_string()).collect());
         }
     };
     if let Some(section) = cfg.restart_required(&new) {
@@ -196,7 +209,9 @@ fn reload(cfg: &mut Config, selection: &crate::select::SharedSelection, classifi
             "reload rejected: this section cannot change without a restart; the running configuration stays"
         );
         metrics.config_reloads.with_label_values(&["rejected"]).inc();
-        return;
+        return Err(vec![format!(
+            "{section} cannot change without a restart; the running configuration stays"
+        )]);
     }
     // Domestic tries: add first, then remove, so that during the change
     // the domestic set is the union of old and new — the direction in
@@ -214,7 +229,7 @@ fn reload(cfg: &mut Config, selection: &crate::select::SharedSelection, classifi
         tracing::error!(error = %e, "reload failed while adding domestic prefixes; removing what was added");
         classifier.remove_domestic(&added);
         metrics.config_reloads.with_label_values(&["failed"]).inc();
-        return;
+        return Err(vec![format!("updating the domestic prefixes failed: {e}")]);
     }
     selection.store(Arc::new(crate::select::SelectionState::from_config(&new)));
     classifier.remove_domestic(&removed);
@@ -229,8 +244,14 @@ fn reload(cfg: &mut Config, selection: &crate::select::SharedSelection, classifi
         domestic_removed = removed.len(),
         "configuration reloaded"
     );
+    let report = format!(
+        "reloaded: ruleset version {}, {} rules",
+        new.rules.version,
+        new.rules.rules.len()
+    );
     *cfg = new;
     metrics.config_reloads.with_label_values(&["ok"]).inc();
+    Ok(report)
 }
 
 async fn supervise(
@@ -255,15 +276,24 @@ async fn supervise(
     let mut term = signal(SignalKind::terminate()).map_err(RunError::Runtime)?;
     let mut int = signal(SignalKind::interrupt()).map_err(RunError::Runtime)?;
     let mut hup = signal(SignalKind::hangup()).map_err(RunError::Runtime)?;
+    let mut requests = super::socket::listen(&cfg.control_socket).map_err(|source| RunError::ControlSocket {
+        path: cfg.control_socket.clone(),
+        source,
+    })?;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); return Ok(()); }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); return Ok(()); }
             _ = hup.recv() => {
-                reload(cfg, selection, classifier, metrics);
+                let _ = reload(cfg, selection, classifier, metrics);
                 // Windows of the new config take effect at once.
                 apply_windows(cfg, classifier, metrics, tracker);
+            }
+            Some(req) = requests.recv() => {
+                let result = reload(cfg, selection, classifier, metrics);
+                apply_windows(cfg, classifier, metrics, tracker);
+                let _ = req.reply.send(result);
             }
             _ = tick.tick() => {
                 refresh_xdp_stats(classifier, metrics);
