@@ -55,7 +55,7 @@ fn every_shipped_config_is_valid() {
     let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/rules");
     let o = Command::new(FURUI).args(["check-rules", rules]).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("3 rules"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("4 rules"));
 }
 
 #[test]

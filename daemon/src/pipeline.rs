@@ -47,6 +47,8 @@ pub struct Pipeline {
     /// Scratch for the rules one packet matched (no per-packet allocation).
     rule_hits: Vec<RuleIdx>,
     rule_names: Vec<Arc<str>>,
+    /// Behavioural-condition state for the current ruleset.
+    scan: Vec<crate::select::rules::behaviour::ScanTracker>,
     pub flows: FlowTable,
     pub counters: BatchCounters,
     /// Records of flows that ended; the caller drains it.
@@ -62,8 +64,10 @@ impl Pipeline {
     /// A pipeline reading the shared, reloadable selection state.
     pub fn with_shared(cfg: &Config, queue: u32, shared: SharedSelection) -> Pipeline {
         let cur = shared.load_full();
+        let scan = cur.rules.new_scan_state();
         Pipeline {
             shared,
+            scan,
             cur,
             rule_hits: Vec::new(),
             rule_names: Vec::new(),
@@ -83,6 +87,8 @@ impl Pipeline {
     pub fn refresh(&mut self) {
         if !Arc::ptr_eq(&self.cur, &self.shared.load()) {
             self.cur = self.shared.load_full();
+            // A new ruleset starts its behavioural counts afresh.
+            self.scan = self.cur.rules.new_scan_state();
         }
     }
 
@@ -117,8 +123,15 @@ impl Pipeline {
                     if !st.rules.rules.is_empty() {
                         // Payload signatures are scanned here, in the frame,
                         // before it is erased below.
-                        st.rules
-                            .matching(class, &h, h.payload(frame), None, &mut self.rule_hits);
+                        st.rules.matching(
+                            class,
+                            &h,
+                            h.payload(frame),
+                            None,
+                            &mut self.scan,
+                            now_ns,
+                            &mut self.rule_hits,
+                        );
                     }
                     if set.is_some() || !self.rule_hits.is_empty() {
                         self.counters.selected_packets += 1;

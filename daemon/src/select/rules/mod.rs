@@ -5,6 +5,7 @@
 //! matched in place and sealed: neither the bytes nor the offset of a
 //! match leaves `signatures`.
 
+pub mod behaviour;
 pub mod schema;
 pub mod signatures;
 
@@ -44,6 +45,7 @@ pub struct Rule {
     ja4: Option<HashSet<String>>,
     ja3: Option<HashSet<String>>,
     has_signatures: bool,
+    scan: Option<behaviour::ScanCondition>,
 }
 
 /// Index of a rule in its `RuleSet`.
@@ -135,14 +137,24 @@ impl RuleSet {
         }
     }
 
+    /// Per-rule state for the behavioural conditions (one per worker).
+    pub fn new_scan_state(&self) -> Vec<behaviour::ScanTracker> {
+        vec![behaviour::ScanTracker::default(); self.rules.len()]
+    }
+
     /// Rules matching a packet of `class`; `payload` is scanned in place
-    /// for the signature conditions. Appends indices to `out`.
+    /// for the signature conditions. Appends indices to `out`. Without
+    /// `scan` state (or with too little), rules with a behavioural
+    /// condition never match.
+    #[allow(clippy::too_many_arguments)]
     pub fn matching(
         &self,
         class: Class,
         h: &Headers,
         payload: &[u8],
         fp: Option<&Fingerprints>,
+        scan: &mut [behaviour::ScanTracker],
+        now_ns: u64,
         out: &mut Vec<RuleIdx>,
     ) {
         let mut sig_hits: Option<Vec<bool>> = None;
@@ -153,6 +165,14 @@ impl RuleSet {
             if r.has_signatures {
                 let hits = sig_hits.get_or_insert_with(|| self.signatures.rules_hit(payload, self.rules.len()));
                 if !hits[i] {
+                    continue;
+                }
+            }
+            if let Some(c) = &r.scan {
+                let (Some(src), Some(dst), Some(t)) = (h.src, h.dst, scan.get_mut(i)) else {
+                    continue;
+                };
+                if !t.observe(c, src, dst, h.ports().1, now_ns) {
                     continue;
                 }
             }
@@ -443,6 +463,37 @@ fn compile_rule(
             });
         }
     }
+    let scan = r.scan.as_ref().and_then(|sc| {
+        let distinct = match sc.distinct.get_ref().as_str() {
+            "destinations" => behaviour::Distinct::Destinations,
+            "ports" => behaviour::Distinct::Ports,
+            other => {
+                c.at(
+                    sc.distinct.span(),
+                    format!("scan.distinct `{other}` must be \"destinations\" or \"ports\""),
+                );
+                return None;
+            }
+        };
+        let within = *sc.within_secs.get_ref();
+        if within == 0 || within > 3600 {
+            c.at(sc.within_secs.span(), "scan.within_secs must be between 1 and 3600");
+            return None;
+        }
+        let n = *sc.more_than.get_ref();
+        if n == 0 || n > 1000 {
+            c.at(
+                sc.more_than.span(),
+                "scan.more_than must be between 1 and 1000 (the per-source counter is sized for that)",
+            );
+            return None;
+        }
+        Some(behaviour::ScanCondition {
+            distinct,
+            more_than: n,
+            within_ns: within * 1_000_000_000,
+        })
+    });
     if c.errors.len() != before {
         return;
     }
@@ -467,6 +518,7 @@ fn compile_rule(
         ja4,
         ja3,
         has_signatures,
+        scan,
     });
 }
 

@@ -87,4 +87,17 @@ pub struct RuleSection {
     /// them matches. Only "rule matched" ever leaves the matcher.
     #[serde(default)]
     pub payload: Vec<SignatureSection>,
+    /// Behavioural threshold over the packets that meet the other
+    /// conditions: one source, more than N distinct targets in T seconds.
+    #[serde(default)]
+    pub scan: Option<ScanSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanSection {
+    /// "destinations" or "ports" (distinct destination address+port pairs).
+    pub distinct: Spanned<String>,
+    pub more_than: Spanned<u32>,
+    pub within_secs: Spanned<u64>,
 }

@@ -11,7 +11,8 @@ fn load(text: &str) -> Result<RuleSet, ConfigErrors> {
 fn ids(rs: &RuleSet, class: Class, frame: &[u8], fp: Option<&Fingerprints>) -> Vec<String> {
     let h = parse_ethernet(frame).unwrap();
     let mut out = Vec::new();
-    rs.matching(class, &h, h.payload(frame), fp, &mut out);
+    let mut scan = rs.new_scan_state();
+    rs.matching(class, &h, h.payload(frame), fp, &mut scan, 0, &mut out);
     out.into_iter()
         .map(|i| rs.rules[usize::from(i)].id.to_string())
         .collect()
@@ -167,4 +168,43 @@ measures = []
     for l in [5, 6, 7, 8, 14, 19, 22, 23] {
         assert!(lines.contains(&l), "no error at line {l}:\n{text}");
     }
+}
+
+#[test]
+fn a_scan_rule_fires_once_a_source_passes_its_threshold() {
+    let rs = load(
+        "version = \"s\"\n[[rule]]\nid = \"syn-scan\"\nmeasures = [\"inbound\"]\ntcp_flags = { mask = \"SYN,ACK\", value = \"SYN\" }\nscan = { distinct = \"destinations\", more_than = 20, within_secs = 10 }\n",
+    )
+    .unwrap();
+    let mut scan = rs.new_scan_state();
+    let mut fired = Vec::new();
+    for i in 0..40u32 {
+        let dst = std::net::Ipv4Addr::from(0xc000_0200 + i).to_string();
+        let f = FrameSpec::new("203.0.113.7", &dst)
+            .transport(Transport::Tcp {
+                src_port: 1,
+                dst_port: 22,
+                flags: 2,
+            })
+            .build();
+        let h = parse_ethernet(&f).unwrap();
+        let mut out = Vec::new();
+        rs.matching(
+            Class::Inbound,
+            &h,
+            &[],
+            None,
+            &mut scan,
+            u64::from(i) * 1_000_000,
+            &mut out,
+        );
+        if !out.is_empty() {
+            fired.push(i);
+        }
+    }
+    let first = *fired.first().expect("the scan rule fired");
+    assert!((18..=24).contains(&first), "fired at destination {first}");
+    assert_eq!(fired.len(), 40 - first as usize, "and keeps firing for that source");
+    let bad = load("version = \"s\"\n[[rule]]\nid = \"x\"\nmeasures = [\"inbound\"]\nscan = { distinct = \"hosts\", more_than = 0, within_secs = 10 }\n");
+    assert!(bad.unwrap_err().to_string().contains("scan.distinct"));
 }
