@@ -99,7 +99,7 @@ impl ScanTracker {
             let mut n = 0usize;
             self.sources.retain(|_, _| {
                 n += 1;
-                n % 2 == 0
+                n.is_multiple_of(2)
             });
         }
         self.dropped_sources += (before - self.sources.len()) as u64;
