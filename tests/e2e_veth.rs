@@ -210,7 +210,8 @@ fn selected_flows_become_records() {
     rig.send(&["--count", "10", "--flow", "198.18.0.1,192.0.2.10,udp"]);
     let m = d.settled_metrics();
     assert_eq!(m.sum("furui_frames_received_total"), 24);
-    assert_eq!(m.get("furui_flows_active"), 1);
+    // Both flows are tracked; only the selected one will become a record.
+    assert_eq!(m.get("furui_flows_active"), 2);
     assert_eq!(d.stop(), 0);
     let text = std::fs::read_to_string(rig.path("records.jsonl")).unwrap();
     let recs: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

@@ -272,3 +272,57 @@ fn tcp_payload_is_located_in_place() {
     assert!(h.payload_len > 12, "{}", h.payload_len);
     assert_eq!(usize::from(h.payload_offset), 14 + 20 + 8);
 }
+
+/// The ClientHello of ja4__tls12.pcap, cut into two TCP segments, goes
+/// through the pipeline: the flow's JA4 is reassembled (bounded), a JA4
+/// rule selects the flow, and the record carries the fingerprints.
+#[test]
+fn a_split_client_hello_is_fingerprinted_and_selects_by_ja4() {
+    use furui::craft::{FrameSpec, Transport};
+    let mut hello = Vec::new();
+    for_each_packet(&pcap("ja4__tls12.pcap"), |link, _, frame| {
+        if let Ok(h) = parse_link(link, frame) {
+            if hello.is_empty() {
+                hello = h.payload(frame).to_vec();
+            }
+        }
+        furui::erase::erase(frame);
+    })
+    .unwrap();
+    assert!(hello.len() > 200);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(
+        dir.path().join("rules/r.toml"),
+        "version = \"tls\"\n[[rule]]\nid = \"firefox-ish\"\nmeasures = [\"outbound\"]\nja4 = [\"t13d1715h2_5b57614c22b0_3d5424432f57\"]\n",
+    )
+    .unwrap();
+    let cfg = Config::parse(
+        &dir.path().join("furui.toml"),
+        "[capture]\ninterface = \"x\"\n[domestic]\nprefixes = [\"192.168.0.0/16\"]\n[selection]\nrules_dir = \"rules\"\n[records]\npath = \"r\"\n",
+    )
+    .unwrap();
+    let mut p = Pipeline::new(&cfg, 0);
+    let tcp = Transport::Tcp {
+        src_port: 36372,
+        dst_port: 443,
+        flags: 0x18,
+    };
+    let (a, b) = hello.split_at(100);
+    for part in [a, b] {
+        let mut f = FrameSpec::new("192.168.133.129", "34.117.237.239")
+            .transport(tcp)
+            .payload(part)
+            .build();
+        p.process_frame(&mut f, 1);
+        assert!(f.iter().all(|x| *x == 0));
+    }
+    p.drain();
+    assert_eq!(p.records.len(), 1);
+    let r = &p.records[0];
+    assert_eq!(r.ja4.as_deref(), Some("t13d1715h2_5b57614c22b0_3d5424432f57"));
+    assert_eq!(r.ja3.as_deref(), Some("579ccef312d18482fc42e2b822ca2430"));
+    assert_eq!(r.rules, vec!["firefox-ish".to_string()]);
+    let json = serde_json::to_string(r).unwrap();
+    assert!(!json.contains("mozilla"), "the SNI is match-only: {json}");
+}

@@ -12,7 +12,7 @@ use crate::classify::{class_of, Class};
 use crate::config::Config;
 use crate::erase::erase;
 use crate::flow::{FlowTable, MechanicalRecord, Selected};
-use crate::parse::{parse_ethernet, parse_link, Headers, LinkType, ParseError};
+use crate::parse::{parse_ethernet, parse_link, Headers, LinkType, ParseError, L4};
 use crate::select::rules::RuleIdx;
 use crate::select::{SelectionState, SharedSelection};
 
@@ -117,42 +117,54 @@ impl Pipeline {
             Ok(h) => {
                 if let (Some(src), Some(dst)) = (h.src, h.dst) {
                     let class = self.class(src, dst);
-                    let st = &self.cur;
-                    let set = st.selector.select(class, &h);
-                    self.rule_hits.clear();
-                    if !st.rules.rules.is_empty() {
-                        // Payload signatures are scanned here, in the frame,
-                        // before it is erased below.
-                        st.rules.matching(
-                            class,
-                            &h,
-                            h.payload(frame),
-                            None,
-                            &mut self.scan,
-                            now_ns,
-                            &mut self.rule_hits,
-                        );
-                    }
-                    if set.is_some() || !self.rule_hits.is_empty() {
-                        self.counters.selected_packets += 1;
-                        self.rule_names.clear();
-                        self.rule_names.extend(
-                            self.rule_hits
-                                .iter()
-                                .map(|i| st.rules.rules[usize::from(*i)].id.clone()),
-                        );
-                        for id in &self.rule_names {
-                            match self.counters.rule_matches.iter_mut().find(|(r, _)| Arc::ptr_eq(r, id)) {
-                                Some((_, n)) => *n += 1,
-                                None => self.counters.rule_matches.push((id.clone(), 1)),
+                    // Only cross-border classes are ever tracked (offline
+                    // input can hold anything; live input cannot).
+                    if class.measure().is_some() {
+                        let st = &self.cur;
+                        let payload = h.payload(frame);
+                        // Every flow is tracked so that a flow selected by a
+                        // later packet counts all of its packets; one that is
+                        // never selected ends without a record.
+                        if let Some(mut flow) = self.flows.touch(&h, class, now_ns, &mut self.records) {
+                            if matches!(h.l4, L4::Tcp { .. }) {
+                                flow.feed_tls(payload);
+                            }
+                            let set = st.selector.select(class, &h);
+                            self.rule_hits.clear();
+                            if !st.rules.rules.is_empty() {
+                                // Payload signatures are scanned here, in the
+                                // frame, before it is erased below.
+                                st.rules.matching(
+                                    class,
+                                    &h,
+                                    payload,
+                                    flow.fingerprint(),
+                                    &mut self.scan,
+                                    now_ns,
+                                    &mut self.rule_hits,
+                                );
+                            }
+                            if set.is_some() || !self.rule_hits.is_empty() {
+                                self.counters.selected_packets += 1;
+                                self.rule_names.clear();
+                                self.rule_names.extend(
+                                    self.rule_hits
+                                        .iter()
+                                        .map(|i| st.rules.rules[usize::from(*i)].id.clone()),
+                                );
+                                for id in &self.rule_names {
+                                    match self.counters.rule_matches.iter_mut().find(|(r, _)| Arc::ptr_eq(r, id)) {
+                                        Some((_, n)) => *n += 1,
+                                        None => self.counters.rule_matches.push((id.clone(), 1)),
+                                    }
+                                }
+                                flow.select(Selected {
+                                    set: set.and_then(|i| st.selector.shared_name(i)),
+                                    rules: &self.rule_names,
+                                    ruleset_version: &st.rules.version,
+                                });
                             }
                         }
-                        let sel = Selected {
-                            set: set.and_then(|i| st.selector.shared_name(i)),
-                            rules: &self.rule_names,
-                            ruleset_version: &st.rules.version,
-                        };
-                        self.flows.update(&h, class, sel, now_ns, &mut self.records);
                     }
                 }
             }
@@ -270,6 +282,34 @@ path = "r.jsonl"
             !json.contains("EVIL"),
             "the record names the rule, never the bytes: {json}"
         );
+    }
+
+    #[test]
+    fn a_flow_selected_by_a_later_packet_counts_all_its_packets() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rules")).unwrap();
+        std::fs::write(
+            dir.path().join("rules/r.toml"),
+            "version = \"v\"\n[[rule]]\nid = \"late\"\nmeasures = [\"transit\"]\npayload = [{ text = \"GO\" }]\n",
+        )
+        .unwrap();
+        let cfg = Config::parse(
+            &dir.path().join("furui.toml"),
+            "[capture]\ninterface = \"x\"\n[selection]\nrules_dir = \"rules\"\n[records]\npath = \"r\"\n",
+        )
+        .unwrap();
+        let mut p = Pipeline::new(&cfg, 0);
+        for payload in [&b"wait"[..], b"wait", b"GO!", b"more"] {
+            let mut f = FrameSpec::new("8.8.8.8", "9.9.9.9").payload(payload).build();
+            p.process_frame(&mut f, 1);
+        }
+        let mut other = FrameSpec::new("8.8.4.4", "9.9.9.9").payload(b"never").build();
+        p.process_frame(&mut other, 2);
+        assert_eq!(p.flows.len(), 2);
+        p.drain();
+        assert_eq!(p.records.len(), 1, "the unselected flow leaves no record");
+        assert_eq!(p.records[0].packets_forward, 4);
+        assert_eq!(p.records[0].rules, vec!["late".to_string()]);
     }
 
     #[test]

@@ -11,4 +11,4 @@ pub mod table;
 
 pub use key::FlowKey;
 pub use record::{EndReason, MechanicalRecord};
-pub use table::{FlowTable, Selected};
+pub use table::{FlowRef, FlowTable, Selected};

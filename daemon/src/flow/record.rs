@@ -45,6 +45,9 @@ pub struct MechanicalRecord {
     pub rules: Vec<String>,
     /// Version of the ruleset those ids belong to.
     pub ruleset_version: String,
+    /// Fingerprints of the flow's first TLS ClientHello, if it had one.
+    pub ja4: Option<String>,
+    pub ja3: Option<String>,
     pub end_reason: EndReason,
 }
 
@@ -73,6 +76,8 @@ impl MechanicalRecord {
         "indicator_set",
         "rules",
         "ruleset_version",
+        "ja4",
+        "ja3",
         "end_reason",
     ];
 }

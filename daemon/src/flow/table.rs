@@ -9,8 +9,69 @@ use std::time::Duration;
 use super::key::FlowKey;
 use super::record::{EndReason, MechanicalRecord};
 use crate::classify::Class;
+use crate::erase::erase;
 use crate::parse::Headers;
+use crate::select::tls::{client_hello_len, fingerprint_record, Fingerprints};
 use std::sync::Arc;
+
+/// Largest ClientHello reassembled from two segments.
+pub const MAX_CLIENT_HELLO: usize = 16 * 1024;
+
+/// The first ClientHello of a TCP flow, on its way to a fingerprint.
+#[derive(Clone, Default)]
+enum Tls {
+    #[default]
+    Waiting,
+    /// First segment of a split ClientHello (bounded), erased when done.
+    Partial(Vec<u8>),
+    Done(Option<Fingerprints>),
+}
+
+impl Drop for Tls {
+    fn drop(&mut self) {
+        // A held segment is payload: zero it whatever ends the flow.
+        if let Tls::Partial(b) = self {
+            erase(b);
+        }
+    }
+}
+
+impl Tls {
+    fn feed(&mut self, payload: &[u8]) {
+        if payload.is_empty() {
+            return;
+        }
+        let next = match self {
+            Tls::Done(_) => return,
+            Tls::Waiting => match client_hello_len(payload) {
+                Ok(need) if payload.len() >= need + 5 => Tls::Done(fingerprint_record(payload).ok()),
+                Ok(need) if need + 5 <= MAX_CLIENT_HELLO => Tls::Partial(payload.to_vec()),
+                _ => Tls::Done(None),
+            },
+            // The second segment completes it, or nothing will.
+            Tls::Partial(buf) => {
+                let need = client_hello_len(buf).map_or(0, |n| n + 5);
+                let take = need.saturating_sub(buf.len()).min(payload.len());
+                buf.extend_from_slice(&payload[..take]);
+                let fp = if buf.len() >= need {
+                    fingerprint_record(buf).ok()
+                } else {
+                    None
+                };
+                erase(buf);
+                Tls::Done(fp)
+            }
+        };
+        *self = next;
+    }
+
+    fn fingerprint(&self) -> Option<&Fingerprints> {
+        match self {
+            Tls::Done(fp) => fp.as_ref(),
+            _ => None,
+        }
+    }
+}
 
 /// What selected a packet: the names are shared with the selection state
 /// that was current when the packet was processed, so a reload never
@@ -38,8 +99,49 @@ struct FlowState {
     /// Every rule that matched a packet of the flow, sorted.
     rules: Vec<Arc<str>>,
     /// The ruleset version active when the flow was first selected.
-    ruleset_version: Arc<str>,
+    ruleset_version: Option<Arc<str>>,
     vlan_depth: u8,
+    /// A packet of the flow was selected: it ends as a record.
+    selected: bool,
+    tls: Tls,
+}
+
+/// A packet's flow, after the packet was counted.
+pub struct FlowRef<'a> {
+    st: &'a mut FlowState,
+    /// The packet was sent by the flow's initiator.
+    pub from_initiator: bool,
+}
+
+impl FlowRef<'_> {
+    /// Feeds the initiator's first TCP payload(s) to the ClientHello
+    /// fingerprinting (at most two segments).
+    pub fn feed_tls(&mut self, payload: &[u8]) {
+        if self.from_initiator {
+            self.st.tls.feed(payload);
+        }
+    }
+
+    pub fn fingerprint(&self) -> Option<&Fingerprints> {
+        self.st.tls.fingerprint()
+    }
+
+    /// Marks the flow selected, with what selected this packet.
+    pub fn select(&mut self, sel: Selected<'_>) {
+        let st = &mut *self.st;
+        st.selected = true;
+        if st.ruleset_version.is_none() {
+            st.ruleset_version = Some(sel.ruleset_version.clone());
+        }
+        if st.set.is_none() {
+            st.set = sel.set.cloned();
+        }
+        for r in sel.rules {
+            if let Err(at) = st.rules.binary_search(r) {
+                st.rules.insert(at, r.clone());
+            }
+        }
+    }
 }
 
 pub struct FlowTable {
@@ -72,28 +174,24 @@ impl FlowTable {
         self.flows.is_empty()
     }
 
-    /// Folds one selected packet into its flow. A full table first ends
-    /// some other flow (its record goes to `out`).
-    pub fn update(
+    /// Counts one packet into its flow (creating it; a full table first
+    /// ends some other flow, whose record, if selected, goes to `out`).
+    pub fn touch(
         &mut self,
         h: &Headers,
         class: Class,
-        sel: Selected<'_>,
         now_ns: u64,
         out: &mut Vec<MechanicalRecord>,
-    ) {
-        let (Some(src), Some(dst)) = (h.src, h.dst) else { return };
+    ) -> Option<FlowRef<'_>> {
+        let (Some(src), Some(dst)) = (h.src, h.dst) else {
+            return None;
+        };
         let (sport, dport) = h.ports();
         let (key, src_is_lo) = FlowKey::new(h.vlans, h.protocol, (src, sport), (dst, dport));
-        if let Some(st) = self.flows.get_mut(&key) {
-            Self::count(st, h, src_is_lo, now_ns);
-            Self::note_selection(st, sel);
-            return;
-        }
-        if self.flows.len() >= self.max_flows {
+        if !self.flows.contains_key(&key) && self.flows.len() >= self.max_flows {
             self.evict_one(out);
         }
-        let st = self.flows.entry(key).or_insert(FlowState {
+        let st = self.flows.entry(key).or_insert_with(|| FlowState {
             first_seen_ns: now_ns,
             last_seen_ns: now_ns,
             initiator_is_lo: src_is_lo,
@@ -105,22 +203,28 @@ impl FlowTable {
             class,
             set: None,
             rules: Vec::new(),
-            ruleset_version: sel.ruleset_version.clone(),
+            ruleset_version: None,
             vlan_depth: h.vlan_depth,
+            selected: false,
+            tls: Tls::Waiting,
         });
         Self::count(st, h, src_is_lo, now_ns);
-        Self::note_selection(st, sel);
+        let from_initiator = src_is_lo == st.initiator_is_lo;
+        Some(FlowRef { st, from_initiator })
     }
 
-    #[inline]
-    fn note_selection(st: &mut FlowState, sel: Selected<'_>) {
-        if st.set.is_none() {
-            st.set = sel.set.cloned();
-        }
-        for r in sel.rules {
-            if let Err(at) = st.rules.binary_search(r) {
-                st.rules.insert(at, r.clone());
-            }
+    /// Counts a packet and marks its flow selected (for callers that
+    /// decided selection already, and tests).
+    pub fn update(
+        &mut self,
+        h: &Headers,
+        class: Class,
+        sel: Selected<'_>,
+        now_ns: u64,
+        out: &mut Vec<MechanicalRecord>,
+    ) {
+        if let Some(mut f) = self.touch(h, class, now_ns, out) {
+            f.select(sel);
         }
     }
 
@@ -139,7 +243,9 @@ impl FlowTable {
         if let Some(k) = self.flows.keys().next().copied() {
             if let Some(st) = self.flows.remove(&k) {
                 self.evicted += 1;
-                out.push(self.record(&k, &st, EndReason::Evicted));
+                if st.selected {
+                    out.push(self.record(&k, &st, EndReason::Evicted));
+                }
             }
         }
     }
@@ -153,7 +259,7 @@ impl FlowTable {
                 now_ns.saturating_sub(st.last_seen_ns) >= idle || now_ns.saturating_sub(st.first_seen_ns) >= active
             })
             .collect();
-        for (k, st) in ended {
+        for (k, st) in ended.into_iter().filter(|(_, st)| st.selected) {
             let r = if now_ns.saturating_sub(st.last_seen_ns) >= idle {
                 EndReason::Idle
             } else {
@@ -166,7 +272,7 @@ impl FlowTable {
     /// Ends every flow (shutdown).
     pub fn drain(&mut self, out: &mut Vec<MechanicalRecord>) {
         let all: Vec<_> = self.flows.drain().collect();
-        for (k, st) in all {
+        for (k, st) in all.into_iter().filter(|(_, st)| st.selected) {
             out.push(self.record(&k, &st, EndReason::Shutdown));
         }
     }
@@ -194,7 +300,9 @@ impl FlowTable {
             max_ttl: st.max_ttl,
             indicator_set: st.set.as_deref().unwrap_or_default().to_string(),
             rules: st.rules.iter().map(|r| r.to_string()).collect(),
-            ruleset_version: st.ruleset_version.to_string(),
+            ruleset_version: st.ruleset_version.as_deref().unwrap_or_default().to_string(),
+            ja4: st.tls.fingerprint().map(|f| f.ja4.clone()),
+            ja3: st.tls.fingerprint().map(|f| f.ja3.clone()),
             end_reason: reason,
         }
     }
