@@ -88,37 +88,31 @@ impl Classifier {
         Ok(Classifier { skel })
     }
 
-    /// Loads the domestic prefixes into the LPM tries.
+    /// The trie and the key (`struct lpm_v4_key` / `lpm_v6_key`) of a prefix.
+    fn lpm_key(&self, n: &IpNet) -> (&libbpf_rs::MapMut<'static>, &'static str, Vec<u8>) {
+        let (map, name, addr): (_, _, Vec<u8>) = match n {
+            IpNet::V4(n) => (
+                &self.skel.maps.domestic_v4,
+                "domestic_v4",
+                n.network().octets().to_vec(),
+            ),
+            IpNet::V6(n) => (
+                &self.skel.maps.domestic_v6,
+                "domestic_v6",
+                n.network().octets().to_vec(),
+            ),
+        };
+        let mut key = u32::from(n.prefix_len()).to_ne_bytes().to_vec();
+        key.extend_from_slice(&addr);
+        (map, name, key)
+    }
+
+    /// Loads domestic prefixes into the LPM tries.
     pub fn set_domestic(&self, nets: &[IpNet]) -> Result<(), XdpError> {
         for n in nets {
-            match n {
-                IpNet::V4(n) => {
-                    let mut key = [0u8; 8];
-                    key[..4].copy_from_slice(&u32::from(n.prefix_len()).to_ne_bytes());
-                    key[4..].copy_from_slice(&n.network().octets());
-                    self.skel
-                        .maps
-                        .domestic_v4
-                        .update(&key, &[1], MapFlags::ANY)
-                        .map_err(|source| XdpError::Map {
-                            map: "domestic_v4",
-                            source,
-                        })?;
-                }
-                IpNet::V6(n) => {
-                    let mut key = [0u8; 20];
-                    key[..4].copy_from_slice(&u32::from(n.prefix_len()).to_ne_bytes());
-                    key[4..].copy_from_slice(&n.network().octets());
-                    self.skel
-                        .maps
-                        .domestic_v6
-                        .update(&key, &[1], MapFlags::ANY)
-                        .map_err(|source| XdpError::Map {
-                            map: "domestic_v6",
-                            source,
-                        })?;
-                }
-            }
+            let (map, name, key) = self.lpm_key(n);
+            map.update(&key, &[1], MapFlags::ANY)
+                .map_err(|source| XdpError::Map { map: name, source })?;
         }
         Ok(())
     }
@@ -126,20 +120,8 @@ impl Classifier {
     /// Removes domestic prefixes from the LPM tries (absent ones are fine).
     pub fn remove_domestic(&self, nets: &[IpNet]) {
         for n in nets {
-            match n {
-                IpNet::V4(n) => {
-                    let mut key = [0u8; 8];
-                    key[..4].copy_from_slice(&u32::from(n.prefix_len()).to_ne_bytes());
-                    key[4..].copy_from_slice(&n.network().octets());
-                    let _ = self.skel.maps.domestic_v4.delete(&key);
-                }
-                IpNet::V6(n) => {
-                    let mut key = [0u8; 20];
-                    key[..4].copy_from_slice(&u32::from(n.prefix_len()).to_ne_bytes());
-                    key[4..].copy_from_slice(&n.network().octets());
-                    let _ = self.skel.maps.domestic_v6.delete(&key);
-                }
-            }
+            let (map, _, key) = self.lpm_key(n);
+            let _ = map.delete(&key);
         }
     }
 
