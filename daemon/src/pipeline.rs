@@ -47,8 +47,9 @@ pub struct Pipeline {
     /// Scratch for the rules one packet matched (no per-packet allocation).
     rule_hits: Vec<RuleIdx>,
     rule_names: Vec<Arc<str>>,
-    /// Behavioural-condition state for the current ruleset.
-    scan: Vec<crate::select::rules::behaviour::ScanTracker>,
+    /// Matching state (behavioural trackers, signature scratch) for the
+    /// current ruleset.
+    scan: crate::select::rules::MatchState,
     pub flows: FlowTable,
     pub counters: BatchCounters,
     /// Records of flows that ended; the caller drains it.
@@ -64,7 +65,7 @@ impl Pipeline {
     /// A pipeline reading the shared, reloadable selection state.
     pub fn with_shared(cfg: &Config, queue: u32, shared: SharedSelection) -> Pipeline {
         let cur = shared.load_full();
-        let scan = cur.rules.new_scan_state();
+        let scan = cur.rules.new_match_state();
         Pipeline {
             shared,
             scan,
@@ -88,7 +89,7 @@ impl Pipeline {
         if !Arc::ptr_eq(&self.cur, &self.shared.load()) {
             self.cur = self.shared.load_full();
             // A new ruleset starts its behavioural counts afresh.
-            self.scan = self.cur.rules.new_scan_state();
+            self.scan = self.cur.rules.new_match_state();
         }
     }
 

@@ -48,6 +48,15 @@ pub struct Rule {
     scan: Option<behaviour::ScanCondition>,
 }
 
+/// Per-worker state the matcher reuses from packet to packet.
+#[derive(Clone, Default)]
+pub struct MatchState {
+    /// Behavioural-condition trackers, by rule index.
+    scan: Vec<behaviour::ScanTracker>,
+    /// Scratch for the signature automaton's per-rule result.
+    sig_hits: Vec<bool>,
+}
+
 /// Index of a rule in its `RuleSet`.
 pub type RuleIdx = u16;
 
@@ -137,15 +146,18 @@ impl RuleSet {
         }
     }
 
-    /// Per-rule state for the behavioural conditions (one per worker).
-    pub fn new_scan_state(&self) -> Vec<behaviour::ScanTracker> {
-        vec![behaviour::ScanTracker::default(); self.rules.len()]
+    /// Per-worker matching state for this ruleset.
+    pub fn new_match_state(&self) -> MatchState {
+        MatchState {
+            scan: vec![behaviour::ScanTracker::default(); self.rules.len()],
+            sig_hits: Vec::new(),
+        }
     }
 
     /// Rules matching a packet of `class`; `payload` is scanned in place
-    /// for the signature conditions. Appends indices to `out`. Without
-    /// `scan` state (or with too little), rules with a behavioural
-    /// condition never match.
+    /// for the signature conditions. Appends indices to `out`. `state`
+    /// must come from this ruleset's `new_match_state` (with a smaller
+    /// one, rules with a behavioural condition never match).
     #[allow(clippy::too_many_arguments)]
     pub fn matching(
         &self,
@@ -153,23 +165,29 @@ impl RuleSet {
         h: &Headers,
         payload: &[u8],
         fp: Option<&Fingerprints>,
-        scan: &mut [behaviour::ScanTracker],
+        state: &mut MatchState,
         now_ns: u64,
         out: &mut Vec<RuleIdx>,
     ) {
-        let mut sig_hits: Option<Vec<bool>> = None;
+        let mut scanned = false;
         for (i, r) in self.rules.iter().enumerate() {
             if !r.header_match(class, h, fp) {
                 continue;
             }
             if r.has_signatures {
-                let hits = sig_hits.get_or_insert_with(|| self.signatures.rules_hit(payload, self.rules.len()));
-                if !hits[i] {
+                // The automaton runs at most once per packet, and only when
+                // a rule with signatures passed its header conditions.
+                if !scanned {
+                    self.signatures
+                        .rules_hit(payload, self.rules.len(), &mut state.sig_hits);
+                    scanned = true;
+                }
+                if !state.sig_hits[i] {
                     continue;
                 }
             }
             if let Some(c) = &r.scan {
-                let (Some(src), Some(dst), Some(t)) = (h.src, h.dst, scan.get_mut(i)) else {
+                let (Some(src), Some(dst), Some(t)) = (h.src, h.dst, state.scan.get_mut(i)) else {
                     continue;
                 };
                 if !t.observe(c, src, dst, h.ports().1, now_ns) {

@@ -46,11 +46,13 @@ impl SignatureMatcher {
         SignatureMatcher { ac, meta }
     }
 
-    /// For each of `n_rules` rules, whether any of its patterns occurs in
-    /// `payload` within its offset/depth window.
-    pub fn rules_hit(&self, payload: &[u8], n_rules: usize) -> Vec<bool> {
-        let mut hit = vec![false; n_rules];
-        let Some(ac) = &self.ac else { return hit };
+    /// Sets `hit[i]` for each of `n_rules` rules with a pattern in
+    /// `payload` within its offset/depth window. `hit` is caller-owned
+    /// scratch, so the per-packet path does not allocate.
+    pub fn rules_hit(&self, payload: &[u8], n_rules: usize, hit: &mut Vec<bool>) {
+        hit.clear();
+        hit.resize(n_rules, false);
+        let Some(ac) = &self.ac else { return };
         for m in ac.find_overlapping_iter(payload) {
             let (rule, offset, depth) = self.meta[m.pattern().as_usize()];
             let start_ok = m.start() as u64 >= u64::from(offset);
@@ -61,6 +63,5 @@ impl SignatureMatcher {
                 }
             }
         }
-        hit
     }
 }

@@ -11,7 +11,7 @@ fn load(text: &str) -> Result<RuleSet, ConfigErrors> {
 fn ids(rs: &RuleSet, class: Class, frame: &[u8], fp: Option<&Fingerprints>) -> Vec<String> {
     let h = parse_ethernet(frame).unwrap();
     let mut out = Vec::new();
-    let mut scan = rs.new_scan_state();
+    let mut scan = rs.new_match_state();
     rs.matching(class, &h, h.payload(frame), fp, &mut scan, 0, &mut out);
     out.into_iter()
         .map(|i| rs.rules[usize::from(i)].id.to_string())
@@ -176,7 +176,7 @@ fn a_scan_rule_fires_once_a_source_passes_its_threshold() {
         "version = \"s\"\n[[rule]]\nid = \"syn-scan\"\nmeasures = [\"inbound\"]\ntcp_flags = { mask = \"SYN,ACK\", value = \"SYN\" }\nscan = { distinct = \"destinations\", more_than = 20, within_secs = 10 }\n",
     )
     .unwrap();
-    let mut scan = rs.new_scan_state();
+    let mut scan = rs.new_match_state();
     let mut fired = Vec::new();
     for i in 0..40u32 {
         let dst = std::net::Ipv4Addr::from(0xc000_0200 + i).to_string();
