@@ -193,15 +193,7 @@ fn sigterm_during_traffic_exits_zero_erases_everything_and_detaches() {
 
 #[test]
 fn a_bad_reload_keeps_the_running_configuration_and_says_why() {
-    let rig = Rig::new();
-    let rules_dir = rig.path("rules");
-    std::fs::create_dir(&rules_dir).unwrap();
-    std::fs::write(
-        rules_dir.join("r.toml"),
-        "version = \"good\"\n[[rule]]\nid = \"x\"\nmeasures = [\"transit\"]\n",
-    )
-    .unwrap();
-    let cfg = rig.config("", &format!("{BODY}\n[selection]\nrules_dir = \"rules\"\n"));
+    let (rig, rules_dir, cfg) = rig_with_rules("good");
     let d = Daemon::start(&rig, &cfg);
     let hup = || {
         nix::sys::signal::kill(
@@ -260,15 +252,7 @@ fn a_bad_reload_keeps_the_running_configuration_and_says_why() {
 
 #[test]
 fn furui_reload_reports_success_and_every_error() {
-    let rig = Rig::new();
-    let rules_dir = rig.path("rules");
-    std::fs::create_dir(&rules_dir).unwrap();
-    std::fs::write(
-        rules_dir.join("r.toml"),
-        "version = \"one\"\n[[rule]]\nid = \"x\"\nmeasures = [\"transit\"]\n",
-    )
-    .unwrap();
-    let cfg = rig.config("", &format!("{BODY}\n[selection]\nrules_dir = \"rules\"\n"));
+    let (rig, rules_dir, cfg) = rig_with_rules("one");
     let d = Daemon::start(&rig, &cfg);
     let sock = rig.path("control.sock");
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&sock).unwrap().permissions());
@@ -303,4 +287,19 @@ fn furui_reload_reports_success_and_every_error() {
     );
     assert_eq!(d.metrics().get("furui_ruleset_version{version=\"two\"}"), 1);
     assert_eq!(d.stop(), 0);
+}
+
+/// A rig whose config selects with a rules dir holding one trivial rule of
+/// `version`; returns the rig, the rules dir and the config path.
+fn rig_with_rules(version: &str) -> (Rig, std::path::PathBuf, std::path::PathBuf) {
+    let rig = Rig::new();
+    let rules_dir = rig.path("rules");
+    std::fs::create_dir(&rules_dir).unwrap();
+    std::fs::write(rules_dir.join("r.toml"), rule_file(version, "x", "transit")).unwrap();
+    let cfg = rig.config("", &format!("{BODY}\n[selection]\nrules_dir = \"rules\"\n"));
+    (rig, rules_dir, cfg)
+}
+
+fn rule_file(version: &str, id: &str, measure: &str) -> String {
+    format!("version = \"{version}\"\n[[rule]]\nid = \"{id}\"\nmeasures = [\"{measure}\"]\n")
 }

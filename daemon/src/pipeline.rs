@@ -244,20 +244,25 @@ path = "r.jsonl"
         .unwrap()
     }
 
-    #[test]
-    fn a_sealed_signature_selects_a_flow_and_the_record_names_the_rule() {
+    /// A config whose `[selection]` points at a rules dir holding `rules`;
+    /// the tempdir must outlive the config's use.
+    fn cfg_with_rules(rules: &str, extra: &str) -> (tempfile::TempDir, Config) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("rules")).unwrap();
-        std::fs::write(
-            dir.path().join("rules/r.toml"),
+        std::fs::write(dir.path().join("rules/r.toml"), rules).unwrap();
+        let text = format!(
+            "[capture]\ninterface = \"x\"\n{extra}\n[selection]\nrules_dir = \"rules\"\n[records]\npath = \"r\"\n"
+        );
+        let cfg = Config::parse(&dir.path().join("furui.toml"), &text).unwrap();
+        (dir, cfg)
+    }
+
+    #[test]
+    fn a_sealed_signature_selects_a_flow_and_the_record_names_the_rule() {
+        let (_dir, cfg) = cfg_with_rules(
             "version = \"v7\"\n[[rule]]\nid = \"cmd\"\nmeasures = [\"inbound\"]\npayload = [{ text = \"EVIL-CMD\" }]\n",
-        )
-        .unwrap();
-        let cfg = Config::parse(
-            &dir.path().join("furui.toml"),
-            "[capture]\ninterface = \"x\"\n[domestic]\nprefixes = [\"192.0.2.0/24\"]\n[selection]\nrules_dir = \"rules\"\n[records]\npath = \"r\"\n",
-        )
-        .unwrap();
+            "[domestic]\nprefixes = [\"192.0.2.0/24\"]",
+        );
         let mut p = Pipeline::new(&cfg, 0);
         let mut hit = FrameSpec::new("198.51.100.4", "192.0.2.9")
             .payload(b"..EVIL-CMD..")
@@ -287,18 +292,10 @@ path = "r.jsonl"
 
     #[test]
     fn a_flow_selected_by_a_later_packet_counts_all_its_packets() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("rules")).unwrap();
-        std::fs::write(
-            dir.path().join("rules/r.toml"),
+        let (_dir, cfg) = cfg_with_rules(
             "version = \"v\"\n[[rule]]\nid = \"late\"\nmeasures = [\"transit\"]\npayload = [{ text = \"GO\" }]\n",
-        )
-        .unwrap();
-        let cfg = Config::parse(
-            &dir.path().join("furui.toml"),
-            "[capture]\ninterface = \"x\"\n[selection]\nrules_dir = \"rules\"\n[records]\npath = \"r\"\n",
-        )
-        .unwrap();
+            "",
+        );
         let mut p = Pipeline::new(&cfg, 0);
         for payload in [&b"wait"[..], b"wait", b"GO!", b"more"] {
             let mut f = FrameSpec::new("8.8.8.8", "9.9.9.9").payload(payload).build();
