@@ -344,3 +344,73 @@ fn reloading_rules_under_traffic_loses_nothing_and_records_carry_the_active_vers
         assert_eq!(r["packets_forward"], 5);
     }
 }
+
+/// JA4 rules on live traffic: a TLS ClientHello (FoxIO's ja4__tls12
+/// capture) and a QUIC v1 Initial (aioquic, tests/data) go over the veth;
+/// each selects its flow by fingerprint, the records carry the JA4, and the
+/// QUIC server name — plaintext only after decryption — is nowhere in the
+/// daemon's memory afterwards (the Initial plaintext is zeroed).
+#[test]
+fn tls_and_quic_client_hellos_select_flows_by_ja4_on_live_traffic() {
+    let tls_ja4 = "t13d1715h2_5b57614c22b0_3d5424432f57";
+    let quic_ja4 = std::fs::read_to_string(data_file("quic-expected-ja4.txt"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("quic-v1-initial.pcap ").map(str::to_string))
+        .unwrap();
+    let rig = Rig::new();
+    let rules_dir = rig.path("rules");
+    std::fs::create_dir(&rules_dir).unwrap();
+    std::fs::write(
+        rules_dir.join("fp.toml"),
+        format!(
+            "version = \"fp1\"\n[[rule]]\nid = \"tls-client\"\nmeasures = [\"transit\"]\nja4 = [\"{tls_ja4}\"]\n\n[[rule]]\nid = \"quic-client\"\nmeasures = [\"outbound\"]\nja4 = [\"{quic_ja4}\"]\n"
+        ),
+    )
+    .unwrap();
+    let cfg = rig.config(
+        "",
+        &format!(
+            "{DOMESTIC}\n{}\n[selection]\nrules_dir = \"rules\"\n",
+            measures(true, true, true)
+        ),
+    );
+    let d = Daemon::start(&rig, &cfg);
+    let tls = shared_pcap("ja4__tls12.pcap");
+    let quic = data_file("quic-v1-initial.pcap");
+    rig.send(&[
+        "--count",
+        "5",
+        "--flow",
+        "203.0.113.50,8.8.8.8,udp,5000,443",
+        "--pcap",
+        tls.to_str().unwrap(),
+        "--pcap",
+        quic.to_str().unwrap(),
+    ]);
+    let m = d.settled_metrics();
+    assert_eq!(m.sum("furui_frames_received_total"), 7);
+    assert_eq!(m.sum("furui_frames_erased_total"), 7);
+    assert_eq!(m.get("furui_rule_matches_total{rule=\"tls-client\"}"), 1);
+    assert_eq!(m.get("furui_rule_matches_total{rule=\"quic-client\"}"), 1);
+    assert_eq!(
+        count_in_process_memory(d.pid(), b"quic.example"),
+        0,
+        "QUIC plaintext left in memory"
+    );
+    assert_eq!(d.stop(), 0);
+    let text = std::fs::read_to_string(rig.path("records.jsonl")).unwrap();
+    let mut recs: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    recs.sort_by_key(|r| r["protocol"].as_u64());
+    assert_eq!(recs.len(), 2, "{text}");
+    assert_eq!(recs[0]["ja4"], tls_ja4);
+    assert_eq!(recs[0]["rules"], serde_json::json!(["tls-client"]));
+    assert_eq!(recs[0]["class"], "transit");
+    assert_eq!(recs[1]["ja4"], quic_ja4.as_str());
+    assert_eq!(recs[1]["rules"], serde_json::json!(["quic-client"]));
+    assert_eq!(recs[1]["class"], "outbound");
+    assert_eq!(recs[1]["responder_port"], 443);
+    for sni in ["quic.example", "mozilla"] {
+        assert!(!text.contains(sni), "server name {sni} is match-only: {text}");
+    }
+}

@@ -50,6 +50,9 @@ pub struct Pipeline {
     /// Matching state (behavioural trackers, signature scratch) for the
     /// current ruleset.
     scan: crate::select::rules::MatchState,
+    /// Plaintext of a QUIC Initial while its frames are read; zeroed
+    /// after every packet.
+    quic_scratch: Vec<u8>,
     pub flows: FlowTable,
     pub counters: BatchCounters,
     /// Records of flows that ended; the caller drains it.
@@ -72,6 +75,7 @@ impl Pipeline {
             cur,
             rule_hits: Vec::new(),
             rule_names: Vec::new(),
+            quic_scratch: Vec::new(),
             flows: FlowTable::new(
                 queue,
                 cfg.flows.idle_timeout,
@@ -127,8 +131,10 @@ impl Pipeline {
                         // later packet counts all of its packets; one that is
                         // never selected ends without a record.
                         if let Some(mut flow) = self.flows.touch(&h, class, now_ns, &mut self.records) {
-                            if matches!(h.l4, L4::Tcp { .. }) {
-                                flow.feed_tls(payload);
+                            match h.l4 {
+                                L4::Tcp { .. } => flow.feed_tls(payload),
+                                L4::Udp { .. } => flow.feed_quic(payload, &mut self.quic_scratch),
+                                _ => {}
                             }
                             let set = st.selector.select(class, &h);
                             self.rule_hits.clear();

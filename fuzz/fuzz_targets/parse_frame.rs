@@ -33,6 +33,16 @@ fuzz_target!(|data: &[u8]| {
     let set: PrefixSet = config().domestic.clone();
     let _ = classify_frame(data, &set);
 
+    let _ = furui::select::tls::fingerprint_record(data);
+    let mut scratch = Vec::new();
+    let mut crypto = furui::select::quic::CryptoStream::default();
+    let _ = furui::select::quic::open_initials(data, &mut scratch, &mut crypto);
+    assert!(scratch.iter().all(|b| *b == 0), "QUIC plaintext not erased");
+    let _ = furui::select::quic::read_frames(data, &mut crypto);
+    if let Some(m) = crypto.client_hello() {
+        let _ = furui::select::tls::fingerprint_handshake(m, furui::select::tls::Transport::Quic);
+    }
+
     let mut p = Pipeline::new(config(), 0);
     let mut frame = data.to_vec();
     p.process_frame(&mut frame, 1);

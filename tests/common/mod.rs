@@ -15,6 +15,18 @@ use std::time::{Duration, Instant};
 pub const FURUI: &str = env!("CARGO_BIN_EXE_furui");
 pub const FURUI_GEN: &str = env!("CARGO_BIN_EXE_furui-gen");
 
+/// A capture from ../shared/pcaps.
+pub fn shared_pcap(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/pcaps")
+        .join(name)
+}
+
+/// A file from tests/data.
+pub fn data_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data").join(name)
+}
+
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 fn sh(args: &[&str]) -> bool {

@@ -51,6 +51,29 @@ struct Args {
     /// (for the benchmark rig); --count repeats each flow's frame.
     #[arg(long)]
     trafgen: bool,
+    /// Also send every Ethernet frame of this capture, as it is (repeatable;
+    /// sent once each, after the crafted frames).
+    #[arg(long = "pcap")]
+    pcaps: Vec<std::path::PathBuf>,
+}
+
+/// The Ethernet frames of a capture (other link types are refused).
+fn pcap_frames(path: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
+    let mut out = Vec::new();
+    let mut other_link = false;
+    furui::offline::for_each_packet(path, |link, _, frame| {
+        if link == furui::parse::LinkType::Ethernet {
+            out.push(frame.to_vec());
+        } else {
+            other_link = true;
+        }
+        furui::erase::erase(frame);
+    })
+    .map_err(|e| format!("--pcap {}: {e}", path.display()))?;
+    if other_link {
+        return Err(format!("--pcap {}: only Ethernet captures can be sent", path.display()));
+    }
+    Ok(out)
 }
 
 fn trafgen_packet(frame: &[u8]) -> String {
@@ -132,6 +155,15 @@ fn main() -> ExitCode {
     }
     for _ in 0..a.malformed {
         extra.push(craft::malformed_ipv4_frame());
+    }
+    for p in &a.pcaps {
+        match pcap_frames(p) {
+            Ok(mut f) => extra.append(&mut f),
+            Err(e) => {
+                eprintln!("furui-gen: {e}");
+                return ExitCode::from(2);
+            }
+        }
     }
     let start = Instant::now();
     let mut sent: u64 = 0;

@@ -5,6 +5,7 @@
 //! Invariant kept: the flow table holds only mechanical fields, and a
 //! selected flow always ends as a record — eviction included.
 
+pub mod hello;
 pub mod key;
 pub mod record;
 pub mod table;

@@ -6,72 +6,13 @@ use ahash::RandomState;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::hello::Hello;
 use super::key::FlowKey;
 use super::record::{EndReason, MechanicalRecord};
 use crate::classify::Class;
-use crate::erase::erase;
 use crate::parse::Headers;
-use crate::select::tls::{client_hello_len, fingerprint_record, Fingerprints};
+use crate::select::tls::Fingerprints;
 use std::sync::Arc;
-
-/// Largest ClientHello reassembled from two segments.
-pub const MAX_CLIENT_HELLO: usize = 16 * 1024;
-
-/// The first ClientHello of a TCP flow, on its way to a fingerprint.
-#[derive(Clone, Default)]
-enum Tls {
-    #[default]
-    Waiting,
-    /// First segment of a split ClientHello (bounded), erased when done.
-    Partial(Vec<u8>),
-    Done(Option<Fingerprints>),
-}
-
-impl Drop for Tls {
-    fn drop(&mut self) {
-        // A held segment is payload: zero it whatever ends the flow.
-        if let Tls::Partial(b) = self {
-            erase(b);
-        }
-    }
-}
-
-impl Tls {
-    fn feed(&mut self, payload: &[u8]) {
-        if payload.is_empty() {
-            return;
-        }
-        let next = match self {
-            Tls::Done(_) => return,
-            Tls::Waiting => match client_hello_len(payload) {
-                Ok(need) if payload.len() >= need + 5 => Tls::Done(fingerprint_record(payload).ok()),
-                Ok(need) if need + 5 <= MAX_CLIENT_HELLO => Tls::Partial(payload.to_vec()),
-                _ => Tls::Done(None),
-            },
-            // The second segment completes it, or nothing will.
-            Tls::Partial(buf) => {
-                let need = client_hello_len(buf).map_or(0, |n| n + 5);
-                let take = need.saturating_sub(buf.len()).min(payload.len());
-                buf.extend_from_slice(&payload[..take]);
-                let fp = if buf.len() >= need {
-                    fingerprint_record(buf).ok()
-                } else {
-                    None
-                };
-                erase(buf);
-                Tls::Done(fp)
-            }
-        };
-        *self = next;
-    }
-
-    fn fingerprint(&self) -> Option<&Fingerprints> {
-        match self {
-            Tls::Done(fp) => fp.as_ref(),
-            _ => None,
-        }
-    }
-}
 
 /// What selected a packet: the names are shared with the selection state
 /// that was current when the packet was processed, so a reload never
@@ -103,7 +44,7 @@ struct FlowState {
     vlan_depth: u8,
     /// A packet of the flow was selected: it ends as a record.
     selected: bool,
-    tls: Tls,
+    hello: Hello,
 }
 
 /// A packet's flow, after the packet was counted.
@@ -118,12 +59,20 @@ impl FlowRef<'_> {
     /// fingerprinting (at most two segments).
     pub fn feed_tls(&mut self, payload: &[u8]) {
         if self.from_initiator {
-            self.st.tls.feed(payload);
+            self.st.hello.feed_tcp(payload);
+        }
+    }
+
+    /// Feeds the initiator's first UDP datagrams to QUIC Initial
+    /// decryption (at most a few); `scratch` is per-worker plaintext space.
+    pub fn feed_quic(&mut self, datagram: &[u8], scratch: &mut Vec<u8>) {
+        if self.from_initiator {
+            self.st.hello.feed_quic(datagram, scratch);
         }
     }
 
     pub fn fingerprint(&self) -> Option<&Fingerprints> {
-        self.st.tls.fingerprint()
+        self.st.hello.fingerprint()
     }
 
     /// Marks the flow selected, with what selected this packet.
@@ -206,7 +155,7 @@ impl FlowTable {
             ruleset_version: None,
             vlan_depth: h.vlan_depth,
             selected: false,
-            tls: Tls::Waiting,
+            hello: Hello::default(),
         });
         Self::count(st, h, src_is_lo, now_ns);
         let from_initiator = src_is_lo == st.initiator_is_lo;
@@ -301,8 +250,8 @@ impl FlowTable {
             indicator_set: st.set.as_deref().unwrap_or_default().to_string(),
             rules: st.rules.iter().map(|r| r.to_string()).collect(),
             ruleset_version: st.ruleset_version.as_deref().unwrap_or_default().to_string(),
-            ja4: st.tls.fingerprint().map(|f| f.ja4.clone()),
-            ja3: st.tls.fingerprint().map(|f| f.ja3.clone()),
+            ja4: st.hello.fingerprint().map(|f| f.ja4.clone()),
+            ja3: st.hello.fingerprint().map(|f| f.ja3.clone()),
             end_reason: reason,
         }
     }

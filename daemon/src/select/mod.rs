@@ -4,6 +4,7 @@
 //! Invariant kept: only the index of the matching set leaves this stage —
 //! never the packet.
 
+pub mod quic;
 pub mod rules;
 pub mod tls;
 

@@ -136,17 +136,22 @@ fn parse_handshake(msg: &[u8]) -> Result<ClientHello<'_>, TlsError> {
         let ty = exts.u16()?;
         let data = exts.vec16()?;
         ch.extensions.push(ty);
+        // A malformed extension body leaves its list empty; the extension
+        // still counts, as JA4 and JA3 fingerprint the type list.
         let mut d = Reader { b: data };
         match ty {
             EXT_SNI => ch.has_sni = true,
             EXT_ALPN => {
-                let mut list = Reader { b: d.vec16()? };
-                ch.alpn_first = list.vec8().ok();
+                if let Ok(b) = d.vec16() {
+                    ch.alpn_first = Reader { b }.vec8().ok();
+                }
             }
-            EXT_SUPPORTED_VERSIONS => ch.supported_versions = u16s(d.vec8()?).collect(),
-            EXT_SIGNATURE_ALGORITHMS => ch.signature_algorithms = u16s(d.vec16()?).collect(),
-            EXT_SUPPORTED_GROUPS => ch.groups = u16s(d.vec16()?).collect(),
-            EXT_EC_POINT_FORMATS => ch.point_formats = d.vec8()?.to_vec(),
+            EXT_SUPPORTED_VERSIONS => ch.supported_versions = d.vec8().map(|b| u16s(b).collect()).unwrap_or_default(),
+            EXT_SIGNATURE_ALGORITHMS => {
+                ch.signature_algorithms = d.vec16().map(|b| u16s(b).collect()).unwrap_or_default()
+            }
+            EXT_SUPPORTED_GROUPS => ch.groups = d.vec16().map(|b| u16s(b).collect()).unwrap_or_default(),
+            EXT_EC_POINT_FORMATS => ch.point_formats = d.vec8().map(<[u8]>::to_vec).unwrap_or_default(),
             _ => {}
         }
     }

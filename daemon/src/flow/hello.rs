@@ -1,0 +1,129 @@
+//! A flow's first ClientHello on its way to a fingerprint: from TCP (at most
+//! two segments, joined in a bounded buffer) or from QUIC Initial packets
+//! (decrypted with the public Initial keys, CRYPTO frames joined in a
+//! bounded buffer). Every held byte is zeroed when it is no longer needed.
+
+use crate::erase::{self, erase};
+use crate::select::quic::{self, CryptoStream};
+use crate::select::tls::{client_hello_len, fingerprint_handshake, fingerprint_record, Fingerprints, Transport};
+
+/// Largest ClientHello reassembled from two TCP segments.
+pub const MAX_CLIENT_HELLO: usize = 16 * 1024;
+
+/// Client datagrams tried for Initial packets before a UDP flow is given
+/// up on (a ClientHello spans one or two Initials in practice).
+pub const MAX_QUIC_DATAGRAMS: u8 = 4;
+
+#[derive(Clone, Default)]
+pub enum Hello {
+    #[default]
+    Waiting,
+    /// First segment of a split TCP ClientHello (bounded), erased when done.
+    Partial(Vec<u8>),
+    /// CRYPTO data from the Initial packets seen so far.
+    Quic {
+        crypto: Box<CryptoStream>,
+        datagrams: u8,
+    },
+    Done(Option<Fingerprints>),
+}
+
+impl Drop for Hello {
+    fn drop(&mut self) {
+        // A held segment is payload: zero it whatever ends the flow (the
+        // CRYPTO stream zeroes itself).
+        if let Hello::Partial(b) = self {
+            erase(b);
+        }
+    }
+}
+
+/// Cheap test before any key derivation: a long-header packet of a version
+/// whose Initial keys are public.
+fn looks_like_quic_initial(d: &[u8]) -> bool {
+    d.len() >= 7
+        && d[0] & 0xc0 == 0xc0
+        && matches!(
+            u32::from_be_bytes([d[1], d[2], d[3], d[4]]),
+            quic::VERSION_1 | quic::VERSION_2
+        )
+}
+
+impl Hello {
+    pub fn feed_tcp(&mut self, payload: &[u8]) {
+        if payload.is_empty() {
+            return;
+        }
+        let next = match self {
+            Hello::Waiting => match client_hello_len(payload) {
+                Ok(need) if payload.len() >= need + 5 => Hello::Done(fingerprint_record(payload).ok()),
+                Ok(need) if need + 5 <= MAX_CLIENT_HELLO => {
+                    // Sized for the whole message: the second segment never
+                    // moves it (a move would leave the first one unzeroed).
+                    let mut b = Vec::with_capacity(need + 5);
+                    b.extend_from_slice(payload);
+                    Hello::Partial(b)
+                }
+                _ => Hello::Done(None),
+            },
+            // The second segment completes it, or nothing will.
+            Hello::Partial(buf) => {
+                let need = client_hello_len(buf).map_or(0, |n| n + 5);
+                let take = need.saturating_sub(buf.len()).min(payload.len());
+                erase::extend_zeroing(buf, &payload[..take]);
+                let fp = if buf.len() >= need {
+                    fingerprint_record(buf).ok()
+                } else {
+                    None
+                };
+                erase(buf);
+                Hello::Done(fp)
+            }
+            Hello::Quic { .. } | Hello::Done(_) => return,
+        };
+        *self = next;
+    }
+
+    pub fn feed_quic(&mut self, datagram: &[u8], scratch: &mut Vec<u8>) {
+        let next = match self {
+            Hello::Waiting if looks_like_quic_initial(datagram) => {
+                let mut crypto = Box::default();
+                Self::quic_step(datagram, scratch, &mut crypto, 0)
+            }
+            Hello::Quic { crypto, datagrams } => {
+                if !looks_like_quic_initial(datagram) {
+                    return;
+                }
+                Self::quic_step(datagram, scratch, crypto, *datagrams)
+            }
+            Hello::Waiting | Hello::Partial(_) => Hello::Done(None),
+            Hello::Done(_) => return,
+        };
+        *self = next;
+    }
+
+    /// One more client datagram: the next state.
+    fn quic_step(datagram: &[u8], scratch: &mut Vec<u8>, crypto: &mut Box<CryptoStream>, seen: u8) -> Hello {
+        let seen = seen + 1;
+        if quic::open_initials(datagram, scratch, crypto).is_err() || crypto.hopeless() {
+            return Hello::Done(None);
+        }
+        if let Some(msg) = crypto.client_hello() {
+            return Hello::Done(fingerprint_handshake(msg, Transport::Quic).ok());
+        }
+        if seen >= MAX_QUIC_DATAGRAMS {
+            return Hello::Done(None);
+        }
+        Hello::Quic {
+            crypto: std::mem::take(crypto),
+            datagrams: seen,
+        }
+    }
+
+    pub fn fingerprint(&self) -> Option<&Fingerprints> {
+        match self {
+            Hello::Done(fp) => fp.as_ref(),
+            _ => None,
+        }
+    }
+}
