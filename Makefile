@@ -12,6 +12,9 @@ DEPS := clang-19 llvm-19 libelf-dev zlib1g-dev libpcap-dev m4 pkg-config \
         bpftool iproute2 ethtool util-linux procps \
         tcpdump netsniff-ng softflowd pmacct
 
+# Only `make bench` needs these (callgrind's instruction counts).
+BENCH_DEPS := valgrind
+
 FURUI := target/release/furui
 TEST_FEATURES := --features fault-injection
 
@@ -44,7 +47,9 @@ demo: deps build
 	bash deploy/demo.sh
 
 bench: deps build
+	@dpkg -s $(BENCH_DEPS) >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_DEPS) >/dev/null
 	$(CARGO) bench --bench parse_erase
+	bash deploy/bench/callgrind.sh
 	bash deploy/bench/veth-rig.sh
 
 fuzz: deps

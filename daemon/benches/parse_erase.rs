@@ -55,5 +55,31 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// The same path with the load: 100,000 CIDR indicators, 1,000
+/// sealed payload patterns and 1,000 JA4 values (`furui::benchkit`), over
+/// a four-frame mix of which two are selected.
+fn loaded(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    furui::benchkit::write_fixture(dir.path()).expect("bench fixture");
+    let cfg = Config::load(&dir.path().join("furui.toml")).expect("bench fixture config");
+    let mut g = c.benchmark_group("loaded_ruleset");
+    for size in [64usize, 1500] {
+        let mix = furui::benchkit::frame_mix(size);
+        let mut buf = vec![0u8; size];
+        let mut p = Pipeline::new(&cfg, 0);
+        g.throughput(Throughput::Elements(mix.len() as u64));
+        g.bench_function(format!("copy_parse_select_erase/{size}B"), |b| {
+            b.iter(|| {
+                for f in &mix {
+                    buf.copy_from_slice(f);
+                    p.process_frame(&mut buf, 1);
+                }
+                p.counters.clear();
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, loaded);
 criterion_main!(benches);

@@ -24,5 +24,6 @@ pub mod config;
 pub mod control;
 pub mod telemetry;
 
+pub mod benchkit;
 pub mod craft;
 pub mod sys;

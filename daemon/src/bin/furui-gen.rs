@@ -17,9 +17,9 @@ use furui::sys::PacketSocket;
     about = "Send crafted frames out of an interface (test namespaces only)"
 )]
 struct Args {
-    /// Interface to send on.
-    #[arg(long)]
-    iface: String,
+    /// Interface to send on (required unless --trafgen or --bench-fixture).
+    #[arg(long, required_unless_present_any = ["trafgen", "bench_fixture"])]
+    iface: Option<String>,
     /// A flow to send: SRC,DST[,udp|tcp|icmp[,SPORT,DPORT]]. Repeatable; sent round-robin.
     #[arg(long = "flow")]
     flows: Vec<String>,
@@ -55,6 +55,11 @@ struct Args {
     /// sent once each, after the crafted frames).
     #[arg(long = "pcap")]
     pcaps: Vec<std::path::PathBuf>,
+    /// Write the bench's loaded workload into this directory instead of
+    /// sending: config, rules (100,000 CIDRs, 1,000 patterns, 1,000 JA4)
+    /// and replay-SIZE-N.pcap files of N mixes for --size (bench only).
+    #[arg(long)]
+    bench_fixture: Option<std::path::PathBuf>,
 }
 
 /// The Ethernet frames of a capture (other link types are refused).
@@ -122,8 +127,26 @@ fn parse_flow(s: &str, a: &Args) -> Result<Vec<u8>, String> {
         .build())
 }
 
+fn write_bench_fixture(dir: &std::path::Path, size: usize, counts: &[usize]) -> std::io::Result<()> {
+    furui::benchkit::write_fixture(dir)?;
+    for n in counts {
+        furui::benchkit::write_replay(&dir.join(format!("replay-{size}-{n}.pcap")), size, *n)?;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let a = Args::parse();
+    if let Some(dir) = &a.bench_fixture {
+        // Two lengths, so a caller can subtract start-up cost.
+        return match write_bench_fixture(dir, a.size, &[1_000, 11_000]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("furui-gen: cannot write the bench fixture in {}: {e}", dir.display());
+                ExitCode::from(1)
+            }
+        };
+    }
     let mut frames = Vec::new();
     for f in &a.flows {
         match parse_flow(f, &a) {
@@ -142,10 +165,11 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let sock = match PacketSocket::open(&a.iface) {
+    let iface = a.iface.as_deref().unwrap_or_default();
+    let sock = match PacketSocket::open(iface) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("furui-gen: cannot open a packet socket on {}: {e}", a.iface);
+            eprintln!("furui-gen: cannot open a packet socket on {iface}: {e}");
             return ExitCode::from(1);
         }
     };

@@ -1,66 +1,90 @@
 //! The canonical, direction-free key of a flow.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use crate::parse::headers::MAX_VLANS;
 
 /// Endpoints ordered so both directions of a conversation share one key.
+///
+/// Fixed-width fields (addresses as 128-bit integers, IPv4 v4-mapped)
+/// rather than `IpAddr`s: building, hashing and comparing the key is on
+/// the per-packet path, and enum-shaped fields cost store-forwarding
+/// stalls there.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct FlowKey {
-    pub vlans: [u16; MAX_VLANS],
-    pub protocol: u8,
-    pub lo: (IpAddr, u16),
-    pub hi: (IpAddr, u16),
-}
-
-impl FlowKey {
-    /// Returns the key and whether (src, sport) is the `lo` end.
-    pub fn new(vlans: [u16; MAX_VLANS], protocol: u8, src: (IpAddr, u16), dst: (IpAddr, u16)) -> (FlowKey, bool) {
-        if src <= dst {
-            (
-                FlowKey {
-                    vlans,
-                    protocol,
-                    lo: src,
-                    hi: dst,
-                },
-                true,
-            )
-        } else {
-            (
-                FlowKey {
-                    vlans,
-                    protocol,
-                    lo: dst,
-                    hi: src,
-                },
-                false,
-            )
-        }
-    }
+    lo: u128,
+    hi: u128,
+    /// `lo` port in the high half, `hi` port in the low half.
+    ports: u32,
+    /// Outer VLAN id in the high half, inner in the low half.
+    vlans: u32,
+    protocol: u8,
+    v4: bool,
 }
 
 fn addr_bits(a: IpAddr) -> u128 {
     match a {
-        // Mapped so that an IPv4 and an IPv6 key never hash alike by accident.
         IpAddr::V4(v) => u128::from(v.to_ipv6_mapped()),
         IpAddr::V6(v) => u128::from(v),
     }
 }
 
+impl FlowKey {
+    /// Returns the key and whether (src, sport) is the `lo` end.
+    pub fn new(vlans: [u16; MAX_VLANS], protocol: u8, src: (IpAddr, u16), dst: (IpAddr, u16)) -> (FlowKey, bool) {
+        let (s, d) = (addr_bits(src.0), addr_bits(dst.0));
+        let src_is_lo = (s, src.1) <= (d, dst.1);
+        let ((lo, lo_port), (hi, hi_port)) = if src_is_lo {
+            ((s, src.1), (d, dst.1))
+        } else {
+            ((d, dst.1), (s, src.1))
+        };
+        let key = FlowKey {
+            lo,
+            hi,
+            ports: u32::from(lo_port) << 16 | u32::from(hi_port),
+            vlans: u32::from(vlans[0]) << 16 | u32::from(vlans[1]),
+            protocol,
+            v4: src.0.is_ipv4(),
+        };
+        (key, src_is_lo)
+    }
+
+    fn addr(&self, bits: u128) -> IpAddr {
+        let v6 = Ipv6Addr::from(bits);
+        match v6.to_ipv4_mapped() {
+            Some(v4) if self.v4 => IpAddr::V4(v4),
+            _ => IpAddr::V6(v6),
+        }
+    }
+
+    /// The lower endpoint (address, port).
+    pub fn lo(&self) -> (IpAddr, u16) {
+        (self.addr(self.lo), (self.ports >> 16) as u16)
+    }
+
+    /// The VLAN ids, outermost first (0 = no tag at that depth).
+    pub fn vlans(&self) -> [u16; MAX_VLANS] {
+        [(self.vlans >> 16) as u16, self.vlans as u16]
+    }
+
+    pub fn protocol(&self) -> u8 {
+        self.protocol
+    }
+
+    /// The higher endpoint (address, port).
+    pub fn hi(&self) -> (IpAddr, u16) {
+        (self.addr(self.hi), self.ports as u16)
+    }
+}
+
 impl std::hash::Hash for FlowKey {
-    // Four fixed-width writes instead of the derived field-by-field walk
-    // (enum tags, arrays): this is on the per-packet path.
+    // Fixed-width writes instead of the derived field-by-field walk.
     #[inline]
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u128(addr_bits(self.lo.0));
-        state.write_u128(addr_bits(self.hi.0));
-        state.write_u64(
-            u64::from(self.lo.1)
-                | u64::from(self.hi.1) << 16
-                | u64::from(self.vlans[0]) << 32
-                | u64::from(self.vlans[1]) << 48,
-        );
+        state.write_u128(self.lo);
+        state.write_u128(self.hi);
+        state.write_u64(u64::from(self.ports) | u64::from(self.vlans) << 32);
         state.write_u8(self.protocol);
     }
 }
@@ -85,5 +109,11 @@ mod tests {
         let (k2, f2) = FlowKey::new([0; 2], 6, (b, 80), (a, 1000));
         assert!(k1 == k2);
         assert_ne!(f1, f2);
+        assert_eq!(k1.lo(), (a, 1000));
+        assert_eq!(k1.hi(), (b, 80));
+        // IPv6 endpoints come back as IPv6, v4-mapped ones included.
+        let m: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        let (k, _) = FlowKey::new([0; 2], 17, (m, 1), ("2001:db8::1".parse().unwrap(), 2));
+        assert_eq!(k.lo().0, m);
     }
 }

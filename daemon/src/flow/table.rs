@@ -137,7 +137,8 @@ impl FlowTable {
         };
         let (sport, dport) = h.ports();
         let (key, src_is_lo) = FlowKey::new(h.vlans, h.protocol, (src, sport), (dst, dport));
-        if !self.flows.contains_key(&key) && self.flows.len() >= self.max_flows {
+        // Length first: the extra lookup runs only when the table is full.
+        if self.flows.len() >= self.max_flows && !self.flows.contains_key(&key) {
             self.evict_one(out);
         }
         let st = self.flows.entry(key).or_insert_with(|| FlowState {
@@ -227,14 +228,18 @@ impl FlowTable {
     }
 
     fn record(&self, k: &FlowKey, st: &FlowState, reason: EndReason) -> MechanicalRecord {
-        let (init, resp): ((IpAddr, u16), (IpAddr, u16)) = if st.initiator_is_lo { (k.lo, k.hi) } else { (k.hi, k.lo) };
+        let (init, resp): ((IpAddr, u16), (IpAddr, u16)) = if st.initiator_is_lo {
+            (k.lo(), k.hi())
+        } else {
+            (k.hi(), k.lo())
+        };
         MechanicalRecord {
             first_seen_ns: st.first_seen_ns,
             last_seen_ns: st.last_seen_ns,
             class: st.class,
             queue: self.queue,
-            vlans: k.vlans[..usize::from(st.vlan_depth)].to_vec(),
-            protocol: k.protocol,
+            vlans: k.vlans()[..usize::from(st.vlan_depth)].to_vec(),
+            protocol: k.protocol(),
             initiator: init.0,
             initiator_port: init.1,
             responder: resp.0,
