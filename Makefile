@@ -11,6 +11,10 @@ export LLC ?= llc-19
 DEPS := clang-19 llvm-19 libelf-dev zlib1g-dev libpcap-dev m4 pkg-config \
         bpftool iproute2 ethtool util-linux procps \
         tcpdump netsniff-ng softflowd pmacct
+# Installed without recommends (prometheus would pull in node-exporter).
+# Debian's policy-rc.d keeps the packaged service from starting; the tests
+# start their own Prometheus on loopback in a private namespace.
+DEPS_NO_RECOMMENDS := prometheus
 
 # Only `make bench` needs these (callgrind's instruction counts).
 BENCH_DEPS := valgrind
@@ -21,19 +25,23 @@ TEST_FEATURES := --features fault-injection
 .PHONY: deps build check test demo bench fuzz clean
 
 deps:
-	@if ! dpkg -s $(DEPS) >/dev/null 2>&1; then \
+	@if ! dpkg -s $(DEPS) $(DEPS_NO_RECOMMENDS) >/dev/null 2>&1; then \
 	  echo "installing build and test dependencies"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEPS) >/dev/null; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEPS) >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEPS_NO_RECOMMENDS) >/dev/null; \
 	fi
 
 build: deps
 	$(CARGO) build --release --bins
 
-check: build
+check: deps build
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets $(TEST_FEATURES) -- -D warnings
 	@for f in config/*.toml; do $(FURUI) check-config $$f || exit 2; done
 	$(FURUI) check-rules config/rules
+	promtool check rules deploy/prometheus/furui-alerts.yml
+	promtool check config deploy/prometheus/prometheus.yml
+	promtool test rules deploy/prometheus/furui-alerts.test.yml
 
 test: deps build
 	@if [ "$$(id -u)" != 0 ]; then echo "make test needs root (BPF, XDP, network namespaces)"; exit 1; fi

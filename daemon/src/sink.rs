@@ -37,7 +37,7 @@ impl RecordTx {
     pub fn send(&self, r: MechanicalRecord) {
         self.metrics.records_selected.inc();
         match self.tx.try_send(r) {
-            Ok(()) => {}
+            Ok(()) => self.metrics.records_queue_depth.set(self.tx.len() as i64),
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.metrics.records_dropped.with_label_values(&["sink_full"]).inc();
             }
@@ -67,6 +67,7 @@ impl JsonLinesSink {
     pub fn start(path: &Path, capacity: usize, metrics: Metrics) -> Result<(JsonLinesSink, RecordTx), SinkOpenError> {
         let file = open_file(path)?;
         let (tx, rx) = bounded(capacity);
+        metrics.records_queue_capacity.set(capacity as i64);
         let m = metrics.clone();
         let handle = std::thread::Builder::new()
             .name("furui-sink".into())
@@ -102,6 +103,7 @@ fn write_loop(mut w: BufWriter<File>, rx: Receiver<MechanicalRecord>, m: Metrics
                         failing = true;
                     }
                 }
+                m.records_queue_depth.set(rx.len() as i64);
                 if rx.is_empty() {
                     let _ = w.flush();
                 }

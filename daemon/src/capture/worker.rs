@@ -278,7 +278,6 @@ impl QueueWorker {
                 pipeline.refresh();
                 let t0 = Instant::now();
                 let now = now_ns();
-                received.inc_by(n as u64);
                 // The frames were just written by the core that ran the
                 // XDP copy: their first cache line is the main per-packet
                 // stall, and we both read and zero it. Keep PREFETCH_AHEAD
@@ -299,6 +298,9 @@ impl QueueWorker {
                 }
                 metrics.erase_latency.observe(t0.elapsed().as_secs_f64());
                 let c = &pipeline.counters;
+                // Published together, after the whole batch is erased, so
+                // a scrape sees received == erased unless erasure failed.
+                received.inc_by(n as u64);
                 erased.inc_by(c.frames_erased);
                 bytes_erased.inc_by(c.bytes_erased);
                 for (i, v) in c.parse_errors.iter().enumerate() {

@@ -148,6 +148,16 @@ pub fn run(mut cfg: Config) -> Result<(), RunError> {
 
 fn apply_windows(cfg: &Config, classifier: &Classifier, metrics: &Metrics, tracker: &mut WindowTracker) {
     let now = OffsetDateTime::now_utc();
+    // Window ends are published whether or not anything changed: a reload
+    // may move them (the expiry alert reads them).
+    for m in crate::classify::Measure::ALL {
+        let end = cfg
+            .measures
+            .get(&m)
+            .filter(|w| w.enabled)
+            .map_or(0, |w| w.not_after.unix_timestamp());
+        metrics.measure_window_end.with_label_values(&[m.name()]).set(end);
+    }
     let changed = tracker.update(cfg, now);
     if changed.is_empty() {
         return;

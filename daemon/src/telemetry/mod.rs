@@ -34,6 +34,9 @@ pub struct Metrics {
     pub xsk_rx_ring_full: IntCounterVec,
     pub xsk_rx_fill_ring_empty: IntCounterVec,
     pub measure_authorized: IntGaugeVec,
+    pub measure_window_end: IntGaugeVec,
+    pub records_queue_depth: IntGauge,
+    pub records_queue_capacity: IntGauge,
     pub config_reloads: IntCounterVec,
     pub ruleset_version: IntGaugeVec,
     pub rule_matches: IntCounterVec,
@@ -43,6 +46,12 @@ fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCoun
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric definition is valid");
     r.register(Box::new(c.clone())).expect("metric names are unique");
     c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("metric definition is valid");
+    r.register(Box::new(g.clone())).expect("metric names are unique");
+    g
 }
 
 impl Metrics {
@@ -120,6 +129,21 @@ impl Metrics {
         )
         .expect("valid");
         r.register(Box::new(measure_authorized.clone())).expect("unique");
+        let measure_window_end = IntGaugeVec::new(
+            Opts::new(
+                MEASURE_WINDOW_END,
+                "End of the measure's authorization window (not_after), Unix seconds; 0 when the measure is disabled.",
+            ),
+            &["measure"],
+        )
+        .expect("valid");
+        r.register(Box::new(measure_window_end.clone())).expect("unique");
+        let records_queue_depth = gauge(&r, RECORDS_QUEUE_DEPTH, "Records waiting in the record sink's queue.");
+        let records_queue_capacity = gauge(
+            &r,
+            RECORDS_QUEUE_CAPACITY,
+            "Capacity of the record sink's queue; beyond it records are dropped and counted.",
+        );
         let config_reloads = counter_vec(
             &r,
             CONFIG_RELOADS,
@@ -160,6 +184,7 @@ impl Metrics {
         }
         for m in Measure::ALL {
             measure_authorized.with_label_values(&[m.name()]);
+            measure_window_end.with_label_values(&[m.name()]);
         }
         for reason in ["sink_full", "sink_error"] {
             records_dropped.with_label_values(&[reason]);
@@ -185,6 +210,9 @@ impl Metrics {
             xsk_rx_ring_full,
             xsk_rx_fill_ring_empty,
             measure_authorized,
+            measure_window_end,
+            records_queue_depth,
+            records_queue_capacity,
             config_reloads,
             ruleset_version,
             rule_matches,
