@@ -150,7 +150,9 @@ int furui_xdp(struct xdp_md *ctx)
 		.pos = (void *)(long)ctx->data,
 		.end = (void *)(long)ctx->data_end,
 	};
-	__u64 bytes = c.end - c.pos;
+	/* A helper rather than end - pos: pointer subtraction needs
+	 * CAP_PERFMON at load time, and the service runs without it. */
+	__u64 bytes = bpf_xdp_get_buff_len(ctx);
 	__u32 fallback = cfg.inline_mode ? XDP_PASS : XDP_DROP;
 	__u32 fallback_action = cfg.inline_mode ? ACTION_PASS : ACTION_DROP;
 	__u32 class = classify(&c);

@@ -186,7 +186,21 @@ fn sigterm_during_traffic_exits_zero_erases_everything_and_detaches() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("XDP program detached"), "{text}");
     assert!(!rig.xdp_attached());
-    // The worker's own account at exit: every received frame was erased.
+    // The daemon's own account at exit: every received frame was erased,
+    // the batch in flight included.
+    let field = |name: &str| -> u64 {
+        let line = text
+            .lines()
+            .find(|l| l.contains("stopped; XDP program detached"))
+            .unwrap();
+        let v = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .unwrap();
+        v.parse().unwrap()
+    };
+    assert!(field("received") > 1000, "{text}");
+    assert_eq!(field("received"), field("erased"), "{text}");
     let recs = std::fs::read_to_string(rig.path("records.jsonl")).unwrap();
     assert_eq!(recs.lines().count(), 1, "the in-flight flow was flushed as a record");
 }

@@ -65,7 +65,18 @@ impl JsonLinesSink {
     /// Starts the writer thread. The sink ends when every `RecordTx` is
     /// dropped, after writing what is queued.
     pub fn start(path: &Path, capacity: usize, metrics: Metrics) -> Result<(JsonLinesSink, RecordTx), SinkOpenError> {
-        let file = open_file(path)?;
+        Self::start_on(open_file(path)?, path, capacity, metrics)
+    }
+
+    /// The same, on a file opened earlier with [`open_file`] (the daemon
+    /// opens it before attaching, and starts the writer thread once it
+    /// has dropped its capabilities).
+    pub fn start_on(
+        file: File,
+        path: &Path,
+        capacity: usize,
+        metrics: Metrics,
+    ) -> Result<(JsonLinesSink, RecordTx), SinkOpenError> {
         let (tx, rx) = bounded(capacity);
         metrics.records_queue_capacity.set(capacity as i64);
         let m = metrics.clone();

@@ -28,15 +28,56 @@ pub fn memlock_limit() -> u64 {
         .unwrap_or(0)
 }
 
-/// True if the process has CAP_IPC_LOCK in its effective set.
-pub fn has_cap_ipc_lock() -> bool {
-    const CAP_IPC_LOCK: u32 = 14;
+/// Drops every capability of the calling thread: ambient, inheritable,
+/// effective and permitted. Threads created afterwards start with none.
+/// Once the XDP program is attached, the AF_XDP sockets are bound and the
+/// UMEM is locked, nothing the daemon does needs one (BPF map reads and
+/// updates go through the file descriptors it already holds).
+pub fn drop_all_capabilities() -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    // SAFETY: prctl(2) with constant integer arguments; no memory is passed.
+    if unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [Data::default(); 2];
+    // SAFETY: capset(2) version 3 reads one header and two data structs,
+    // laid out as above; both live until the call returns.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The process's effective capability mask (from /proc/self/status).
+pub fn effective_capabilities() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .is_some_and(|caps| caps & (1 << CAP_IPC_LOCK) != 0)
+        .unwrap_or(0)
+}
+
+/// True if the process has CAP_IPC_LOCK in its effective set.
+pub fn has_cap_ipc_lock() -> bool {
+    const CAP_IPC_LOCK: u32 = 14;
+    effective_capabilities() & (1 << CAP_IPC_LOCK) != 0
 }
 
 /// Locks `len` bytes at `addr` into RAM and excludes them from core dumps.

@@ -212,9 +212,17 @@ impl Daemon {
     }
 
     pub fn start_with_env(rig: &Rig, config: &Path, env: &[(&str, &str)]) -> Daemon {
+        Self::start_wrapped(rig, config, env, &[])
+    }
+
+    /// Starts the daemon through `wrapper` (e.g. prlimit/setpriv, which
+    /// exec it: the PID stays the daemon's).
+    pub fn start_wrapped(rig: &Rig, config: &Path, env: &[(&str, &str)], wrapper: &[&str]) -> Daemon {
         let log = rig.path("furui.log");
         let child = Command::new("ip")
-            .args(["netns", "exec", &rig.ns_cap, FURUI, "run", "--config"])
+            .args(["netns", "exec", &rig.ns_cap])
+            .args(wrapper)
+            .args([FURUI, "run", "--config"])
             .arg(config)
             .envs(env.iter().copied())
             .stdout(Stdio::null())

@@ -49,6 +49,8 @@ pub enum RunError {
         #[source]
         source: io::Error,
     },
+    #[error("dropping capabilities after start-up failed")]
+    DropCapabilities(#[source] io::Error),
     #[error("starting the runtime failed")]
     Runtime(#[source] io::Error),
 }
@@ -76,7 +78,9 @@ pub fn run(mut cfg: Config) -> Result<(), RunError> {
     let mut tracker = WindowTracker::default();
     apply_windows(&cfg, &classifier, &metrics, &mut tracker);
 
-    let (sink, records) = JsonLinesSink::start(&cfg.records.path, cfg.records.queue_capacity, metrics.clone())?;
+    // Opened now, so a bad records path fails before the interface is
+    // touched; its writer thread starts after the capabilities are gone.
+    let records_file = crate::sink::open_file(&cfg.records.path)?;
 
     let link = classifier.attach(&c.interface, ifindex, c.xdp_mode)?;
     if let Some(id) = link.replaced_stale {
@@ -92,6 +96,20 @@ pub fn run(mut cfg: Config) -> Result<(), RunError> {
         tracing::info!(queue = q, zero_copy = w.zero_copy, "AF_XDP socket bound");
         workers.push((*q, w));
     }
+
+    // Everything privileged is done: drop every capability before any
+    // thread starts, so no thread of the running daemon holds one.
+    sys::drop_all_capabilities().map_err(RunError::DropCapabilities)?;
+    tracing::info!(
+        effective = format!("{:#x}", sys::effective_capabilities()),
+        "all capabilities dropped; capture continues unprivileged"
+    );
+    let (sink, records) = JsonLinesSink::start_on(
+        records_file,
+        &cfg.records.path,
+        cfg.records.queue_capacity,
+        metrics.clone(),
+    )?;
 
     let selection = crate::select::shared(&cfg);
     metrics.ruleset_version.with_label_values(&[&cfg.rules.version]).set(1);
@@ -138,8 +156,16 @@ pub fn run(mut cfg: Config) -> Result<(), RunError> {
     refresh_xdp_stats(&classifier, &metrics);
     drop(link);
     let frames: u64 = reports.iter().map(|r| r.frames).sum();
+    let total = |v: &prometheus::IntCounterVec| -> u64 {
+        reports
+            .iter()
+            .map(|r| v.with_label_values(&[&r.queue.to_string()]).get())
+            .sum()
+    };
     tracing::info!(
         frames,
+        received = total(&metrics.frames_received),
+        erased = total(&metrics.frames_erased),
         records = metrics.records_written.get(),
         "stopped; XDP program detached"
     );
