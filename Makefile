@@ -22,7 +22,7 @@ BENCH_DEPS := valgrind
 FURUI := target/release/furui
 TEST_FEATURES := --features fault-injection
 
-.PHONY: deps build check test demo bench fuzz clean
+.PHONY: deps build check test demo bench fuzz deb clean
 
 deps:
 	@if ! dpkg -s $(DEPS) $(DEPS_NO_RECOMMENDS) >/dev/null 2>&1; then \
@@ -59,6 +59,9 @@ bench: deps build
 	$(CARGO) bench --bench parse_erase
 	bash deploy/bench/callgrind.sh
 	bash deploy/bench/veth-rig.sh
+
+deb: build
+	bash deploy/deb/build.sh
 
 fuzz: deps
 	bash deploy/fuzz.sh

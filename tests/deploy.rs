@@ -137,10 +137,14 @@ fn capture_works_as_an_unprivileged_user_with_only_the_units_capabilities_and_li
     let bounding = format!("--bounding-set=-all,{caps}");
     let inh = format!("--inh-caps=-all,{caps}");
     let amb = format!("--ambient-caps={caps}");
+    let log_format = unit_values("Environment")
+        .iter()
+        .find_map(|e| e.strip_prefix("FURUI_LOG_FORMAT=").map(str::to_string))
+        .expect("the unit sets FURUI_LOG_FORMAT");
     let d = Daemon::start_wrapped(
         &rig,
         &cfg,
-        &[],
+        &[("FURUI_LOG_FORMAT", &log_format)],
         &[
             "prlimit",
             &memlock_arg,
@@ -176,7 +180,19 @@ fn capture_works_as_an_unprivileged_user_with_only_the_units_capabilities_and_li
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let memlock_line = limits.lines().find(|l| l.starts_with("Max locked memory")).unwrap();
     assert!(memlock_line.contains(&memlock.to_string()), "{memlock_line}");
-    assert!(d.log_text().contains("all capabilities dropped"), "{}", d.log_text());
+    // Structured logs, as journald gets them: every line one JSON object.
+    let log = d.log_text();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("all capabilities dropped"))
+            && l["effective"] == "0x0"),
+        "{log}"
+    );
 
     rig.send(&["--count", "50", "--flow", "203.0.113.7,192.0.2.1"]);
     let m = d.settled_metrics();

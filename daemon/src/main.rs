@@ -54,15 +54,22 @@ enum Cmd {
     },
 }
 
+/// Logs go to stderr (journald under systemd). `FURUI_LOG` sets the level
+/// filter; `FURUI_LOG_FORMAT=json` writes one JSON object per line (the
+/// systemd unit sets it). No log line carries packet bytes or addresses of
+/// unselected traffic: the data path logs counters and states only.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FURUI_LOG").unwrap_or_else(|_| "info".into());
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+        .with_target(false);
+    if std::env::var("FURUI_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        b.json().flatten_event(true).init();
+    } else {
+        b.with_ansi(std::io::stderr().is_terminal()).init();
+    }
 }
 
 fn main() -> ExitCode {
