@@ -246,7 +246,7 @@ fn a_bad_reload_keeps_the_running_configuration_and_says_why() {
     // A change only a restart can apply.
     std::fs::write(
         rules_dir.join("r.toml"),
-        "version = \"good\"\n[[rule]]\nid = \"x\"\nmeasures = [\"transit\"]\n",
+        "version = \"good\"\n[[rule]]\nid = \"x\"\nmeasures = [\"transit\"]\nprotocols = [\"udp\"]\n",
     )
     .unwrap();
     let text = std::fs::read_to_string(&cfg)
@@ -273,7 +273,7 @@ fn furui_reload_reports_success_and_every_error() {
     assert_eq!(mode & 0o777, 0o600, "the control socket is root/daemon only");
     std::fs::write(
         rules_dir.join("r.toml"),
-        "version = \"two\"\n[[rule]]\nid = \"x\"\nmeasures = [\"transit\"]\n",
+        "version = \"two\"\n[[rule]]\nid = \"x\"\nmeasures = [\"transit\"]\nprotocols = [\"udp\"]\n",
     )
     .unwrap();
     let o = Command::new(FURUI)
@@ -315,5 +315,5 @@ fn rig_with_rules(version: &str) -> (Rig, std::path::PathBuf, std::path::PathBuf
 }
 
 fn rule_file(version: &str, id: &str, measure: &str) -> String {
-    format!("version = \"{version}\"\n[[rule]]\nid = \"{id}\"\nmeasures = [\"{measure}\"]\n")
+    format!("version = \"{version}\"\n[[rule]]\nid = \"{id}\"\nmeasures = [\"{measure}\"]\nprotocols = [\"udp\"]\n")
 }

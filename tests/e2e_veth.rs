@@ -414,3 +414,87 @@ fn tls_and_quic_client_hellos_select_flows_by_ja4_on_live_traffic() {
         assert!(!text.contains(sni), "server name {sni} is match-only: {text}");
     }
 }
+
+/// A sealed payload signature on live traffic: the packet that carries it
+/// selects its flow; the record names the rule and holds neither the
+/// signature nor any byte around it; the log neither; and the daemon's
+/// memory holds no copy from the traffic — the payload around the match
+/// is gone, and the signature bytes occur exactly as often as before the
+/// traffic (the ruleset's own copy, from loading the rules file).
+#[test]
+fn a_sealed_signature_selects_a_flow_and_leaves_no_bytes_behind() {
+    let signature = format!("SEALED-SIG-{:08x}", std::process::id());
+    let context = format!("CTX-{:08x}-", std::process::id().wrapping_mul(2_654_435_761));
+    let rig = Rig::new();
+    let rules_dir = rig.path("rules");
+    std::fs::create_dir(&rules_dir).unwrap();
+    std::fs::write(
+        rules_dir.join("sig.toml"),
+        format!(
+            "version = \"sig1\"\n[[rule]]\nid = \"sealed-command\"\nmeasures = [\"inbound\"]\npayload = [{{ text = \"{signature}\" }}]\n"
+        ),
+    )
+    .unwrap();
+    let cfg = rig.config(
+        "",
+        &format!(
+            "{DOMESTIC}\n{}\n[selection]\nrules_dir = \"rules\"\n",
+            measures(true, true, true)
+        ),
+    );
+    let d = Daemon::start(&rig, &cfg);
+    let before = count_in_process_memory(d.pid(), signature.as_bytes());
+    let payload = format!("{context}{signature}-TAIL");
+    rig.send(&[
+        "--count",
+        "20",
+        "--size",
+        "200",
+        "--marker",
+        &payload,
+        "--flow",
+        "198.18.0.9,192.0.2.1,tcp,4444,80",
+    ]);
+    // Same size, no signature: not selected.
+    rig.send(&[
+        "--count",
+        "20",
+        "--size",
+        "200",
+        "--marker",
+        &context,
+        "--flow",
+        "198.18.0.10,192.0.2.1,tcp,4445,80",
+    ]);
+    let m = d.settled_metrics();
+    assert_eq!(m.sum("furui_frames_received_total"), 40);
+    assert_eq!(m.sum("furui_frames_erased_total"), 40);
+    assert_eq!(m.get("furui_rule_matches_total{rule=\"sealed-command\"}"), 20);
+    assert_eq!(
+        count_in_process_memory(d.pid(), context.as_bytes()),
+        0,
+        "payload around the match left in memory"
+    );
+    assert_eq!(
+        count_in_process_memory(d.pid(), signature.as_bytes()),
+        before,
+        "the traffic left copies of the signature in memory"
+    );
+    assert_eq!(d.stop(), 0);
+    let text = std::fs::read_to_string(rig.path("records.jsonl")).unwrap();
+    let recs: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(recs.len(), 1, "{text}");
+    assert_eq!(recs[0]["rules"], serde_json::json!(["sealed-command"]));
+    assert_eq!(recs[0]["initiator"], "198.18.0.9");
+    assert_eq!(recs[0]["packets_forward"], 20);
+    for (what, file) in [("records", text), ("log", d_log(&rig))] {
+        assert!(
+            !file.contains(&signature) && !file.contains(&context),
+            "{what} holds payload bytes:\n{file}"
+        );
+    }
+}
+
+fn d_log(rig: &Rig) -> String {
+    std::fs::read_to_string(rig.path("furui.log")).unwrap_or_default()
+}

@@ -324,6 +324,24 @@ fn address_set(
 fn signature_bytes(s: &SignatureSection, rule_span: std::ops::Range<usize>, c: &mut Collector<'_>) -> Option<Vec<u8>> {
     match (&s.text, &s.hex) {
         (Some(t), None) if !t.get_ref().is_empty() => Some(t.get_ref().as_bytes().to_vec()),
+        (Some(t), None) => {
+            c.at(
+                t.span(),
+                "an empty pattern would match every payload; give the bytes to look for",
+            );
+            None
+        }
+        (None, Some(h)) if h.get_ref().trim().is_empty() => {
+            c.at(
+                h.span(),
+                "an empty pattern would match every payload; give the bytes to look for",
+            );
+            None
+        }
+        (Some(_), Some(h)) => {
+            c.at(h.span(), "a payload signature takes `text` or `hex`, not both");
+            None
+        }
         (None, Some(h)) => {
             let digits: String = h.get_ref().chars().filter(|ch| !ch.is_whitespace()).collect();
             let ok =
@@ -512,6 +530,28 @@ fn compile_rule(
             within_ns: within * 1_000_000_000,
         })
     });
+    let no_condition = remote.is_none()
+        && local.is_none()
+        && source.is_none()
+        && destination.is_none()
+        && protocols.is_none()
+        && src_ports.is_none()
+        && dst_ports.is_none()
+        && tcp_flags.is_none()
+        && r.icmp_type.is_none()
+        && r.icmp_code.is_none()
+        && ttl.is_none()
+        && size.is_none()
+        && ja4.is_none()
+        && ja3.is_none()
+        && r.payload.is_empty()
+        && r.scan.is_none();
+    if no_condition {
+        c.at(
+            span.clone(),
+            format!("rule `{id}` has no match condition: it would select every packet of its measures; add at least one condition"),
+        );
+    }
     if c.errors.len() != before {
         return;
     }

@@ -161,13 +161,26 @@ protocols = ["sctpx"]
 [[rule]]
 id = "dup"
 measures = []
+
+[[rule]]
+id = "cidr"
+measures = ["inbound"]
+remote = ["10.0.0.0/33"]
+payload = [{ text = "" }]
+
+[[rule]]
+id = "everything"
+measures = ["inbound"]
 "#;
     let errs = load(bad).unwrap_err();
     let text = errs.to_string();
     let lines: Vec<usize> = errs.0.iter().map(|e| e.line).collect();
-    for l in [5, 6, 7, 8, 14, 19, 22, 23] {
+    // 28: invalid CIDR; 29: empty pattern; 31: a rule that matches all.
+    for l in [5, 6, 7, 8, 14, 19, 22, 23, 28, 29, 31] {
         assert!(lines.contains(&l), "no error at line {l}:\n{text}");
     }
+    assert!(text.contains("empty pattern would match every payload"), "{text}");
+    assert!(text.contains("rule `everything` has no match condition"), "{text}");
 }
 
 #[test]
