@@ -81,5 +81,17 @@ fn loaded(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, loaded);
+/// Cost of de-identifying one address for export (Crypto-PAn: one AES
+/// block per address bit); a record has two.
+fn deid(c: &mut Criterion) {
+    let pan = furui::deid::CryptoPan::new(&[0x42; 32]);
+    let mut g = c.benchmark_group("deid");
+    let v4: std::net::IpAddr = "203.0.113.77".parse().expect("literal");
+    let v6: std::net::IpAddr = "2001:db8:1234::77".parse().expect("literal");
+    g.bench_function("cryptopan/ipv4", |b| b.iter(|| black_box(pan.ip(black_box(v4)))));
+    g.bench_function("cryptopan/ipv6", |b| b.iter(|| black_box(pan.ip(black_box(v6)))));
+    g.finish();
+}
+
+criterion_group!(benches, bench, loaded, deid);
 criterion_main!(benches);

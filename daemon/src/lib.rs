@@ -11,6 +11,7 @@
 
 pub mod capture;
 pub mod classify;
+pub mod deid;
 pub mod erase;
 pub mod flow;
 pub mod offline;
