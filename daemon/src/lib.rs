@@ -13,6 +13,7 @@ pub mod capture;
 pub mod classify;
 pub mod deid;
 pub mod erase;
+pub mod export;
 pub mod flow;
 pub mod offline;
 pub mod parse;

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use crate::flow::MechanicalRecord;
@@ -28,14 +30,25 @@ pub struct SinkOpenError {
 /// The sending half, cloned into each worker.
 #[derive(Clone)]
 pub struct RecordTx {
-    tx: Sender<MechanicalRecord>,
+    tx: Sender<Arc<MechanicalRecord>>,
     metrics: Metrics,
+    export: crate::export::ExportTx,
 }
 
 impl RecordTx {
+    /// The same, also handing every record to the recipients' exporters.
+    pub fn with_exports(mut self, export: crate::export::ExportTx) -> RecordTx {
+        self.export = export;
+        self
+    }
+
     /// Queues a record; a full queue drops it and counts the drop.
     pub fn send(&self, r: MechanicalRecord) {
         self.metrics.records_selected.inc();
+        let r = Arc::new(r);
+        if !self.export.is_empty() {
+            self.export.send(&r);
+        }
         match self.tx.try_send(r) {
             Ok(()) => self.metrics.records_queue_depth.set(self.tx.len() as i64),
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
@@ -87,7 +100,14 @@ impl JsonLinesSink {
                 path: path.to_path_buf(),
                 source,
             })?;
-        Ok((JsonLinesSink { handle: Some(handle) }, RecordTx { tx, metrics }))
+        Ok((
+            JsonLinesSink { handle: Some(handle) },
+            RecordTx {
+                tx,
+                metrics,
+                export: Default::default(),
+            },
+        ))
     }
 
     /// Waits for the writer to flush and exit (all senders must be gone).
@@ -98,12 +118,12 @@ impl JsonLinesSink {
     }
 }
 
-fn write_loop(mut w: BufWriter<File>, rx: Receiver<MechanicalRecord>, m: Metrics) {
+fn write_loop(mut w: BufWriter<File>, rx: Receiver<Arc<MechanicalRecord>>, m: Metrics) {
     let mut failing = false;
     loop {
         match rx.recv_timeout(Duration::from_millis(500)) {
             Ok(r) => {
-                let ok = serde_json::to_writer(&mut w, &r).is_ok() && w.write_all(b"\n").is_ok();
+                let ok = serde_json::to_writer(&mut w, &*r).is_ok() && w.write_all(b"\n").is_ok();
                 if ok {
                     m.records_written.inc();
                     failing = false;

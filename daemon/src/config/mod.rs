@@ -5,6 +5,7 @@
 //! so a daemon never runs on half a configuration.
 
 pub mod errors;
+pub mod export;
 pub mod prefixes;
 pub mod schema;
 
@@ -106,6 +107,8 @@ pub struct Config {
     pub metrics_listen: SocketAddr,
     /// Unix socket of the control command (`furui reload`).
     pub control_socket: PathBuf,
+    /// De-identification and the recipients records may be exported to.
+    pub export: export::Export,
 }
 
 impl Config {
@@ -123,6 +126,8 @@ impl Config {
             Some("[metrics]")
         } else if self.control_socket != new.control_socket {
             Some("[control]")
+        } else if self.export != new.export {
+            Some("[deid], [[purposes]], [[consents]] or [[recipients]]")
         } else {
             None
         }
@@ -164,7 +169,8 @@ impl Config {
     }
 }
 
-const SECTIONS: &str = "capture, domestic, measures, indicators, selection, flows, records, metrics, control";
+const SECTIONS: &str =
+    "capture, domestic, measures, indicators, selection, flows, records, metrics, control, deid, purposes, consents, recipients";
 
 pub(crate) fn de<T: DeserializeOwned>(v: &Spanned<DeValue<'_>>, c: &mut Collector<'_>) -> Option<T> {
     match T::deserialize(ValueDeserializer::from(v.clone())) {
@@ -172,6 +178,35 @@ pub(crate) fn de<T: DeserializeOwned>(v: &Spanned<DeValue<'_>>, c: &mut Collecto
         Err(e) => {
             c.from_toml(&e);
             None
+        }
+    }
+}
+
+/// An array of tables (`[[name]]`): each item deserialized on its own, so
+/// every bad item is reported. False if any item failed.
+fn array_of<T: DeserializeOwned>(
+    name: &str,
+    value: &Spanned<DeValue<'_>>,
+    out: &mut Vec<T>,
+    c: &mut Collector<'_>,
+) -> bool {
+    match value.get_ref() {
+        DeValue::Array(a) => {
+            let mut ok = true;
+            for item in a.iter() {
+                match de::<T>(item, c) {
+                    Some(s) => out.push(s),
+                    None => ok = false,
+                }
+            }
+            ok
+        }
+        _ => {
+            c.at(
+                value.span(),
+                format!("`{name}` must be an array of tables ([[{name}]])"),
+            );
+            false
         }
     }
 }
@@ -192,6 +227,10 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
     let mut flows = FlowsSection::default();
     let mut records: Option<RecordsSection> = None;
     let mut metrics = MetricsSection::default();
+    let mut deid = export::DeidSection::default();
+    let mut purposes: Vec<export::PurposeSection> = Vec::new();
+    let mut consents: Vec<export::ConsentSection> = Vec::new();
+    let mut recipients: Vec<export::RecipientSection> = Vec::new();
     let mut ok = true;
 
     for (key, value) in root.get_ref().iter() {
@@ -249,17 +288,16 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
                     "`measures` must be a table of [measures.transit], [measures.inbound], [measures.outbound]",
                 ),
             },
-            "indicators" => match value.get_ref() {
-                DeValue::Array(a) => {
-                    for item in a.iter() {
-                        match de::<IndicatorSection>(item, c) {
-                            Some(s) => indicators.push(s),
-                            None => ok = false,
-                        }
-                    }
-                }
-                _ => c.at(value.span(), "`indicators` must be an array of tables ([[indicators]])"),
-            },
+            "indicators" => ok &= array_of(key.get_ref(), value, &mut indicators, c),
+            "deid" => {
+                deid = de(value, c).unwrap_or_else(|| {
+                    ok = false;
+                    export::DeidSection::default()
+                })
+            }
+            "purposes" => ok &= array_of(key.get_ref(), value, &mut purposes, c),
+            "consents" => ok &= array_of(key.get_ref(), value, &mut consents, c),
+            "recipients" => ok &= array_of(key.get_ref(), value, &mut recipients, c),
             other => c.at(
                 key.span(),
                 format!("unknown section `{other}`; expected one of: {SECTIONS}"),
@@ -306,6 +344,8 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
         }
     };
 
+    let export = export::validate(deid, purposes, consents, recipients, &base, c);
+
     if !ok {
         return None;
     }
@@ -322,6 +362,7 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
         records: records?,
         metrics_listen: metrics_listen?,
         control_socket: prefixes::resolve(&base, &control.socket),
+        export: export?,
     })
 }
 
@@ -409,7 +450,7 @@ fn validate_capture(s: CaptureSection, c: &mut Collector<'_>) -> Option<Capture>
     })
 }
 
-fn parse_time(v: &Spanned<toml::Value>, what: &str, c: &mut Collector<'_>) -> Option<OffsetDateTime> {
+pub(crate) fn parse_time(v: &Spanned<toml::Value>, what: &str, c: &mut Collector<'_>) -> Option<OffsetDateTime> {
     let s = match v.get_ref() {
         toml::Value::String(s) => s.clone(),
         toml::Value::Datetime(d) => d.to_string(),

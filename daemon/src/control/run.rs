@@ -49,6 +49,8 @@ pub enum RunError {
         #[source]
         source: io::Error,
     },
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportStartError),
     #[error("dropping capabilities after start-up failed")]
     DropCapabilities(#[source] io::Error),
     #[error("starting the runtime failed")]
@@ -112,6 +114,11 @@ pub fn run(mut cfg: Config) -> Result<(), RunError> {
     )?;
 
     let selection = crate::select::shared(&cfg);
+    let (exporters, export_tx) = crate::export::Exporters::start(&cfg.export, selection.clone(), &metrics)?;
+    if !cfg.export.recipients.is_empty() {
+        tracing::info!(recipients = cfg.export.recipients.len(), "exporters started");
+    }
+    let records = records.with_exports(export_tx);
     metrics.ruleset_version.with_label_values(&[&cfg.rules.version]).set(1);
     let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
@@ -153,6 +160,7 @@ pub fn run(mut cfg: Config) -> Result<(), RunError> {
         }
     }
     sink.join();
+    exporters.join();
     refresh_xdp_stats(&classifier, &metrics);
     drop(link);
     let frames: u64 = reports.iter().map(|r| r.frames).sum();

@@ -9,6 +9,7 @@ use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
@@ -80,7 +81,7 @@ pub struct KeyStore {
     dir: PathBuf,
     period: EpochPeriod,
     keep: usize,
-    current: Option<EpochKey>,
+    current: Option<Arc<EpochKey>>,
 }
 
 fn random_key() -> std::io::Result<[u8; 32]> {
@@ -111,14 +112,18 @@ impl KeyStore {
 
     /// The key for `t`'s epoch: loaded, or created on the first use of a
     /// new epoch (which also deletes keys beyond `keep`).
-    pub fn at(&mut self, t: OffsetDateTime) -> Result<&EpochKey, KeyError> {
+    pub fn at(&mut self, t: OffsetDateTime) -> Result<Arc<EpochKey>, KeyError> {
         let epoch = self.period.epoch_of(t);
-        if self.current.as_ref().is_none_or(|k| k.epoch != epoch) {
-            let pan = self.load_or_create(&epoch)?;
-            self.current = Some(EpochKey { epoch, pan });
-            self.prune();
+        match &self.current {
+            Some(k) if k.epoch == epoch => Ok(k.clone()),
+            _ => {
+                let pan = self.load_or_create(&epoch)?;
+                let k = Arc::new(EpochKey { epoch, pan });
+                self.current = Some(k.clone());
+                self.prune();
+                Ok(k)
+            }
         }
-        Ok(self.current.as_ref().expect("just set"))
     }
 
     fn load_or_create(&self, epoch: &str) -> Result<CryptoPan, KeyError> {

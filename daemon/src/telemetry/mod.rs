@@ -40,6 +40,10 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub ruleset_version: IntGaugeVec,
     pub rule_matches: IntCounterVec,
+    pub export_records: IntCounterVec,
+    pub export_dropped: IntCounterVec,
+    pub export_queue_depth: IntGaugeVec,
+    pub export_errors: IntCounterVec,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -168,6 +172,30 @@ impl Metrics {
             "Packets matched, by rule id (ids come from the rules files).",
             &["rule"],
         );
+        let export_records = counter_vec(
+            &r,
+            EXPORT_RECORDS,
+            "Records sent, by recipient (a configured name) and sink kind.",
+            &["recipient", "sink"],
+        );
+        let export_dropped = counter_vec(
+            &r,
+            EXPORT_DROPPED,
+            "Records not sent to a recipient, by reason (queue_full, send_failed, no_key).",
+            &["recipient", "reason"],
+        );
+        let export_queue_depth = IntGaugeVec::new(
+            Opts::new(EXPORT_QUEUE_DEPTH, "Records waiting in a recipient's queue."),
+            &["recipient"],
+        )
+        .expect("valid");
+        r.register(Box::new(export_queue_depth.clone())).expect("unique");
+        let export_errors = counter_vec(
+            &r,
+            EXPORT_ERRORS,
+            "Export errors, by recipient and kind (send, keys).",
+            &["recipient", "kind"],
+        );
         let build = IntGaugeVec::new(Opts::new(BUILD_INFO, "Build information."), &["version"]).expect("valid");
         r.register(Box::new(build.clone())).expect("unique");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -216,6 +244,10 @@ impl Metrics {
             config_reloads,
             ruleset_version,
             rule_matches,
+            export_records,
+            export_dropped,
+            export_queue_depth,
+            export_errors,
         }
     }
 

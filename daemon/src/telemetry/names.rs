@@ -26,3 +26,7 @@ pub const BUILD_INFO: &str = "furui_build_info";
 pub const CONFIG_RELOADS: &str = "furui_config_reloads_total";
 pub const RULESET_VERSION: &str = "furui_ruleset_version";
 pub const RULE_MATCHES: &str = "furui_rule_matches_total";
+pub const EXPORT_RECORDS: &str = "furui_export_records_total";
+pub const EXPORT_DROPPED: &str = "furui_export_dropped_total";
+pub const EXPORT_QUEUE_DEPTH: &str = "furui_export_queue_depth";
+pub const EXPORT_ERRORS: &str = "furui_export_errors_total";

@@ -1,0 +1,207 @@
+//! A record as one recipient may see it under one grant: only the granted
+//! fields, in record order, with addresses de-identified, plus the key
+//! epoch. A field outside the grant is never read into the view, so no
+//! sink can serialize it.
+
+use std::net::IpAddr;
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use crate::classify::PrefixSet;
+use crate::config::export::Grant;
+use crate::deid::{export_address, EpochKey};
+use crate::flow::{EndReason, MechanicalRecord};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    U64(u64),
+    U32(u32),
+    U16(u16),
+    U8(u8),
+    Addr(IpAddr),
+    Str(String),
+    List(Vec<String>),
+    Vlans(Vec<u16>),
+    OptStr(Option<String>),
+    End(EndReason),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    /// The epoch of the pseudonymization key used (always present).
+    pub key_epoch: String,
+    pub fields: Vec<(&'static str, Value)>,
+}
+
+impl View {
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// True if every address in the view is IPv6 (IPFIX needs one
+    /// template per family); a view without addresses counts as IPv4.
+    pub fn is_v6(&self) -> bool {
+        self.fields.iter().any(|(_, v)| matches!(v, Value::Addr(IpAddr::V6(_))))
+    }
+}
+
+impl Serialize for View {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.fields.len() + 1))?;
+        for (name, v) in &self.fields {
+            match v {
+                Value::U64(x) => m.serialize_entry(name, x)?,
+                Value::U32(x) => m.serialize_entry(name, x)?,
+                Value::U16(x) => m.serialize_entry(name, x)?,
+                Value::U8(x) => m.serialize_entry(name, x)?,
+                Value::Addr(x) => m.serialize_entry(name, x)?,
+                Value::Str(x) => m.serialize_entry(name, x)?,
+                Value::List(x) => m.serialize_entry(name, x)?,
+                Value::Vlans(x) => m.serialize_entry(name, x)?,
+                Value::OptStr(x) => m.serialize_entry(name, x)?,
+                Value::End(x) => m.serialize_entry(name, x)?,
+            }
+        }
+        m.serialize_entry("key_epoch", &self.key_epoch)?;
+        m.end()
+    }
+}
+
+/// Projects `r` through `grant`; `domestic` decides which addresses are
+/// always pseudonymized.
+pub fn project(r: &MechanicalRecord, grant: &Grant, key: &EpochKey, domestic: &PrefixSet) -> View {
+    let addr = |a: IpAddr| Value::Addr(export_address(key, a, domestic.contains(a), grant.addresses));
+    let fields = grant
+        .fields
+        .iter()
+        .map(|f| {
+            let v = match *f {
+                "first_seen_ns" => Value::U64(r.first_seen_ns),
+                "last_seen_ns" => Value::U64(r.last_seen_ns),
+                "class" => Value::Str(r.class.name().to_string()),
+                "queue" => Value::U32(r.queue),
+                "vlans" => Value::Vlans(r.vlans.clone()),
+                "protocol" => Value::U8(r.protocol),
+                "initiator" => addr(r.initiator),
+                "initiator_port" => Value::U16(r.initiator_port),
+                "responder" => addr(r.responder),
+                "responder_port" => Value::U16(r.responder_port),
+                "packets_forward" => Value::U64(r.packets_forward),
+                "bytes_forward" => Value::U64(r.bytes_forward),
+                "packets_reverse" => Value::U64(r.packets_reverse),
+                "bytes_reverse" => Value::U64(r.bytes_reverse),
+                "tcp_flags_forward" => Value::U8(r.tcp_flags_forward),
+                "tcp_flags_reverse" => Value::U8(r.tcp_flags_reverse),
+                "min_ttl" => Value::U8(r.min_ttl),
+                "max_ttl" => Value::U8(r.max_ttl),
+                "indicator_set" => Value::Str(r.indicator_set.clone()),
+                "rules" => Value::List(r.rules.clone()),
+                "ruleset_version" => Value::Str(r.ruleset_version.clone()),
+                "ja4" => Value::OptStr(r.ja4.clone()),
+                "ja3" => Value::OptStr(r.ja3.clone()),
+                "end_reason" => Value::End(r.end_reason),
+                // Grants are validated against MechanicalRecord::FIELDS;
+                // a name added there must be added here (a test checks).
+                _ => Value::OptStr(None),
+            };
+            (*f, v)
+        })
+        .collect();
+    View {
+        key_epoch: key.epoch.clone(),
+        fields,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::classify::{Class, Measure};
+    use crate::deid::{AddressPolicy, CryptoPan};
+    use std::collections::BTreeSet;
+
+    pub(crate) fn record() -> MechanicalRecord {
+        MechanicalRecord {
+            first_seen_ns: 1_700_000_000_123_000_000,
+            last_seen_ns: 1_700_000_001_456_000_000,
+            class: Class::Inbound,
+            queue: 0,
+            vlans: vec![100],
+            protocol: 6,
+            initiator: "203.0.113.5".parse().unwrap(),
+            initiator_port: 4444,
+            responder: "192.0.2.10".parse().unwrap(),
+            responder_port: 80,
+            packets_forward: 10,
+            bytes_forward: 820,
+            packets_reverse: 4,
+            bytes_reverse: 408,
+            tcp_flags_forward: 0x1b,
+            tcp_flags_reverse: 0x12,
+            min_ttl: 60,
+            max_ttl: 64,
+            indicator_set: "c2".into(),
+            rules: vec!["r1".into(), "r2".into()],
+            ruleset_version: "v9".into(),
+            ja4: Some("t13d1715h2_5b57614c22b0_3d5424432f57".into()),
+            ja3: None,
+            end_reason: EndReason::Idle,
+        }
+    }
+
+    pub(crate) fn grant(fields: &[&'static str], addresses: AddressPolicy) -> Grant {
+        Grant {
+            measures: BTreeSet::from([Measure::Inbound]),
+            fields: fields.to_vec(),
+            purpose: "damage-prevention".into(),
+            consent: None,
+            addresses,
+        }
+    }
+
+    fn key() -> EpochKey {
+        EpochKey {
+            epoch: "2026-11-22".into(),
+            pan: CryptoPan::new(&[9; 32]),
+        }
+    }
+
+    #[test]
+    fn every_record_field_projects() {
+        let all = grant(MechanicalRecord::FIELDS, AddressPolicy::Pseudonymize);
+        let v = project(&record(), &all, &key(), &PrefixSet::default());
+        assert_eq!(v.fields.len(), MechanicalRecord::FIELDS.len());
+        assert!(
+            v.fields.iter().all(|(n, v)| *v != Value::OptStr(None) || *n == "ja3"),
+            "{v:?}"
+        );
+    }
+
+    /// Only granted fields are serialized; every address is de-identified;
+    /// the domestic one is pseudonymized even under a truncation grant.
+    #[test]
+    fn only_granted_fields_and_no_raw_address_leave() {
+        let mut domestic = PrefixSet::default();
+        domestic.insert("192.0.2.0/24".parse().unwrap());
+        let g = grant(
+            &["initiator", "responder", "rules"],
+            AddressPolicy::Truncate { v4: 24, v6: 48 },
+        );
+        let v = project(&record(), &g, &key(), &domestic);
+        let json = serde_json::to_string(&v).unwrap();
+        let obj: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let mut keys: Vec<_> = obj.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["initiator", "key_epoch", "responder", "rules"]);
+        assert_eq!(obj["initiator"], "203.0.113.0", "foreign: truncated as granted");
+        assert_ne!(obj["responder"], "192.0.2.10");
+        assert!(
+            !obj["responder"].as_str().unwrap().starts_with("192.0.2."),
+            "domestic: pseudonymized"
+        );
+        assert_eq!(obj["key_epoch"], "2026-11-22");
+        for absent in ["4444", "t13d", "c2", "v9"] {
+            assert!(!json.contains(absent), "{absent} leaked: {json}");
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Export to real collectors, started by the test in the rig's namespace:
+//! nfcapd (nfdump) receives furui's IPFIX over UDP; the flows it stores,
+//! read back with `nfdump -o json`, match the records furui selected —
+//! addresses pseudonymized under the epoch key, counts equal — and no raw
+//! address or field outside the grant reaches it.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const DOMESTIC: &str = "[domestic]\nprefixes = [\"192.0.2.0/24\"]\n";
+const MEASURES: &str = "[measures.inbound]\nenabled = true\nnot_before = \"2020-01-01T00:00:00Z\"\nnot_after = \"2099-01-01T00:00:00Z\"\n[measures.transit]\nenabled = true\nnot_before = \"2020-01-01T00:00:00Z\"\nnot_after = \"2099-01-01T00:00:00Z\"\n";
+const SELECT: &str = "[[indicators]]\nname = \"c2\"\nprefixes = [\"203.0.113.0/24\"]\n";
+const IDENTITY: &str = "sha256:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// nfcapd in the capture namespace, on loopback (`-E` prints what it
+/// receives, and its start-up lines, to the log).
+struct Nfcapd {
+    child: Child,
+    dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Nfcapd {
+    fn start(rig: &Rig, port: u16) -> Nfcapd {
+        let dir = rig.path("nfcapd");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = rig.path("nfcapd.log");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &rig.ns_cap,
+                "nfcapd",
+                "-E",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-t",
+                "3600",
+                "-w",
+            ])
+            .arg(&dir)
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nfcapd (make deps installs nfdump)");
+        let n = Nfcapd { child, dir, log };
+        // Ready when its UDP socket is bound (its stdout is buffered).
+        let bound = format!("0100007F:{port:04X}");
+        let udp = format!("/proc/{}/net/udp", n.child.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&udp).unwrap_or_default().contains(&bound) {
+            assert!(Instant::now() < deadline, "nfcapd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        n
+    }
+
+    /// Stops nfcapd (it writes out its file on SIGTERM) and reads every
+    /// stored flow back with nfdump.
+    fn stop_and_read(mut self) -> (Vec<serde_json::Value>, String) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+        let out = Command::new("nfdump")
+            .arg("-R")
+            .arg(&self.dir)
+            .args(["-o", "json"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let flows = serde_json::from_str::<Vec<serde_json::Value>>(&text).unwrap_or_else(|e| {
+            panic!(
+                "nfdump output is not JSON ({e}):\n{text}\n{}\nnfcapd log:\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            )
+        });
+        (flows, text)
+    }
+}
+
+impl Drop for Nfcapd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn recipient(port: u16, fields: &str) -> String {
+    format!(
+        "[[purposes]]\nid = \"damage-prevention\"\ndamage_prevention = true\n\n[[recipients]]\nname = \"nfcapd\"\nrole = \"analyst\"\nidentity = \"{IDENTITY}\"\n[[recipients.grants]]\nmeasures = [\"inbound\"]\nfields = [{fields}]\npurpose = \"damage-prevention\"\n[[recipients.sinks]]\nkind = \"ipfix-udp\"\naddress = \"127.0.0.1:{port}\"\n"
+    )
+}
+
+#[test]
+fn ipfix_over_udp_reaches_nfcapd_pseudonymized_with_equal_counts() {
+    let rig = Rig::new();
+    let keys = rig.path("keys");
+    let fields = "\"first_seen_ns\", \"last_seen_ns\", \"protocol\", \"initiator\", \"initiator_port\", \"responder\", \"responder_port\", \"packets_forward\", \"bytes_forward\", \"tcp_flags_forward\"";
+    let cfg = rig.config(
+        "",
+        &format!(
+            "{DOMESTIC}{MEASURES}{SELECT}\n[deid]\nkey_dir = \"{}\"\n\n{}",
+            keys.display(),
+            recipient(4739, fields)
+        ),
+    );
+    let nf = Nfcapd::start(&rig, 4739);
+    let d = Daemon::start(&rig, &cfg);
+    rig.send(&[
+        "--count",
+        "10",
+        "--size",
+        "100",
+        "--flow",
+        "203.0.113.5,192.0.2.10,tcp,4444,80",
+    ]);
+    rig.send(&[
+        "--count",
+        "5",
+        "--size",
+        "90",
+        "--flow",
+        "203.0.113.6,192.0.2.11,udp,5353,53",
+    ]);
+    // Transit with a listed peer: selected, but the grant covers inbound only.
+    rig.send(&["--count", "3", "--flow", "203.0.113.7,198.51.100.9,udp,1000,2000"]);
+    // Inbound from an unlisted peer: not selected at all.
+    rig.send(&["--count", "7", "--flow", "198.18.0.1,192.0.2.12,udp,1111,2222"]);
+    let m = d.settled_metrics();
+    assert_eq!(m.sum("furui_frames_received_total"), 25);
+    // Flows end (and are exported) when the daemon stops.
+    assert_eq!(d.stop(), 0);
+    let (flows, text) = nf.stop_and_read();
+
+    let recs: Vec<serde_json::Value> = std::fs::read_to_string(rig.path("records.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 3, "three selected flows recorded locally");
+    let inbound: Vec<&serde_json::Value> = recs.iter().filter(|r| r["class"] == "inbound").collect();
+    assert_eq!(
+        flows.len(),
+        inbound.len(),
+        "exactly the granted (inbound) records reached nfcapd:\n{text}"
+    );
+
+    // The test derives the expected pseudonyms from the same epoch key file.
+    let mut ks = furui::deid::KeyStore::open(&keys, furui::deid::EpochPeriod::Daily, 2).unwrap();
+    let key = ks.at(time::OffsetDateTime::now_utc()).unwrap();
+    for r in inbound {
+        let port = r["initiator_port"].as_u64().unwrap();
+        let f = flows
+            .iter()
+            .find(|f| f["src_port"].as_u64() == Some(port))
+            .unwrap_or_else(|| panic!("no flow with source port {port}:\n{text}"));
+        let ip = |v: &serde_json::Value| -> std::net::IpAddr { v.as_str().unwrap().parse().unwrap() };
+        assert_eq!(ip(&f["src4_addr"]), key.pan.ip(ip(&r["initiator"])), "{f}");
+        assert_eq!(ip(&f["dst4_addr"]), key.pan.ip(ip(&r["responder"])), "{f}");
+        assert_eq!(f["dst_port"], r["responder_port"]);
+        assert_eq!(f["proto"], r["protocol"]);
+        assert_eq!(f["in_packets"], r["packets_forward"], "{f}");
+        assert_eq!(f["in_bytes"], r["bytes_forward"], "{f}");
+    }
+    for raw in ["203.0.113.", "192.0.2.1", "198.51.100."] {
+        assert!(!text.contains(raw), "raw address {raw} reached the collector:\n{text}");
+    }
+}
