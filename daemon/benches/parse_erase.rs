@@ -93,5 +93,40 @@ fn deid(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, loaded, deid);
+/// Export throughput of one recipient's IPFIX-over-UDP sink: project a
+/// record through a grant of every field (two pseudonyms), encode it and
+/// send it to a local socket (records per second = 1 / time).
+fn export(c: &mut Criterion) {
+    use furui::export::Sink;
+    let rx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let grant = furui::benchkit::full_grant();
+    let recipient = furui::config::export::Recipient {
+        name: "bench".into(),
+        role: furui::config::export::Role::Analyst,
+        identity: [0; 32],
+        grants: vec![grant.clone()],
+        sinks: Vec::new(),
+        queue_capacity: 1,
+    };
+    let mut sink =
+        furui::export::udp::IpfixUdp::open(rx.local_addr().expect("addr"), &recipient, 60).expect("sink");
+    let key = furui::deid::EpochKey {
+        epoch: "2026-11-22".into(),
+        pan: furui::deid::CryptoPan::new(&[0x42; 32]),
+    };
+    let domestic = furui::classify::PrefixSet::default();
+    let rec = furui::benchkit::sample_record();
+    let mut g = c.benchmark_group("export");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("project_encode_send/ipfix-udp", |b| {
+        b.iter(|| {
+            let view = furui::export::project::project(&rec, &grant, &key, &domestic);
+            sink.send(0, &view).expect("send");
+        })
+    });
+    g.finish();
+    drop(rx);
+}
+
+criterion_group!(benches, bench, loaded, deid, export);
 criterion_main!(benches);

@@ -154,6 +154,47 @@ pub fn write_replay(path: &Path, size: usize, count: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// A typical selected flow's record, for the export benches.
+pub fn sample_record() -> crate::flow::MechanicalRecord {
+    crate::flow::MechanicalRecord {
+        first_seen_ns: 1_800_000_000_000_000_000,
+        last_seen_ns: 1_800_000_004_000_000_000,
+        class: crate::classify::Class::Inbound,
+        queue: 0,
+        vlans: vec![100],
+        protocol: 6,
+        initiator: LISTED_REMOTE.parse().expect("literal"),
+        initiator_port: 40001,
+        responder: LOCAL.parse().expect("literal"),
+        responder_port: 443,
+        packets_forward: 1000,
+        bytes_forward: 50_000,
+        packets_reverse: 800,
+        bytes_reverse: 1_200_000,
+        tcp_flags_forward: 0x1b,
+        tcp_flags_reverse: 0x1b,
+        min_ttl: 52,
+        max_ttl: 58,
+        indicator_set: String::new(),
+        rules: vec!["ioc-cidr".into()],
+        ruleset_version: "bench-loaded".into(),
+        ja4: Some("t13d1715h2_5b57614c22b0_3d5424432f57".into()),
+        ja3: None,
+        end_reason: crate::flow::EndReason::Idle,
+    }
+}
+
+/// A grant of every exportable field (the most expensive projection).
+pub fn full_grant() -> crate::config::export::Grant {
+    crate::config::export::Grant {
+        measures: crate::classify::Measure::ALL.iter().copied().collect(),
+        fields: crate::flow::MechanicalRecord::FIELDS.to_vec(),
+        purpose: "damage-prevention".into(),
+        consent: None,
+        addresses: crate::deid::AddressPolicy::Pseudonymize,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
