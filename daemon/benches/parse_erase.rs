@@ -107,6 +107,7 @@ fn export(c: &mut Criterion) {
         grants: vec![grant.clone()],
         sinks: Vec::new(),
         queue_capacity: 1,
+        spool_max_bytes: 0,
     };
     let mut sink =
         furui::export::udp::IpfixUdp::open(rx.local_addr().expect("addr"), &recipient, 60).expect("sink");

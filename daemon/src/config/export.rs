@@ -52,6 +52,26 @@ fn default_keep() -> Spanned<u32> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct ExportSection {
+    /// Where views for unreachable collectors wait (one file per sink).
+    #[serde(default = "default_spool_dir")]
+    pub spool_dir: Spanned<String>,
+}
+
+impl Default for ExportSection {
+    fn default() -> Self {
+        ExportSection {
+            spool_dir: default_spool_dir(),
+        }
+    }
+}
+
+fn default_spool_dir() -> Spanned<String> {
+    Spanned::new(0..0, "/var/lib/furui/spool".to_string())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PurposeSection {
     pub id: Spanned<String>,
     #[serde(default)]
@@ -121,6 +141,14 @@ pub struct RecipientSection {
     pub sinks: Vec<SinkSection>,
     #[serde(default = "default_queue")]
     pub queue_capacity: Spanned<u32>,
+    /// Bound of each sink's on-disk spool; beyond it views are dropped
+    /// and counted.
+    #[serde(default = "default_spool_max")]
+    pub spool_max_bytes: Spanned<u64>,
+}
+
+fn default_spool_max() -> Spanned<u64> {
+    Spanned::new(0..0, 64 << 20)
 }
 
 fn default_queue() -> Spanned<u32> {
@@ -168,6 +196,16 @@ impl Grant {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SinkKind {
     IpfixUdp { to: SocketAddr, template_refresh_secs: u32 },
+    IpfixTcp { to: SocketAddr },
+}
+
+impl SinkKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SinkKind::IpfixUdp { .. } => "ipfix-udp",
+            SinkKind::IpfixTcp { .. } => "ipfix-tcp",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +217,7 @@ pub struct Recipient {
     pub grants: Vec<Grant>,
     pub sinks: Vec<SinkKind>,
     pub queue_capacity: usize,
+    pub spool_max_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,6 +229,7 @@ pub struct Deid {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Export {
+    pub spool_dir: PathBuf,
     pub deid: Deid,
     pub recipients: Vec<Recipient>,
 }
@@ -210,7 +250,9 @@ fn measure(name: &str) -> Option<Measure> {
     Measure::ALL.iter().copied().find(|m| m.name() == name)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn validate(
+    export: ExportSection,
     deid: DeidSection,
     purposes: Vec<PurposeSection>,
     consents: Vec<ConsentSection>,
@@ -434,10 +476,15 @@ pub fn validate(
                 grants,
                 sinks,
                 queue_capacity,
+                spool_max_bytes: *r.spool_max_bytes.get_ref(),
             });
         }
     }
-    (c.errors.len() == before).then_some(Export { deid, recipients: out })
+    (c.errors.len() == before).then_some(Export {
+        spool_dir: super::prefixes::resolve(base, export.spool_dir.get_ref()),
+        deid,
+        recipients: out,
+    })
 }
 
 #[cfg(test)]

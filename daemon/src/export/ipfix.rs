@@ -201,6 +201,92 @@ impl MessageBuilder {
     }
 }
 
+/// A template of one sink: its id, elements, and when it was last sent.
+#[derive(Debug)]
+pub struct Template {
+    pub id: u16,
+    pub elements: Vec<Ie>,
+    pub sent: Option<std::time::Instant>,
+}
+
+/// The per-sink IPFIX state shared by the transports: templates per
+/// (grant, address family) and the message sequence.
+#[derive(Debug)]
+pub struct Encoder {
+    builder: MessageBuilder,
+    templates: std::collections::BTreeMap<(usize, bool), Template>,
+    fields: Vec<Vec<&'static str>>,
+}
+
+/// A message ready to write, and what to confirm once it is written.
+pub struct Pending {
+    pub bytes: Vec<u8>,
+    key: (usize, bool),
+    with_template: bool,
+}
+
+impl Encoder {
+    /// `fields`: the granted fields of each grant, by grant number.
+    pub fn new(fields: Vec<Vec<&'static str>>) -> Encoder {
+        Encoder {
+            builder: MessageBuilder { domain: 1, sequence: 0 },
+            templates: Default::default(),
+            fields,
+        }
+    }
+
+    /// One message carrying `view`'s data record, preceded by its template
+    /// when `resend` says the template is due.
+    pub fn message(&mut self, grant: usize, view: &View, resend: impl Fn(&Template) -> bool) -> Pending {
+        let v6 = view.is_v6();
+        let fields = &self.fields[grant];
+        let t = self.templates.entry((grant, v6)).or_insert_with(|| Template {
+            id: 256 + (grant as u16) * 2 + u16::from(v6),
+            elements: template_for(fields, v6),
+            sent: None,
+        });
+        let with_template = resend(t);
+        let mut data = Vec::with_capacity(128);
+        encode_record(view, &mut data);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as u32);
+        let templates: Vec<(u16, &[Ie])> = if with_template {
+            vec![(t.id, t.elements.as_slice())]
+        } else {
+            Vec::new()
+        };
+        let bytes = self.builder.message(now, &templates, Some((t.id, &data, 1)));
+        Pending {
+            bytes,
+            key: (grant, v6),
+            with_template,
+        }
+    }
+
+    /// The message was written: its template (if any) counts as sent.
+    pub fn written(&mut self, p: &Pending) {
+        if p.with_template {
+            if let Some(t) = self.templates.get_mut(&p.key) {
+                t.sent = Some(std::time::Instant::now());
+            }
+        }
+    }
+
+    /// The message was not written: the sequence number counts only data
+    /// records sent.
+    pub fn not_written(&mut self) {
+        self.builder.sequence = self.builder.sequence.wrapping_sub(1);
+    }
+
+    /// A new transport session: every template must be sent again.
+    pub fn new_session(&mut self) {
+        for t in self.templates.values_mut() {
+            t.sent = None;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

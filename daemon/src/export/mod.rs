@@ -10,12 +10,16 @@
 
 pub mod ipfix;
 pub mod project;
+pub mod spool;
+pub mod tcp;
 pub mod udp;
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use time::OffsetDateTime;
 
 use crate::config::export::{Export, Recipient, SinkKind};
@@ -92,6 +96,67 @@ fn open_sink(r: &Recipient, s: &SinkKind) -> Result<Box<dyn Sink>, ExportStartEr
                 kind: "ipfix-udp",
                 source,
             }),
+        SinkKind::IpfixTcp { to } => Ok(Box::new(tcp::IpfixTcp::open(*to, r))),
+    }
+}
+
+/// A sink with its spool: views go to the collector, or — while it is
+/// unreachable, and until the spool is empty again — to the spool, so
+/// order is kept.
+struct Outlet {
+    sink: Box<dyn Sink>,
+    spool: spool::Spool,
+}
+
+impl Outlet {
+    /// Sends what waits in the spool, oldest first, while the collector
+    /// takes it.
+    fn drain(&mut self, name: &str, m: &Metrics) {
+        if self.spool.is_empty() {
+            return;
+        }
+        let sink = &mut self.sink;
+        let kind = sink.kind();
+        match self.spool.drain(|g, v| sink.send(g, v)) {
+            Ok(n) => {
+                if n > 0 {
+                    m.export_records.with_label_values(&[name, kind]).inc_by(n);
+                    tracing::info!(recipient = name, sink = kind, records = n, "spooled records sent");
+                }
+            }
+            Err(e) => {
+                m.export_errors.with_label_values(&[name, "spool"]).inc();
+                tracing::error!(recipient = name, sink = kind, error = %e, "reading the spool failed");
+            }
+        }
+    }
+
+    fn deliver(&mut self, grant: usize, view: &project::View, name: &str, m: &Metrics) {
+        self.drain(name, m);
+        let kind = self.sink.kind();
+        if self.spool.is_empty() {
+            match self.sink.send(grant, view) {
+                Ok(()) => {
+                    m.export_records.with_label_values(&[name, kind]).inc();
+                    return;
+                }
+                Err(e) => {
+                    m.export_errors.with_label_values(&[name, "send"]).inc();
+                    tracing::debug!(recipient = name, sink = kind, error = %e, "export send failed; spooling");
+                }
+            }
+        }
+        match self.spool.push(grant, view) {
+            Ok(()) => {}
+            Err(spool::SpoolError::Full) => m.export_dropped.with_label_values(&[name, "spool_full"]).inc(),
+            Err(e) => {
+                m.export_dropped.with_label_values(&[name, "spool_error"]).inc();
+                tracing::error!(recipient = name, sink = kind, error = %e, "spooling failed; record dropped");
+            }
+        }
+        m.export_spool_bytes
+            .with_label_values(&[name, kind])
+            .set(self.spool.bytes() as i64);
     }
 }
 
@@ -122,14 +187,30 @@ impl Exporters {
             .map_err(|_| ExportStartError::Thread(std::io::Error::other("key store")))?
             .at(OffsetDateTime::now_utc())?;
         for r in &cfg.recipients {
-            let sinks = r.sinks.iter().map(|s| open_sink(r, s)).collect::<Result<Vec<_>, _>>()?;
+            let mut sinks = Vec::new();
+            for (i, s) in r.sinks.iter().enumerate() {
+                let path = cfg.spool_dir.join(&r.name).join(format!("{i}-{}.spool", s.name()));
+                let spool = spool::Spool::open(&path, r.spool_max_bytes).map_err(|source| ExportStartError::Sink {
+                    recipient: r.name.clone(),
+                    kind: s.name(),
+                    source,
+                })?;
+                sinks.push(Outlet {
+                    sink: open_sink(r, s)?,
+                    spool,
+                });
+            }
             let (q_tx, q_rx) = bounded(r.queue_capacity);
             let name: Arc<str> = Arc::from(r.name.as_str());
-            for reason in ["queue_full", "send_failed"] {
+            for reason in ["queue_full", "spool_full"] {
                 metrics.export_dropped.with_label_values(&[&name, reason]);
             }
-            for s in &sinks {
-                metrics.export_records.with_label_values(&[&name, s.kind()]);
+            for o in &sinks {
+                metrics.export_records.with_label_values(&[&name, o.sink.kind()]);
+                metrics
+                    .export_spool_bytes
+                    .with_label_values(&[&name, o.sink.kind()])
+                    .set(o.spool.bytes() as i64);
             }
             tx.queues.push((name.clone(), q_tx));
             let (r, keys, sel, m) = (r.clone(), keys.clone(), selection.clone(), metrics.clone());
@@ -153,7 +234,7 @@ impl Exporters {
 
 fn recipient_loop(
     r: &Recipient,
-    mut sinks: Vec<Box<dyn Sink>>,
+    mut outlets: Vec<Outlet>,
     rx: Receiver<Arc<MechanicalRecord>>,
     keys: &Mutex<KeyStore>,
     selection: &SharedSelection,
@@ -161,7 +242,18 @@ fn recipient_loop(
 ) {
     let name = r.name.as_str();
     let depth = m.export_queue_depth.with_label_values(&[name]);
-    for rec in rx.iter() {
+    loop {
+        let rec = match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(rec) => rec,
+            Err(RecvTimeoutError::Timeout) => {
+                // Idle: retry what waits in the spools.
+                for o in outlets.iter_mut() {
+                    o.drain(name, m);
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         depth.set(rx.len() as i64);
         let Some(measure) = rec.class.measure() else { continue };
         let now = OffsetDateTime::now_utc();
@@ -181,17 +273,15 @@ fn recipient_loop(
                 continue;
             }
             let view = project::project(&rec, g, &key, &domestic.domestic);
-            for s in sinks.iter_mut() {
-                match s.send(i, &view) {
-                    Ok(()) => m.export_records.with_label_values(&[name, s.kind()]).inc(),
-                    Err(e) => {
-                        m.export_errors.with_label_values(&[name, "send"]).inc();
-                        m.export_dropped.with_label_values(&[name, "send_failed"]).inc();
-                        tracing::debug!(recipient = name, sink = s.kind(), error = %e, "export send failed");
-                    }
-                }
+            for o in outlets.iter_mut() {
+                o.deliver(i, &view, name, m);
             }
         }
+    }
+    // Shutdown: one last try for what is spooled; the rest stays on disk
+    // and is sent first after the next start.
+    for o in outlets.iter_mut() {
+        o.drain(name, m);
     }
     depth.set(0);
 }

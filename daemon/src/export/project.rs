@@ -12,7 +12,7 @@ use crate::config::export::Grant;
 use crate::deid::{export_address, EpochKey};
 use crate::flow::{EndReason, MechanicalRecord};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Value {
     U64(u64),
     U32(u32),

@@ -44,6 +44,7 @@ pub struct Metrics {
     pub export_dropped: IntCounterVec,
     pub export_queue_depth: IntGaugeVec,
     pub export_errors: IntCounterVec,
+    pub export_spool_bytes: IntGaugeVec,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -181,7 +182,7 @@ impl Metrics {
         let export_dropped = counter_vec(
             &r,
             EXPORT_DROPPED,
-            "Records not sent to a recipient, by reason (queue_full, send_failed, no_key).",
+            "Records not sent to a recipient, by reason (queue_full, spool_full, spool_error, no_key).",
             &["recipient", "reason"],
         );
         let export_queue_depth = IntGaugeVec::new(
@@ -193,9 +194,18 @@ impl Metrics {
         let export_errors = counter_vec(
             &r,
             EXPORT_ERRORS,
-            "Export errors, by recipient and kind (send, keys).",
+            "Export errors, by recipient and kind (send, spool, keys).",
             &["recipient", "kind"],
         );
+        let export_spool_bytes = IntGaugeVec::new(
+            Opts::new(
+                EXPORT_SPOOL_BYTES,
+                "Bytes of views waiting on disk for an unreachable collector, by recipient and sink.",
+            ),
+            &["recipient", "sink"],
+        )
+        .expect("valid");
+        r.register(Box::new(export_spool_bytes.clone())).expect("unique");
         let build = IntGaugeVec::new(Opts::new(BUILD_INFO, "Build information."), &["version"]).expect("valid");
         r.register(Box::new(build.clone())).expect("unique");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -248,6 +258,7 @@ impl Metrics {
             export_dropped,
             export_queue_depth,
             export_errors,
+            export_spool_bytes,
         }
     }
 
