@@ -289,3 +289,233 @@ impl Drop for KillOnDrop<'_> {
         let _ = self.0.wait();
     }
 }
+
+/// A TCP collector in the capture namespace: accepts one connection at a
+/// time and keeps every byte received.
+struct TcpCollector {
+    bytes: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TcpCollector {
+    fn start(ns: &str, port: u16) -> TcpCollector {
+        use std::io::Read;
+        use std::sync::atomic::Ordering;
+        let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (b, s, path) = (bytes.clone(), stop.clone(), format!("/var/run/netns/{ns}"));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let fd = std::fs::File::open(&path).unwrap();
+            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+            l.set_nonblocking(true).unwrap();
+            ready_tx.send(()).unwrap();
+            while !s.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((mut c, _)) => {
+                        c.set_nonblocking(false).unwrap();
+                        c.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+                        let mut buf = [0u8; 4096];
+                        while !s.load(Ordering::Relaxed) {
+                            match c.read(&mut buf) {
+                                Ok(0) => break,
+                                Ok(n) => b.lock().unwrap().extend_from_slice(&buf[..n]),
+                                Err(_) => {}
+                            }
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        ready_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        TcpCollector {
+            bytes,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// IPFIX messages received so far: (sequence number, has data set).
+    fn messages(&self) -> Vec<(u32, bool)> {
+        let b = self.bytes.lock().unwrap();
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at + 16 <= b.len() {
+            assert_eq!(
+                u16::from_be_bytes([b[at], b[at + 1]]),
+                10,
+                "not an IPFIX message at {at}"
+            );
+            let len = usize::from(u16::from_be_bytes([b[at + 2], b[at + 3]]));
+            if at + len > b.len() {
+                break;
+            }
+            let seq = u32::from_be_bytes(b[at + 8..at + 12].try_into().unwrap());
+            let mut set = at + 16;
+            let mut data = false;
+            while set + 4 <= at + len {
+                data |= u16::from_be_bytes([b[set], b[set + 1]]) >= 256;
+                set += usize::from(u16::from_be_bytes([b[set + 2], b[set + 3]])).max(4);
+            }
+            out.push((seq, data));
+            at += len;
+        }
+        out
+    }
+}
+
+impl Drop for TcpCollector {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Collectors down while records are selected, then up: the recipient with
+/// room in its spool receives every record, in the order they were
+/// selected, in a stream tshark's IPFIX dissector decodes; the recipient
+/// with a tiny spool receives what fit, and the rest is counted as dropped.
+#[test]
+fn ipfix_over_tcp_spools_while_collectors_are_down_and_delivers_in_order() {
+    let rig = Rig::new();
+    let grant = "[[recipients.grants]]\nmeasures = [\"inbound\"]\nfields = [\"initiator_port\", \"packets_forward\"]\npurpose = \"damage-prevention\"\n";
+    let cfg = rig.config(
+        "",
+        &format!(
+            "{DOMESTIC}{MEASURES}{SELECT}\n[flows]\nidle_timeout_secs = 1\n\n[deid]\nkey_dir = \"{keys}\"\n\n[export]\nspool_dir = \"{spool}\"\n\n[[purposes]]\nid = \"damage-prevention\"\ndamage_prevention = true\n\n[[recipients]]\nname = \"keeper\"\nrole = \"analyst\"\nidentity = \"{IDENTITY}\"\n{grant}[[recipients.sinks]]\nkind = \"ipfix-tcp\"\naddress = \"127.0.0.1:4741\"\n\n[[recipients]]\nname = \"small\"\nrole = \"analyst\"\nidentity = \"{IDENTITY}\"\nspool_max_bytes = 300\n{grant}[[recipients.sinks]]\nkind = \"ipfix-tcp\"\naddress = \"127.0.0.1:4742\"\n",
+            keys = rig.path("keys").display(),
+            spool = rig.path("spool").display(),
+        ),
+    );
+    let d = Daemon::start(&rig, &cfg);
+    for i in 0..6 {
+        let flow = format!("203.0.113.{},192.0.2.10,tcp,{},80", 20 + i, 5000 + i);
+        rig.send(&["--count", &(i + 1).to_string(), "--flow", &flow]);
+    }
+    // The flows end after 1 s idle; their records find both collectors down.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = d.metrics();
+        let keeper = m.get("furui_export_spooled_total{recipient=\"keeper\",sink=\"ipfix-tcp\"}");
+        let small = m.get("furui_export_spooled_total{recipient=\"small\",sink=\"ipfix-tcp\"}")
+            + m.get("furui_export_dropped_total{reason=\"spool_full\",recipient=\"small\"}");
+        if keeper == 6 && small == 6 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "records not spooled: keeper {keeper}, small {small}, selected {}",
+            m.get("furui_records_selected_total")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let m = d.metrics();
+    let small_dropped = m.get("furui_export_dropped_total{reason=\"spool_full\",recipient=\"small\"}");
+    assert!(small_dropped >= 1, "the 300-byte spool must overflow");
+    assert!(m.get("furui_export_spool_bytes{recipient=\"small\",sink=\"ipfix-tcp\"}") <= 300);
+    assert_eq!(
+        m.get("furui_export_records_total{recipient=\"keeper\",sink=\"ipfix-tcp\"}"),
+        0
+    );
+
+    // Collectors up; tcpdump records the keeper's stream for tshark.
+    let pcap = rig.path("tcp.pcap");
+    let mut tcpdump = Command::new("ip")
+        .args(["netns", "exec", &rig.ns_cap, "tcpdump", "-i", "lo", "-U", "-w"])
+        .arg(&pcap)
+        .args(["tcp", "port", "4741"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let tcpdump_guard = KillOnDrop(&mut tcpdump);
+    std::thread::sleep(Duration::from_millis(500));
+    let keeper = TcpCollector::start(&rig.ns_cap, 4741);
+    let small = TcpCollector::start(&rig.ns_cap, 4742);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while keeper.messages().iter().filter(|(_, d)| *d).count() < 6
+        || small.messages().iter().filter(|(_, d)| *d).count() < (6 - small_dropped) as usize
+    {
+        assert!(Instant::now() < deadline, "spool not delivered:\n{}", d.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let m = d.settled_metrics();
+    assert_eq!(
+        m.get("furui_export_records_total{recipient=\"keeper\",sink=\"ipfix-tcp\"}"),
+        6
+    );
+    assert_eq!(
+        m.get("furui_export_records_total{recipient=\"small\",sink=\"ipfix-tcp\"}"),
+        6 - small_dropped
+    );
+    assert_eq!(
+        m.get("furui_export_spool_bytes{recipient=\"keeper\",sink=\"ipfix-tcp\"}"),
+        0
+    );
+    // Sequence numbers count data records: 0, 1, 2, ...
+    let seqs: Vec<u32> = keeper.messages().iter().filter(|(_, d)| *d).map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (0..6).collect::<Vec<u32>>());
+    assert_eq!(d.stop(), 0);
+    drop(tcpdump_guard);
+
+    // Order: as selected (the local records file has the selection order).
+    let selected: Vec<u64> = std::fs::read_to_string(rig.path("records.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["initiator_port"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .args([
+            "-d",
+            "tcp.port==4741,cflow",
+            "-Y",
+            "cflow.srcport",
+            "-T",
+            "fields",
+            "-e",
+            "cflow.srcport",
+            "-e",
+            "cflow.packets",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let decoded: Vec<(u64, u64)> = text
+        .lines()
+        .flat_map(|l| {
+            let mut f = l.split('\t');
+            let ports: Vec<u64> = f
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            let pkts: Vec<u64> = f
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            ports.into_iter().zip(pkts).collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        decoded.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+        selected,
+        "tshark:\n{text}"
+    );
+    for (port, pkts) in decoded {
+        assert_eq!(pkts, port - 5000 + 1, "packet count of the flow from port {port}");
+    }
+}

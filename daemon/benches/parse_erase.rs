@@ -109,8 +109,7 @@ fn export(c: &mut Criterion) {
         queue_capacity: 1,
         spool_max_bytes: 0,
     };
-    let mut sink =
-        furui::export::udp::IpfixUdp::open(rx.local_addr().expect("addr"), &recipient, 60).expect("sink");
+    let mut sink = furui::export::udp::IpfixUdp::open(rx.local_addr().expect("addr"), &recipient, 60).expect("sink");
     let key = furui::deid::EpochKey {
         epoch: "2026-11-22".into(),
         pan: furui::deid::CryptoPan::new(&[0x42; 32]),

@@ -116,7 +116,8 @@ pub struct GrantSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinkSection {
-    /// `ipfix-udp` (more kinds come with the export work: TCP, TLS, NATS, API).
+    /// `ipfix-udp` or `ipfix-tcp` (TLS, NATS and the API come with the rest
+    /// of the export work).
     pub kind: Spanned<String>,
     pub address: Spanned<String>,
     #[serde(default = "default_template_refresh")]
@@ -447,20 +448,23 @@ pub fn validate(
         }
         let mut sinks = Vec::new();
         for s in &r.sinks {
-            match s.kind.get_ref().as_str() {
-                "ipfix-udp" => match s.address.get_ref().parse::<SocketAddr>() {
-                    Ok(to) => sinks.push(SinkKind::IpfixUdp {
-                        to,
-                        template_refresh_secs: (*s.template_refresh_secs.get_ref()).max(1),
-                    }),
-                    Err(_) => c.at(
-                        s.address.span(),
-                        format!("`{}` is not an address:port", s.address.get_ref()),
-                    ),
-                },
-                other => c.at(
+            let to = s.address.get_ref().parse::<SocketAddr>();
+            if to.is_err() {
+                c.at(
+                    s.address.span(),
+                    format!("`{}` is not an address:port", s.address.get_ref()),
+                );
+            }
+            match (s.kind.get_ref().as_str(), to) {
+                ("ipfix-udp", Ok(to)) => sinks.push(SinkKind::IpfixUdp {
+                    to,
+                    template_refresh_secs: (*s.template_refresh_secs.get_ref()).max(1),
+                }),
+                ("ipfix-tcp", Ok(to)) => sinks.push(SinkKind::IpfixTcp { to }),
+                ("ipfix-udp" | "ipfix-tcp", Err(_)) => {}
+                (other, _) => c.at(
                     s.kind.span(),
-                    format!("sink kind `{other}` is not supported; expected ipfix-udp"),
+                    format!("sink kind `{other}` is not supported; expected ipfix-udp or ipfix-tcp"),
                 ),
             }
         }

@@ -129,6 +129,9 @@ impl Outlet {
                 tracing::error!(recipient = name, sink = kind, error = %e, "reading the spool failed");
             }
         }
+        m.export_spool_bytes
+            .with_label_values(&[name, kind])
+            .set(self.spool.bytes() as i64);
     }
 
     fn deliver(&mut self, grant: usize, view: &project::View, name: &str, m: &Metrics) {
@@ -147,7 +150,7 @@ impl Outlet {
             }
         }
         match self.spool.push(grant, view) {
-            Ok(()) => {}
+            Ok(()) => m.export_spooled.with_label_values(&[name, kind]).inc(),
             Err(spool::SpoolError::Full) => m.export_dropped.with_label_values(&[name, "spool_full"]).inc(),
             Err(e) => {
                 m.export_dropped.with_label_values(&[name, "spool_error"]).inc();
@@ -207,6 +210,7 @@ impl Exporters {
             }
             for o in &sinks {
                 metrics.export_records.with_label_values(&[&name, o.sink.kind()]);
+                metrics.export_spooled.with_label_values(&[&name, o.sink.kind()]);
                 metrics
                     .export_spool_bytes
                     .with_label_values(&[&name, o.sink.kind()])

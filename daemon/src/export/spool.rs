@@ -137,7 +137,9 @@ impl Spool {
                 .map_err(|e| self.io(e))?;
             let mut n = 0;
             for l in &rest {
-                f.write_all(l.as_bytes()).and_then(|_| f.write_all(b"\n")).map_err(|e| self.io(e))?;
+                f.write_all(l.as_bytes())
+                    .and_then(|_| f.write_all(b"\n"))
+                    .map_err(|e| self.io(e))?;
                 n += l.len() as u64 + 1;
             }
             std::fs::rename(&tmp, &self.path).map_err(|e| self.io(e))?;
@@ -154,7 +156,10 @@ mod tests {
     fn view(n: u64) -> View {
         View {
             key_epoch: "e".into(),
-            fields: vec![("packets_forward", Value::U64(n)), ("initiator", Value::Addr("192.0.2.1".parse().unwrap()))],
+            fields: vec![
+                ("packets_forward", Value::U64(n)),
+                ("initiator", Value::Addr("192.0.2.1".parse().unwrap())),
+            ],
         }
     }
 

@@ -37,7 +37,10 @@ impl IpfixTcp {
     fn connected(&mut self) -> std::io::Result<&mut TcpStream> {
         if self.stream.is_none() {
             if self.last_attempt.is_some_and(|t| t.elapsed() < RETRY_EVERY) {
-                return Err(std::io::Error::new(std::io::ErrorKind::NotConnected, "collector unreachable; retrying"));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotConnected,
+                    "collector unreachable; retrying",
+                ));
             }
             self.last_attempt = Some(Instant::now());
             let s = TcpStream::connect_timeout(&self.to, CONNECT_TIMEOUT)?;

@@ -38,7 +38,9 @@ impl Sink for IpfixUdp {
 
     fn send(&mut self, grant: usize, view: &View) -> std::io::Result<()> {
         let refresh = self.refresh;
-        let m = self.enc.message(grant, view, |t| t.sent.is_none_or(|s| s.elapsed() >= refresh));
+        let m = self
+            .enc
+            .message(grant, view, |t| t.sent.is_none_or(|s| s.elapsed() >= refresh));
         match self.sock.send(&m.bytes) {
             Ok(_) => {
                 self.enc.written(&m);

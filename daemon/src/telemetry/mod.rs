@@ -45,6 +45,7 @@ pub struct Metrics {
     pub export_queue_depth: IntGaugeVec,
     pub export_errors: IntCounterVec,
     pub export_spool_bytes: IntGaugeVec,
+    pub export_spooled: IntCounterVec,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -206,6 +207,12 @@ impl Metrics {
         )
         .expect("valid");
         r.register(Box::new(export_spool_bytes.clone())).expect("unique");
+        let export_spooled = counter_vec(
+            &r,
+            EXPORT_SPOOLED,
+            "Views written to a sink's spool because its collector was unreachable (or the spool was not yet empty).",
+            &["recipient", "sink"],
+        );
         let build = IntGaugeVec::new(Opts::new(BUILD_INFO, "Build information."), &["version"]).expect("valid");
         r.register(Box::new(build.clone())).expect("unique");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -259,6 +266,7 @@ impl Metrics {
             export_queue_depth,
             export_errors,
             export_spool_bytes,
+            export_spooled,
         }
     }
 
