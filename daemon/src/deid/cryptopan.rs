@@ -48,23 +48,25 @@ impl CryptoPan {
     fn anonymize_bytes(&self, addr: &mut [u8]) {
         let n = addr.len().min(16);
         let bits = n * 8;
-        let mut orig = [0u8; 16];
-        orig[..n].copy_from_slice(&addr[..n]);
-        let mut flip = [0u8; 16];
-        for pos in 0..bits {
-            // First `pos` bits from the address, the rest from the pad.
-            let mut block = Block::clone_from_slice(&self.pad);
+        // One block per bit: the address's first `pos` bits, then the pad.
+        // The blocks are independent, so they are encrypted together (the
+        // AES unit pipelines them) rather than one after another.
+        let mut blocks = [Block::default(); 128];
+        for (pos, block) in blocks[..bits].iter_mut().enumerate() {
+            block.copy_from_slice(&self.pad);
             let (full, rem) = (pos / 8, pos % 8);
-            block[..full].copy_from_slice(&orig[..full]);
+            block[..full].copy_from_slice(&addr[..full]);
             if rem > 0 {
                 let mask = 0xffu8 << (8 - rem);
-                block[full] = (orig[full] & mask) | (self.pad[full] & !mask);
+                block[full] = (addr[full] & mask) | (self.pad[full] & !mask);
             }
-            self.aes.encrypt_block(&mut block);
-            flip[pos / 8] |= (block[0] >> 7) << (7 - pos % 8);
         }
-        for (a, f) in addr.iter_mut().zip(flip) {
-            *a ^= f;
+        self.aes.encrypt_blocks(&mut blocks[..bits]);
+        for (pos, block) in blocks[..bits].iter().enumerate() {
+            addr[pos / 8] ^= (block[0] >> 7) << (7 - pos % 8);
+        }
+        for b in blocks.iter_mut() {
+            erase(b);
         }
     }
 
