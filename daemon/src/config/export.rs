@@ -122,6 +122,12 @@ pub struct SinkSection {
     pub address: Spanned<String>,
     #[serde(default = "default_template_refresh")]
     pub template_refresh_secs: Spanned<u32>,
+    /// NATS: the subject (default `furui.records.<recipient>`) and the
+    /// JetStream stream (default `FURUI`, created if missing).
+    #[serde(default)]
+    pub subject: Option<Spanned<String>>,
+    #[serde(default)]
+    pub stream: Option<Spanned<String>>,
 }
 
 fn default_template_refresh() -> Spanned<u32> {
@@ -196,8 +202,18 @@ impl Grant {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SinkKind {
-    IpfixUdp { to: SocketAddr, template_refresh_secs: u32 },
-    IpfixTcp { to: SocketAddr },
+    IpfixUdp {
+        to: SocketAddr,
+        template_refresh_secs: u32,
+    },
+    IpfixTcp {
+        to: SocketAddr,
+    },
+    Nats {
+        address: String,
+        stream: String,
+        subject: String,
+    },
 }
 
 impl SinkKind {
@@ -205,6 +221,7 @@ impl SinkKind {
         match self {
             SinkKind::IpfixUdp { .. } => "ipfix-udp",
             SinkKind::IpfixTcp { .. } => "ipfix-tcp",
+            SinkKind::Nats { .. } => "nats",
         }
     }
 }
@@ -448,6 +465,32 @@ pub fn validate(
         }
         let mut sinks = Vec::new();
         for s in &r.sinks {
+            if s.kind.get_ref() == "nats" {
+                let subject = s
+                    .subject
+                    .as_ref()
+                    .map_or(format!("furui.records.{name}"), |x| x.get_ref().clone());
+                let stream = s.stream.as_ref().map_or("FURUI".to_string(), |x| x.get_ref().clone());
+                let ok_token =
+                    |t: &str| !t.is_empty() && !t.contains(|ch: char| ch.is_whitespace() || ch == '*' || ch == '>');
+                if !subject.contains('.') || !subject.split('.').all(ok_token) {
+                    let span = s.subject.as_ref().map_or(s.kind.span(), |x| x.span());
+                    c.at(span, format!("NATS subject `{subject}` must be dot-separated tokens without wildcards, e.g. furui.records.soc-a"));
+                }
+                if !ok_token(&stream) || stream.contains('.') {
+                    let span = s.stream.as_ref().map_or(s.kind.span(), |x| x.span());
+                    c.at(
+                        span,
+                        format!("JetStream stream name `{stream}` must be one token without '.', '*', '>' or spaces"),
+                    );
+                }
+                sinks.push(SinkKind::Nats {
+                    address: s.address.get_ref().clone(),
+                    stream,
+                    subject,
+                });
+                continue;
+            }
             let to = s.address.get_ref().parse::<SocketAddr>();
             if to.is_err() {
                 c.at(
@@ -464,7 +507,7 @@ pub fn validate(
                 ("ipfix-udp" | "ipfix-tcp", Err(_)) => {}
                 (other, _) => c.at(
                     s.kind.span(),
-                    format!("sink kind `{other}` is not supported; expected ipfix-udp or ipfix-tcp"),
+                    format!("sink kind `{other}` is not supported; expected ipfix-udp, ipfix-tcp or nats"),
                 ),
             }
         }

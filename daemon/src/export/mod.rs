@@ -9,6 +9,7 @@
 //! grant — never the record itself, never a field outside the grant.
 
 pub mod ipfix;
+pub mod nats;
 pub mod project;
 pub mod spool;
 pub mod tcp;
@@ -97,6 +98,17 @@ fn open_sink(r: &Recipient, s: &SinkKind) -> Result<Box<dyn Sink>, ExportStartEr
                 source,
             }),
         SinkKind::IpfixTcp { to } => Ok(Box::new(tcp::IpfixTcp::open(*to, r))),
+        SinkKind::Nats {
+            address,
+            stream,
+            subject,
+        } => nats::NatsJetStream::open(address, stream, subject)
+            .map(|x| Box::new(x) as Box<dyn Sink>)
+            .map_err(|source| ExportStartError::Sink {
+                recipient: r.name.clone(),
+                kind: "nats",
+                source,
+            }),
     }
 }
 
