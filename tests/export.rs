@@ -674,3 +674,151 @@ fn nats_jetstream_gets_exactly_the_granted_records_across_a_server_restart() {
         );
     }
 }
+
+/// Runs a shell command; panics with its output on failure.
+fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").args(["-c", cmd]).output().unwrap();
+    assert!(out.status.success(), "{cmd}:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A test CA, a server certificate for 127.0.0.1, and client certificates
+/// (openssl, as the README documents); returns each client's identity as
+/// the README's command computes it.
+fn make_certs(dir: &std::path::Path, clients: &[&str]) -> Vec<String> {
+    let d = dir.display();
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    sh(&format!(
+        "cd {d} && openssl req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=furui-test-ca 2>/dev/null"
+    ));
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for (name, ext) in std::iter::once(("server", "server.ext")).chain(clients.iter().map(|c| (*c, "client.ext"))) {
+        sh(&format!(
+            "cd {d} && openssl req {ec} -keyout {name}.key -out {name}.csr -subj /CN={name} 2>/dev/null && openssl x509 -req -in {name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out {name}.pem -days 2 -extfile {ext} 2>/dev/null"
+        ));
+    }
+    clients
+        .iter()
+        .map(|c| {
+            let hex = sh(&format!(
+                "cd {d} && openssl x509 -in {c}.pem -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum"
+            ));
+            format!("sha256:{}", hex.split_whitespace().next().unwrap())
+        })
+        .collect()
+}
+
+/// The mTLS API: a recipient's client certificate reads exactly its
+/// granted fields as NDJSON from a cursor; no certificate fails the
+/// handshake; a certificate of no recipient, the oversight role and a
+/// recipient without an `api` grant get 403; plain HTTP gets nothing.
+#[test]
+fn the_https_api_requires_mutual_tls_and_serves_exactly_the_granted_fields() {
+    let rig = Rig::new();
+    let certs = rig.path("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let ids = make_certs(&certs, &["analyst", "stranger", "inspector", "noapi"]);
+    let grant = "[[recipients.grants]]\nmeasures = [\"inbound\"]\nfields = [\"initiator\", \"responder_port\", \"packets_forward\"]\npurpose = \"damage-prevention\"\n";
+    let c = certs.display();
+    let cfg = rig.config(
+        "",
+        &format!(
+            "{DOMESTIC}{MEASURES}{SELECT}\n[flows]\nidle_timeout_secs = 1\n\n[deid]\nkey_dir = \"{keys}\"\n\n[export]\nspool_dir = \"{spool}\"\n\n[api]\nlisten = \"127.0.0.1:9443\"\ncert = \"{c}/server.pem\"\nkey = \"{c}/server.key\"\nclient_ca = \"{c}/ca.pem\"\n\n[[purposes]]\nid = \"damage-prevention\"\ndamage_prevention = true\n\n[[recipients]]\nname = \"analyst\"\nrole = \"analyst\"\nidentity = \"{a}\"\n{grant}[[recipients.sinks]]\nkind = \"api\"\n\n[[recipients]]\nname = \"inspector\"\nrole = \"oversight\"\nidentity = \"{o}\"\n{grant}\n[[recipients]]\nname = \"noapi\"\nrole = \"analyst\"\nidentity = \"{n}\"\n{grant}",
+            keys = rig.path("keys").display(),
+            spool = rig.path("spool").display(),
+            a = ids[0],
+            o = ids[2],
+            n = ids[3],
+        ),
+    );
+    let d = Daemon::start(&rig, &cfg);
+    for i in 0..3u64 {
+        let flow = format!("203.0.113.{},192.0.2.10,tcp,{},{}", 40 + i, 7000 + i, 80 + i);
+        rig.send(&["--count", &(i + 1).to_string(), "--flow", &flow]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while d
+        .metrics()
+        .get("furui_export_records_total{recipient=\"analyst\",sink=\"api\"}")
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "views not stored for the API:\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let curl = |args: &str| -> (bool, String) {
+        let out = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "cd {c} && ip netns exec {} curl -sS -m 5 -w '\\nHTTP %{{http_code}}' {args}",
+                    rig.ns_cap
+                ),
+            ])
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let url = "https://127.0.0.1:9443/v1/records";
+    let as_client = |who: &str, q: &str| curl(&format!("--cacert ca.pem --cert {who}.pem --key {who}.key '{url}{q}'"));
+
+    let (ok, body) = as_client("analyst", "?after=0");
+    assert!(ok && body.ends_with("HTTP 200"), "{body}");
+    let lines: Vec<serde_json::Value> = body
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{body}");
+    for v in &lines {
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["cursor", "initiator", "key_epoch", "packets_forward", "responder_port"],
+            "{v}"
+        );
+        assert!(
+            !v["initiator"].as_str().unwrap().starts_with("203.0.113."),
+            "not pseudonymized: {v}"
+        );
+    }
+    let first = lines[0]["cursor"].as_u64().unwrap();
+    let (_, rest) = as_client("analyst", &format!("?after={first}"));
+    assert_eq!(
+        rest.lines().filter(|l| l.starts_with('{')).count(),
+        2,
+        "paging from a cursor: {rest}"
+    );
+
+    for who in ["stranger", "inspector", "noapi"] {
+        let (_, body) = as_client(who, "?after=0");
+        assert!(body.ends_with("HTTP 403"), "{who}: {body}");
+        assert!(!body.contains("packets_forward"), "{who} got records: {body}");
+    }
+    let (ok, body) = curl(&format!("--cacert ca.pem '{url}?after=0'"));
+    assert!(
+        !ok && !body.contains("packets_forward"),
+        "no client certificate must fail: {body}"
+    );
+    let (_, body) = curl("'http://127.0.0.1:9443/v1/records?after=0'");
+    assert!(
+        !body.contains("HTTP 200") && !body.contains("packets_forward"),
+        "plain HTTP served: {body}"
+    );
+    let m = d.metrics();
+    assert!(m.get("furui_api_requests_total{recipient=\"unknown\",status=\"handshake_failed\"}") >= 1);
+    assert_eq!(
+        m.get("furui_api_requests_total{recipient=\"unknown\",status=\"403\"}"),
+        1
+    );
+    assert_eq!(d.stop(), 0);
+}

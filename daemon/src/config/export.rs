@@ -70,6 +70,35 @@ fn default_spool_dir() -> Spanned<String> {
     Spanned::new(0..0, "/var/lib/furui/spool".to_string())
 }
 
+/// The mTLS HTTPS API: where recipients with an `api` sink read their
+/// records. Mutual TLS is required; there is no plain-HTTP listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    pub listen: Spanned<String>,
+    /// PEM server certificate chain and private key.
+    pub cert: Spanned<String>,
+    pub key: Spanned<String>,
+    /// PEM CA certificate(s) that sign client certificates.
+    pub client_ca: Spanned<String>,
+    /// Views kept per recipient for reading (the oldest go first).
+    #[serde(default = "default_api_buffer")]
+    pub buffer: Spanned<u32>,
+}
+
+fn default_api_buffer() -> Spanned<u32> {
+    Spanned::new(0..0, 100_000)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Api {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: PathBuf,
+    pub buffer: usize,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PurposeSection {
@@ -119,7 +148,9 @@ pub struct SinkSection {
     /// `ipfix-udp` or `ipfix-tcp` (TLS, NATS and the API come with the rest
     /// of the export work).
     pub kind: Spanned<String>,
-    pub address: Spanned<String>,
+    /// Collector or server address (not used by `api`).
+    #[serde(default)]
+    pub address: Option<Spanned<String>>,
     #[serde(default = "default_template_refresh")]
     pub template_refresh_secs: Spanned<u32>,
     /// NATS: the subject (default `furui.records.<recipient>`) and the
@@ -214,6 +245,8 @@ pub enum SinkKind {
         stream: String,
         subject: String,
     },
+    /// Views kept for the HTTPS API (`[api]`).
+    Api,
 }
 
 impl SinkKind {
@@ -222,6 +255,7 @@ impl SinkKind {
             SinkKind::IpfixUdp { .. } => "ipfix-udp",
             SinkKind::IpfixTcp { .. } => "ipfix-tcp",
             SinkKind::Nats { .. } => "nats",
+            SinkKind::Api => "api",
         }
     }
 }
@@ -247,6 +281,7 @@ pub struct Deid {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Export {
+    pub api: Option<Api>,
     pub spool_dir: PathBuf,
     pub deid: Deid,
     pub recipients: Vec<Recipient>,
@@ -270,6 +305,7 @@ fn measure(name: &str) -> Option<Measure> {
 
 #[allow(clippy::too_many_arguments)]
 pub fn validate(
+    api: Option<ApiSection>,
     export: ExportSection,
     deid: DeidSection,
     purposes: Vec<PurposeSection>,
@@ -465,6 +501,27 @@ pub fn validate(
         }
         let mut sinks = Vec::new();
         for s in &r.sinks {
+            let address = match (&s.address, s.kind.get_ref().as_str()) {
+                (_, "api") => Spanned::new(0..0, String::new()),
+                (Some(a), _) => a.clone(),
+                (None, _) => {
+                    c.at(
+                        s.kind.span(),
+                        format!("a `{}` sink needs an `address`", s.kind.get_ref()),
+                    );
+                    continue;
+                }
+            };
+            if s.kind.get_ref() == "api" {
+                if api.is_none() {
+                    c.at(
+                        s.kind.span(),
+                        "an `api` sink needs the [api] section (listen, cert, key, client_ca)",
+                    );
+                }
+                sinks.push(SinkKind::Api);
+                continue;
+            }
             if s.kind.get_ref() == "nats" {
                 let subject = s
                     .subject
@@ -485,17 +542,17 @@ pub fn validate(
                     );
                 }
                 sinks.push(SinkKind::Nats {
-                    address: s.address.get_ref().clone(),
+                    address: address.get_ref().clone(),
                     stream,
                     subject,
                 });
                 continue;
             }
-            let to = s.address.get_ref().parse::<SocketAddr>();
+            let to = address.get_ref().parse::<SocketAddr>();
             if to.is_err() {
                 c.at(
-                    s.address.span(),
-                    format!("`{}` is not an address:port", s.address.get_ref()),
+                    address.span(),
+                    format!("`{}` is not an address:port", address.get_ref()),
                 );
             }
             match (s.kind.get_ref().as_str(), to) {
@@ -507,7 +564,7 @@ pub fn validate(
                 ("ipfix-udp" | "ipfix-tcp", Err(_)) => {}
                 (other, _) => c.at(
                     s.kind.span(),
-                    format!("sink kind `{other}` is not supported; expected ipfix-udp, ipfix-tcp or nats"),
+                    format!("sink kind `{other}` is not supported; expected ipfix-udp, ipfix-tcp, nats or api"),
                 ),
             }
         }
@@ -527,7 +584,42 @@ pub fn validate(
             });
         }
     }
+    let api = api.and_then(|a| {
+        let listen = match a.listen.get_ref().parse::<SocketAddr>() {
+            Ok(l) => Some(l),
+            Err(_) => {
+                c.at(
+                    a.listen.span(),
+                    format!("[api] listen `{}` is not ADDR:PORT", a.listen.get_ref()),
+                );
+                None
+            }
+        };
+        let mut file = |v: &Spanned<String>, what: &str| {
+            let p = super::prefixes::resolve(base, v.get_ref());
+            if !p.is_file() {
+                c.at(
+                    v.span(),
+                    format!("[api] {what} `{}` is not a readable file", p.display()),
+                );
+            }
+            p
+        };
+        let (cert, key, client_ca) = (
+            file(&a.cert, "cert"),
+            file(&a.key, "key"),
+            file(&a.client_ca, "client_ca"),
+        );
+        Some(Api {
+            listen: listen?,
+            cert,
+            key,
+            client_ca,
+            buffer: (*a.buffer.get_ref() as usize).max(1),
+        })
+    });
     (c.errors.len() == before).then_some(Export {
+        api,
         spool_dir: super::prefixes::resolve(base, export.spool_dir.get_ref()),
         deid,
         recipients: out,

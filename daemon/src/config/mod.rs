@@ -127,7 +127,7 @@ impl Config {
         } else if self.control_socket != new.control_socket {
             Some("[control]")
         } else if self.export != new.export {
-            Some("[deid], [export], [[purposes]], [[consents]] or [[recipients]]")
+            Some("[deid], [export], [api], [[purposes]], [[consents]] or [[recipients]]")
         } else {
             None
         }
@@ -170,7 +170,7 @@ impl Config {
 }
 
 const SECTIONS: &str =
-    "capture, domestic, measures, indicators, selection, flows, records, metrics, control, deid, export, purposes, consents, recipients";
+    "capture, domestic, measures, indicators, selection, flows, records, metrics, control, deid, export, api, purposes, consents, recipients";
 
 pub(crate) fn de<T: DeserializeOwned>(v: &Spanned<DeValue<'_>>, c: &mut Collector<'_>) -> Option<T> {
     match T::deserialize(ValueDeserializer::from(v.clone())) {
@@ -229,6 +229,7 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
     let mut metrics = MetricsSection::default();
     let mut deid = export::DeidSection::default();
     let mut export_section = export::ExportSection::default();
+    let mut api: Option<export::ApiSection> = None;
     let mut purposes: Vec<export::PurposeSection> = Vec::new();
     let mut consents: Vec<export::ConsentSection> = Vec::new();
     let mut recipients: Vec<export::RecipientSection> = Vec::new();
@@ -302,6 +303,10 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
                     export::ExportSection::default()
                 })
             }
+            "api" => {
+                api = de(value, c);
+                ok &= api.is_some();
+            }
             "purposes" => ok &= array_of(key.get_ref(), value, &mut purposes, c),
             "consents" => ok &= array_of(key.get_ref(), value, &mut consents, c),
             "recipients" => ok &= array_of(key.get_ref(), value, &mut recipients, c),
@@ -351,7 +356,7 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
         }
     };
 
-    let export = export::validate(export_section, deid, purposes, consents, recipients, &base, c);
+    let export = export::validate(api, export_section, deid, purposes, consents, recipients, &base, c);
 
     if !ok {
         return None;

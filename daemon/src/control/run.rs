@@ -119,6 +119,13 @@ pub fn run(mut cfg: Config) -> Result<(), RunError> {
         tracing::info!(recipients = cfg.export.recipients.len(), "exporters started");
     }
     let records = records.with_exports(export_tx);
+    let api = match &cfg.export.api {
+        Some(a) => Some(
+            crate::export::https::start(a, exporters.api_clients.clone(), &metrics)
+                .map_err(crate::export::ExportStartError::from)?,
+        ),
+        None => None,
+    };
     metrics.ruleset_version.with_label_values(&[&cfg.rules.version]).set(1);
     let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
@@ -161,6 +168,9 @@ pub fn run(mut cfg: Config) -> Result<(), RunError> {
     }
     sink.join();
     exporters.join();
+    if let Some(api) = api {
+        api.stop();
+    }
     refresh_xdp_stats(&classifier, &metrics);
     drop(link);
     let frames: u64 = reports.iter().map(|r| r.frames).sum();

@@ -8,6 +8,8 @@
 //! Invariant kept: what leaves for a recipient is a `View` built from its
 //! grant — never the record itself, never a field outside the grant.
 
+pub mod api;
+pub mod https;
 pub mod ipfix;
 pub mod nats;
 pub mod project;
@@ -68,6 +70,8 @@ impl ExportTx {
 /// after sending what is queued.
 pub struct Exporters {
     handles: Vec<JoinHandle<()>>,
+    /// Every recipient by certificate identity, for the HTTPS API.
+    pub api_clients: std::collections::HashMap<[u8; 32], https::Client>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,12 +85,15 @@ pub enum ExportStartError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Api(#[from] https::ApiError),
     #[error("cannot start the export thread")]
     Thread(#[source] std::io::Error),
 }
 
-fn open_sink(r: &Recipient, s: &SinkKind) -> Result<Box<dyn Sink>, ExportStartError> {
+fn open_sink(r: &Recipient, s: &SinkKind, ring: &Arc<api::Ring>) -> Result<Box<dyn Sink>, ExportStartError> {
     match s {
+        SinkKind::Api => Ok(Box::new(api::ApiSink { ring: ring.clone() })),
         SinkKind::IpfixUdp {
             to,
             template_refresh_secs,
@@ -189,8 +196,9 @@ impl Exporters {
             metrics: Some(metrics.clone()),
         };
         let mut handles = Vec::new();
+        let mut api_clients = std::collections::HashMap::new();
         if cfg.recipients.is_empty() {
-            return Ok((Exporters { handles }, tx));
+            return Ok((Exporters { handles, api_clients }, tx));
         }
         let keys = Arc::new(Mutex::new(KeyStore::open(
             &cfg.deid.key_dir,
@@ -202,6 +210,16 @@ impl Exporters {
             .map_err(|_| ExportStartError::Thread(std::io::Error::other("key store")))?
             .at(OffsetDateTime::now_utc())?;
         for r in &cfg.recipients {
+            let has_api = r.sinks.contains(&SinkKind::Api);
+            let ring = api::Ring::new(cfg.api.as_ref().map_or(1, |a| a.buffer));
+            api_clients.insert(
+                r.identity,
+                https::Client {
+                    name: r.name.clone(),
+                    role: r.role,
+                    ring: has_api.then(|| ring.clone()),
+                },
+            );
             let mut sinks = Vec::new();
             for (i, s) in r.sinks.iter().enumerate() {
                 let path = cfg.spool_dir.join(&r.name).join(format!("{i}-{}.spool", s.name()));
@@ -211,7 +229,7 @@ impl Exporters {
                     source,
                 })?;
                 sinks.push(Outlet {
-                    sink: open_sink(r, s)?,
+                    sink: open_sink(r, s, &ring)?,
                     spool,
                 });
             }
@@ -236,7 +254,7 @@ impl Exporters {
                 .map_err(ExportStartError::Thread)?;
             handles.push(h);
         }
-        Ok((Exporters { handles }, tx))
+        Ok((Exporters { handles, api_clients }, tx))
     }
 
     /// Waits for every recipient's thread to send what is queued and exit

@@ -46,6 +46,7 @@ pub struct Metrics {
     pub export_errors: IntCounterVec,
     pub export_spool_bytes: IntGaugeVec,
     pub export_spooled: IntCounterVec,
+    pub api_requests: IntCounterVec,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -213,6 +214,12 @@ impl Metrics {
             "Views written to a sink's spool because its collector was unreachable (or the spool was not yet empty).",
             &["recipient", "sink"],
         );
+        let api_requests = counter_vec(
+            &r,
+            API_REQUESTS,
+            "HTTPS API requests, by recipient (\"unknown\" for a certificate of no recipient) and status.",
+            &["recipient", "status"],
+        );
         let build = IntGaugeVec::new(Opts::new(BUILD_INFO, "Build information."), &["version"]).expect("valid");
         r.register(Box::new(build.clone())).expect("unique");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -267,6 +274,7 @@ impl Metrics {
             export_errors,
             export_spool_bytes,
             export_spooled,
+            api_requests,
         }
     }
 

@@ -1,0 +1,282 @@
+//! The HTTPS API, mutual TLS only: a client must present a certificate
+//! signed by `[api] client_ca`; its identity is the SHA-256 of the
+//! certificate's public key (SubjectPublicKeyInfo), looked up among the
+//! configured recipients. `GET /v1/records?after=CURSOR&limit=N` streams the
+//! recipient's views as NDJSON. There is no plain-HTTP listener; the
+//! metrics endpoint is separate.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use sha2::{Digest, Sha256};
+use tokio_rustls::rustls;
+
+use super::api::Ring;
+use crate::config::export::{Api, Role};
+use crate::telemetry::Metrics;
+
+/// What the API knows of a client identity.
+#[derive(Clone)]
+pub struct Client {
+    pub name: String,
+    pub role: Role,
+    /// The recipient's views, if it has an `api` sink.
+    pub ring: Option<Arc<Ring>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("cannot read {path}")]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} holds no usable {what}")]
+    Empty {
+        path: std::path::PathBuf,
+        what: &'static str,
+    },
+    #[error("TLS configuration rejected")]
+    Tls(#[source] rustls::Error),
+    #[error("the client CA cannot verify client certificates")]
+    Verifier(#[source] rustls::server::VerifierBuilderError),
+    #[error("cannot listen on {addr} for the API")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// SHA-256 of a DER certificate's SubjectPublicKeyInfo.
+pub fn spki_sha256(cert_der: &[u8]) -> Option<[u8; 32]> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+    Some(Sha256::digest(cert.tbs_certificate.subject_pki.raw).into())
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, ApiError> {
+    std::fs::read(path).map_err(|source| ApiError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn tls_config(cfg: &Api) -> Result<rustls::ServerConfig, ApiError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs: Vec<_> = rustls_pemfile::certs(&mut read(&cfg.cert)?.as_slice())
+        .filter_map(Result::ok)
+        .collect();
+    if certs.is_empty() {
+        return Err(ApiError::Empty {
+            path: cfg.cert.clone(),
+            what: "certificate",
+        });
+    }
+    let key = rustls_pemfile::private_key(&mut read(&cfg.key)?.as_slice())
+        .ok()
+        .flatten()
+        .ok_or(ApiError::Empty {
+            path: cfg.key.clone(),
+            what: "private key",
+        })?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in rustls_pemfile::certs(&mut read(&cfg.client_ca)?.as_slice()).filter_map(Result::ok) {
+        roots.add(ca).map_err(ApiError::Tls)?;
+    }
+    if roots.is_empty() {
+        return Err(ApiError::Empty {
+            path: cfg.client_ca.clone(),
+            what: "CA certificate",
+        });
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(ApiError::Verifier)?;
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(ApiError::Tls)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .map_err(ApiError::Tls)
+}
+
+#[derive(Clone)]
+struct Conn {
+    client: Option<Client>,
+    metrics: Metrics,
+}
+
+#[derive(serde::Deserialize)]
+struct RecordsQuery {
+    #[serde(default)]
+    after: u64,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    1000
+}
+
+fn deny(m: &Metrics, who: &str, why: &'static str) -> Response {
+    m.api_requests.with_label_values(&[who, "403"]).inc();
+    (StatusCode::FORBIDDEN, format!("{why}\n")).into_response()
+}
+
+async fn records(State(c): State<Conn>, Query(q): Query<RecordsQuery>) -> Response {
+    let m = &c.metrics;
+    let Some(client) = &c.client else {
+        return deny(
+            m,
+            "unknown",
+            "this client certificate belongs to no configured recipient",
+        );
+    };
+    if client.role == Role::Oversight {
+        return deny(
+            m,
+            &client.name,
+            "the oversight role reads counters and the audit trail, never records",
+        );
+    }
+    let Some(ring) = &client.ring else {
+        return deny(
+            m,
+            &client.name,
+            "no grant of this recipient covers records over the API (no `api` sink)",
+        );
+    };
+    let lines = ring.after(q.after, q.limit.clamp(1, 10_000));
+    let next = lines
+        .last()
+        .and_then(|l| l.strip_prefix("{\"cursor\":"))
+        .and_then(|l| l.split(',').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(q.after);
+    let mut body = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for l in &lines {
+        body.push_str(l);
+        body.push('\n');
+    }
+    m.api_requests.with_label_values(&[&client.name, "200"]).inc();
+    m.export_records
+        .with_label_values(&[&client.name, "api-read"])
+        .inc_by(lines.len() as u64);
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
+            (header::HeaderName::from_static("x-furui-next-cursor"), next.to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The running server; stops when dropped or with `stop`.
+pub struct Server {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+/// Binds and starts the API on its own thread.
+pub fn start(cfg: &Api, clients: HashMap<[u8; 32], Client>, metrics: &Metrics) -> Result<Server, ApiError> {
+    let tls = Arc::new(tls_config(cfg)?);
+    let std_listener = std::net::TcpListener::bind(cfg.listen).map_err(|source| ApiError::Listen {
+        addr: cfg.listen,
+        source,
+    })?;
+    std_listener.set_nonblocking(true).map_err(|source| ApiError::Listen {
+        addr: cfg.listen,
+        source,
+    })?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (s, m, listen) = (stop.clone(), metrics.clone(), cfg.listen);
+    let clients = Arc::new(clients);
+    let thread = std::thread::Builder::new()
+        .name("furui-api".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "the API runtime did not start");
+                    return;
+                }
+            };
+            rt.block_on(serve(std_listener, tls, clients, m, s));
+        })
+        .map_err(|source| ApiError::Listen { addr: listen, source })?;
+    tracing::info!(%listen, "HTTPS API up (mutual TLS required)");
+    Ok(Server {
+        stop,
+        thread: Some(thread),
+    })
+}
+
+async fn serve(
+    std_listener: std::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    clients: Arc<HashMap<[u8; 32], Client>>,
+    metrics: Metrics,
+    stop: Arc<AtomicBool>,
+) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    while !stop.load(Ordering::Acquire) {
+        let Ok(Ok((tcp, _))) = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await else {
+            continue;
+        };
+        let (acceptor, clients, metrics) = (acceptor.clone(), clients.clone(), metrics.clone());
+        tokio::spawn(async move {
+            let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
+                // No certificate, an untrusted one, or no TLS at all.
+                metrics
+                    .api_requests
+                    .with_label_values(&["unknown", "handshake_failed"])
+                    .inc();
+                return;
+            };
+            let identity = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| spki_sha256(c.as_ref()));
+            let client = identity.and_then(|id| clients.get(&id).cloned());
+            let app = Router::new()
+                .route("/v1/records", get(records))
+                .with_state(Conn { client, metrics });
+            let svc = hyper_util::service::TowerToHyperService::new(app);
+            let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                .await;
+        });
+    }
+}
