@@ -822,3 +822,204 @@ fn the_https_api_requires_mutual_tls_and_serves_exactly_the_granted_fields() {
     );
     assert_eq!(d.stop(), 0);
 }
+
+/// A TLS IPFIX collector in the capture namespace that requires a client
+/// certificate signed by `ca`: keeps the bytes and the client's identity.
+struct TlsCollector {
+    bytes: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    peer: std::sync::Arc<std::sync::Mutex<Option<[u8; 32]>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TlsCollector {
+    fn start(ns: &str, port: u16, certs: &std::path::Path, ca: &str) -> TlsCollector {
+        use std::io::Read;
+        use std::sync::atomic::Ordering;
+        use tokio_rustls::rustls;
+        let pem = |f: &str| std::fs::read(certs.join(f)).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pemfile::certs(&mut pem(ca).as_slice()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(std::sync::Arc::new(roots), provider.clone())
+                .build()
+                .unwrap();
+        let chain: Vec<_> = rustls_pemfile::certs(&mut pem("server.pem").as_slice())
+            .map(Result::unwrap)
+            .collect();
+        let key = rustls_pemfile::private_key(&mut pem("server.key").as_slice())
+            .unwrap()
+            .unwrap();
+        let config = std::sync::Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(chain, key)
+                .unwrap(),
+        );
+        let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let peer = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (b, p, s, path) = (
+            bytes.clone(),
+            peer.clone(),
+            stop.clone(),
+            format!("/var/run/netns/{ns}"),
+        );
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            nix::sched::setns(
+                std::fs::File::open(&path).unwrap(),
+                nix::sched::CloneFlags::CLONE_NEWNET,
+            )
+            .unwrap();
+            let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+            l.set_nonblocking(true).unwrap();
+            ready_tx.send(()).unwrap();
+            while !s.load(Ordering::Relaxed) {
+                let Ok((tcp, _)) = l.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                tcp.set_nonblocking(false).unwrap();
+                tcp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+                let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut buf = [0u8; 4096];
+                while !s.load(Ordering::Relaxed) {
+                    match tls.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => b.lock().unwrap().extend_from_slice(&buf[..n]),
+                        Err(e)
+                            if e.kind() == std::io::ErrorKind::WouldBlock
+                                || e.kind() == std::io::ErrorKind::TimedOut => {}
+                        Err(_) => break, // handshake refused (wrong client CA) or reset
+                    }
+                    if let Some(c) = tls.conn.peer_certificates().and_then(|c| c.first()) {
+                        *p.lock().unwrap() = furui::export::https::spki_sha256(c.as_ref());
+                    }
+                }
+            }
+        });
+        ready_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        TlsCollector {
+            bytes,
+            peer,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Data-carrying IPFIX messages received so far.
+    fn data_messages(&self) -> usize {
+        let b = self.bytes.lock().unwrap();
+        let mut at = 0;
+        let mut n = 0;
+        while at + 16 <= b.len() {
+            assert_eq!(u16::from_be_bytes([b[at], b[at + 1]]), 10, "not IPFIX at {at}");
+            let len = usize::from(u16::from_be_bytes([b[at + 2], b[at + 3]]));
+            if at + len > b.len() {
+                break;
+            }
+            let mut set = at + 16;
+            while set + 4 <= at + len {
+                n += usize::from(u16::from_be_bytes([b[set], b[set + 1]]) >= 256);
+                set += usize::from(u16::from_be_bytes([b[set + 2], b[set + 3]])).max(4);
+            }
+            at += len;
+        }
+        n
+    }
+}
+
+impl Drop for TlsCollector {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// IPFIX over TLS: the collector requires furui's client certificate and
+/// sees the identity configured for it; records arrive. A collector that
+/// trusts another CA refuses the handshake, and the records wait in the
+/// spool instead of going anywhere else.
+#[test]
+fn ipfix_over_tls_presents_furuis_certificate_and_spools_when_refused() {
+    let rig = Rig::new();
+    let certs = rig.path("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let ids = make_certs(&certs, &["exporter"]);
+    // A second CA the refusing collector trusts instead.
+    sh(&format!(
+        "cd {} && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other-ca.key -out other-ca.pem -days 2 -subj /CN=other 2>/dev/null",
+        certs.display()
+    ));
+    let c = certs.display();
+    let sink = |name: &str, port: u16| {
+        format!(
+            "\n[[recipients]]\nname = \"{name}\"\nrole = \"analyst\"\nidentity = \"{IDENTITY}\"\n[[recipients.grants]]\nmeasures = [\"inbound\"]\nfields = [\"initiator_port\", \"packets_forward\"]\npurpose = \"damage-prevention\"\n[[recipients.sinks]]\nkind = \"ipfix-tls\"\naddress = \"127.0.0.1:{port}\"\nserver_ca = \"{c}/ca.pem\"\nclient_cert = \"{c}/exporter.pem\"\nclient_key = \"{c}/exporter.key\"\n"
+        )
+    };
+    let cfg = rig.config(
+        "",
+        &format!(
+            "{DOMESTIC}{MEASURES}{SELECT}\n[flows]\nidle_timeout_secs = 1\n\n[deid]\nkey_dir = \"{keys}\"\n\n[export]\nspool_dir = \"{spool}\"\n\n[[purposes]]\nid = \"damage-prevention\"\ndamage_prevention = true\n{}{}",
+            sink("trusting", 4743),
+            sink("refusing", 4744),
+            keys = rig.path("keys").display(),
+            spool = rig.path("spool").display(),
+        ),
+    );
+    let trusting = TlsCollector::start(&rig.ns_cap, 4743, &certs, "ca.pem");
+    let refusing = TlsCollector::start(&rig.ns_cap, 4744, &certs, "other-ca.pem");
+    let d = Daemon::start(&rig, &cfg);
+    for i in 0..3u64 {
+        let flow = format!("203.0.113.{},192.0.2.10,tcp,{},80", 50 + i, 8000 + i);
+        rig.send(&["--count", "2", "--flow", &flow]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while trusting.data_messages() < 3
+        || d.metrics()
+            .get("furui_export_spooled_total{recipient=\"refusing\",sink=\"ipfix-tls\"}")
+            < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "trusting got {} messages; refusing: spooled {}, sent {}",
+            trusting.data_messages(),
+            d.metrics()
+                .get("furui_export_spooled_total{recipient=\"refusing\",sink=\"ipfix-tls\"}"),
+            d.metrics()
+                .get("furui_export_records_total{recipient=\"refusing\",sink=\"ipfix-tls\"}")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let peer = trusting.peer.lock().unwrap().expect("client certificate seen");
+    let hex: String = peer.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        format!("sha256:{hex}"),
+        ids[0],
+        "the collector saw furui's configured certificate"
+    );
+    assert_eq!(
+        refusing.data_messages(),
+        0,
+        "a collector that does not trust furui got data"
+    );
+    let m = d.metrics();
+    assert_eq!(
+        m.get("furui_export_records_total{recipient=\"trusting\",sink=\"ipfix-tls\"}"),
+        3
+    );
+    assert_eq!(
+        m.get("furui_export_records_total{recipient=\"refusing\",sink=\"ipfix-tls\"}"),
+        0
+    );
+    assert_eq!(d.stop(), 0);
+}

@@ -159,6 +159,16 @@ pub struct SinkSection {
     pub subject: Option<Spanned<String>>,
     #[serde(default)]
     pub stream: Option<Spanned<String>>,
+    /// `ipfix-tls`: the CA that signs the collector's certificate, the name
+    /// to verify (default: the address's IP), and furui's certificate.
+    #[serde(default)]
+    pub server_ca: Option<Spanned<String>>,
+    #[serde(default)]
+    pub server_name: Option<Spanned<String>>,
+    #[serde(default)]
+    pub client_cert: Option<Spanned<String>>,
+    #[serde(default)]
+    pub client_key: Option<Spanned<String>>,
 }
 
 fn default_template_refresh() -> Spanned<u32> {
@@ -240,6 +250,13 @@ pub enum SinkKind {
     IpfixTcp {
         to: SocketAddr,
     },
+    IpfixTls {
+        to: SocketAddr,
+        server_ca: PathBuf,
+        server_name: String,
+        client_cert: PathBuf,
+        client_key: PathBuf,
+    },
     Nats {
         address: String,
         stream: String,
@@ -254,6 +271,7 @@ impl SinkKind {
         match self {
             SinkKind::IpfixUdp { .. } => "ipfix-udp",
             SinkKind::IpfixTcp { .. } => "ipfix-tcp",
+            SinkKind::IpfixTls { .. } => "ipfix-tls",
             SinkKind::Nats { .. } => "nats",
             SinkKind::Api => "api",
         }
@@ -561,10 +579,45 @@ pub fn validate(
                     template_refresh_secs: (*s.template_refresh_secs.get_ref()).max(1),
                 }),
                 ("ipfix-tcp", Ok(to)) => sinks.push(SinkKind::IpfixTcp { to }),
-                ("ipfix-udp" | "ipfix-tcp", Err(_)) => {}
+                ("ipfix-tls", Ok(to)) => {
+                    let mut file = |v: &Option<Spanned<String>>, what: &str| -> PathBuf {
+                        match v {
+                            Some(v) => {
+                                let p = super::prefixes::resolve(base, v.get_ref());
+                                if !p.is_file() {
+                                    c.at(v.span(), format!("{what} `{}` is not a readable file", p.display()));
+                                }
+                                p
+                            }
+                            None => {
+                                c.at(s.kind.span(), format!("an `ipfix-tls` sink needs `{what}`"));
+                                PathBuf::new()
+                            }
+                        }
+                    };
+                    let (server_ca, client_cert, client_key) = (
+                        file(&s.server_ca, "server_ca"),
+                        file(&s.client_cert, "client_cert"),
+                        file(&s.client_key, "client_key"),
+                    );
+                    let server_name = s
+                        .server_name
+                        .as_ref()
+                        .map_or(to.ip().to_string(), |n| n.get_ref().clone());
+                    sinks.push(SinkKind::IpfixTls {
+                        to,
+                        server_ca,
+                        server_name,
+                        client_cert,
+                        client_key,
+                    });
+                }
+                ("ipfix-udp" | "ipfix-tcp" | "ipfix-tls", Err(_)) => {}
                 (other, _) => c.at(
                     s.kind.span(),
-                    format!("sink kind `{other}` is not supported; expected ipfix-udp, ipfix-tcp, nats or api"),
+                    format!(
+                        "sink kind `{other}` is not supported; expected ipfix-udp, ipfix-tcp, ipfix-tls, nats or api"
+                    ),
                 ),
             }
         }

@@ -110,6 +110,58 @@ fn tls_config(cfg: &Api) -> Result<rustls::ServerConfig, ApiError> {
         .map_err(ApiError::Tls)
 }
 
+/// TLS client settings for a collector: trust `server_ca`, verify
+/// `server_name`, present `client_cert`/`client_key`.
+pub fn tls_client(
+    server_ca: &std::path::Path,
+    server_name: &str,
+    client_cert: &std::path::Path,
+    client_key: &std::path::Path,
+) -> Result<super::tcp::TlsClient, ApiError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in rustls_pemfile::certs(&mut read(server_ca)?.as_slice()).filter_map(Result::ok) {
+        roots.add(ca).map_err(ApiError::Tls)?;
+    }
+    if roots.is_empty() {
+        return Err(ApiError::Empty {
+            path: server_ca.to_path_buf(),
+            what: "CA certificate",
+        });
+    }
+    let certs: Vec<_> = rustls_pemfile::certs(&mut read(client_cert)?.as_slice())
+        .filter_map(Result::ok)
+        .collect();
+    if certs.is_empty() {
+        return Err(ApiError::Empty {
+            path: client_cert.to_path_buf(),
+            what: "certificate",
+        });
+    }
+    let key = rustls_pemfile::private_key(&mut read(client_key)?.as_slice())
+        .ok()
+        .flatten()
+        .ok_or(ApiError::Empty {
+            path: client_key.to_path_buf(),
+            what: "private key",
+        })?;
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(ApiError::Tls)?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .map_err(ApiError::Tls)?;
+    let server_name =
+        rustls::pki_types::ServerName::try_from(server_name.to_string()).map_err(|_| ApiError::Empty {
+            path: server_ca.to_path_buf(),
+            what: "valid server_name for",
+        })?;
+    Ok(super::tcp::TlsClient {
+        config: Arc::new(config),
+        server_name,
+    })
+}
+
 #[derive(Clone)]
 struct Conn {
     client: Option<Client>,

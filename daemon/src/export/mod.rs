@@ -104,7 +104,17 @@ fn open_sink(r: &Recipient, s: &SinkKind, ring: &Arc<api::Ring>) -> Result<Box<d
                 kind: "ipfix-udp",
                 source,
             }),
-        SinkKind::IpfixTcp { to } => Ok(Box::new(tcp::IpfixTcp::open(*to, r))),
+        SinkKind::IpfixTcp { to } => Ok(Box::new(tcp::IpfixTcp::open(*to, r, None))),
+        SinkKind::IpfixTls {
+            to,
+            server_ca,
+            server_name,
+            client_cert,
+            client_key,
+        } => {
+            let tls = https::tls_client(server_ca, server_name, client_cert, client_key)?;
+            Ok(Box::new(tcp::IpfixTcp::open(*to, r, Some(tls))))
+        }
         SinkKind::Nats {
             address,
             stream,
