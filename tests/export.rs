@@ -1023,3 +1023,73 @@ fn ipfix_over_tls_presents_furuis_certificate_and_spools_when_refused() {
     );
     assert_eq!(d.stop(), 0);
 }
+
+/// Art. 29: a recipient holding only an aggregate grant reads counts per
+/// rule, destination port, measure and period over the API — the cell
+/// below the minimum count suppressed, and no record or address at all.
+#[test]
+fn an_aggregate_grant_gets_suppressed_counts_and_never_records() {
+    let rig = Rig::new();
+    let certs = rig.path("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let ids = make_certs(&certs, &["statistician"]);
+    let c = certs.display();
+    let cfg = rig.config(
+        "",
+        &format!(
+            "{DOMESTIC}{MEASURES}{SELECT}\n[flows]\nidle_timeout_secs = 1\n\n[deid]\nkey_dir = \"{keys}\"\n\n[export]\nspool_dir = \"{spool}\"\n\n[aggregates]\nperiod_secs = 4\nmin_count = 3\n\n[api]\nlisten = \"127.0.0.1:9443\"\ncert = \"{c}/server.pem\"\nkey = \"{c}/server.key\"\nclient_ca = \"{c}/ca.pem\"\n\n[[purposes]]\nid = \"damage-prevention\"\ndamage_prevention = true\n\n[[recipients]]\nname = \"statistician\"\nrole = \"analyst\"\nidentity = \"{id}\"\n[[recipients.grants]]\nmeasures = [\"inbound\"]\naggregate = true\npurpose = \"damage-prevention\"\n[[recipients.sinks]]\nkind = \"api\"\n",
+            keys = rig.path("keys").display(),
+            spool = rig.path("spool").display(),
+            id = ids[0],
+        ),
+    );
+    let d = Daemon::start(&rig, &cfg);
+    // Start just after a 4-second period boundary, so that all five flows
+    // (sent within ~0.5 s, ended ~1-2 s later) fall in one period.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(4000 - (now.as_millis() % 4000) as u64 + 50));
+    for i in 0..4u64 {
+        let flow = format!("203.0.113.{},192.0.2.10,tcp,{},80", 60 + i, 9000 + i);
+        rig.send(&["--count", "2", "--flow", &flow]);
+    }
+    rig.send(&["--count", "2", "--flow", "203.0.113.70,192.0.2.10,tcp,9100,22"]);
+    // Flows end after 1 s idle; the period closes on the next boundary.
+    let read = || -> String {
+        let out = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "cd {c} && ip netns exec {} curl -sS -m 5 --cacert ca.pem --cert statistician.pem --key statistician.key 'https://127.0.0.1:9443/v1/records?after=0'",
+                    rig.ns_cap
+                ),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut body = read();
+    while !body.contains("suppressed_cells") {
+        assert!(Instant::now() < deadline, "no aggregate rows: {body}\n{}", d.log_text());
+        std::thread::sleep(Duration::from_millis(300));
+        body = read();
+    }
+    let rows: Vec<serde_json::Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let flows: u64 = rows
+        .iter()
+        .filter(|r| r["dst_port"] == 80 && r["rule"] == "indicator:c2" && r["measure"] == "inbound")
+        .map(|r| r["flows"].as_u64().unwrap())
+        .sum();
+    assert_eq!(flows, 4, "{body}");
+    assert!(
+        !rows.iter().any(|r| r["dst_port"] == 22),
+        "the 1-flow cell must be suppressed: {body}"
+    );
+    assert!(rows.iter().any(|r| r["suppressed_cells"].as_u64() >= Some(1)), "{body}");
+    for forbidden in ["initiator", "responder", "key_epoch", "203.0.113.", "packets_forward"] {
+        assert!(!body.contains(forbidden), "{forbidden} in aggregates: {body}");
+    }
+    assert_eq!(d.stop(), 0);
+}

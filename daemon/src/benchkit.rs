@@ -192,6 +192,7 @@ pub fn full_grant() -> crate::config::export::Grant {
         purpose: "damage-prevention".into(),
         consent: None,
         addresses: crate::deid::AddressPolicy::Pseudonymize,
+        aggregate: false,
     }
 }
 

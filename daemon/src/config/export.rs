@@ -70,6 +70,39 @@ fn default_spool_dir() -> Spanned<String> {
     Spanned::new(0..0, "/var/lib/furui/spool".to_string())
 }
 
+/// Art. 29 aggregates: the counting period and the smallest count a
+/// published cell may have.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregatesSection {
+    #[serde(default = "default_period")]
+    pub period_secs: Spanned<u32>,
+    #[serde(default = "default_min_count")]
+    pub min_count: Spanned<u32>,
+}
+
+impl Default for AggregatesSection {
+    fn default() -> Self {
+        AggregatesSection {
+            period_secs: default_period(),
+            min_count: default_min_count(),
+        }
+    }
+}
+
+fn default_period() -> Spanned<u32> {
+    Spanned::new(0..0, 3600)
+}
+fn default_min_count() -> Spanned<u32> {
+    Spanned::new(0..0, 10)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Aggregates {
+    pub period_secs: u32,
+    pub min_count: u32,
+}
+
 /// The mTLS HTTPS API: where recipients with an `api` sink read their
 /// records. Mutual TLS is required; there is no plain-HTTP listener.
 #[derive(Debug, Deserialize)]
@@ -129,7 +162,13 @@ pub struct ConsentSection {
 #[serde(deny_unknown_fields)]
 pub struct GrantSection {
     pub measures: Spanned<Vec<String>>,
-    pub fields: Spanned<Vec<String>>,
+    /// Record fields (a record grant); absent for an aggregate grant.
+    #[serde(default)]
+    pub fields: Option<Spanned<Vec<String>>>,
+    /// An Art. 29 aggregate grant: counts per rule, destination port,
+    /// measure and period, never records.
+    #[serde(default)]
+    pub aggregate: bool,
     pub purpose: Spanned<String>,
     #[serde(default)]
     pub consent: Option<Spanned<String>>,
@@ -221,6 +260,8 @@ pub struct Consent {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
+    /// An Art. 29 aggregate grant (counts only; `fields` is empty).
+    pub aggregate: bool,
     pub measures: BTreeSet<Measure>,
     /// Granted record fields, in `MechanicalRecord::FIELDS` order.
     pub fields: Vec<&'static str>,
@@ -299,6 +340,7 @@ pub struct Deid {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Export {
+    pub aggregates: Aggregates,
     pub api: Option<Api>,
     pub spool_dir: PathBuf,
     pub deid: Deid,
@@ -323,6 +365,7 @@ fn measure(name: &str) -> Option<Measure> {
 
 #[allow(clippy::too_many_arguments)]
 pub fn validate(
+    aggregates: AggregatesSection,
     api: Option<ApiSection>,
     export: ExportSection,
     deid: DeidSection,
@@ -438,17 +481,30 @@ pub fn validate(
                 c.at(g.measures.span(), "a grant needs at least one measure");
             }
             let mut fields = Vec::new();
-            for f in g.fields.get_ref() {
-                match MechanicalRecord::FIELDS.iter().find(|x| **x == f.as_str()) {
-                    Some(x) => fields.push(*x),
-                    None => c.at(
-                        g.fields.span(),
-                        format!("`{f}` is not an exportable record field; see the record fields in README"),
-                    ),
+            match (&g.fields, g.aggregate) {
+                (Some(f), true) if !f.get_ref().is_empty() => c.at(
+                    f.span(),
+                    "an aggregate grant exports counts, never record fields: remove `fields`",
+                ),
+                (_, true) => {}
+                (None, false) => c.at(
+                    g.measures.span(),
+                    "a record grant needs `fields` (or `aggregate = true`)",
+                ),
+                (Some(list), false) => {
+                    for f in list.get_ref() {
+                        match MechanicalRecord::FIELDS.iter().find(|x| **x == f.as_str()) {
+                            Some(x) => fields.push(*x),
+                            None => c.at(
+                                list.span(),
+                                format!("`{f}` is not an exportable record field; see the record fields in README"),
+                            ),
+                        }
+                    }
+                    if list.get_ref().is_empty() {
+                        c.at(list.span(), "a grant needs at least one field");
+                    }
                 }
-            }
-            if g.fields.get_ref().is_empty() {
-                c.at(g.fields.span(), "a grant needs at least one field");
             }
             fields.sort_by_key(|f| MechanicalRecord::FIELDS.iter().position(|x| x == f));
             fields.dedup();
@@ -509,6 +565,7 @@ pub fn validate(
                 purpose,
                 consent,
                 addresses,
+                aggregate: g.aggregate,
             });
         }
         if r.grants.is_empty() {
@@ -621,6 +678,14 @@ pub fn validate(
                 ),
             }
         }
+        if grants.iter().any(|g| g.aggregate)
+            && !sinks.iter().any(|s| matches!(s, SinkKind::Api | SinkKind::Nats { .. }))
+        {
+            c.at(
+                r.name.span(),
+                format!("recipient `{name}` has an aggregate grant: aggregates go out over `nats` or `api` sinks, and it has neither"),
+            );
+        }
         let queue_capacity = *r.queue_capacity.get_ref() as usize;
         if queue_capacity == 0 {
             c.at(r.queue_capacity.span(), "queue_capacity must be at least 1");
@@ -671,7 +736,15 @@ pub fn validate(
             buffer: (*a.buffer.get_ref() as usize).max(1),
         })
     });
+    if *aggregates.period_secs.get_ref() < 1 {
+        c.at(aggregates.period_secs.span(), "period_secs must be at least 1");
+    }
+    let aggregates = Aggregates {
+        period_secs: (*aggregates.period_secs.get_ref()).max(1),
+        min_count: *aggregates.min_count.get_ref(),
+    };
     (c.errors.len() == before).then_some(Export {
+        aggregates,
         api,
         spool_dir: super::prefixes::resolve(base, export.spool_dir.get_ref()),
         deid,
@@ -805,6 +878,27 @@ address = "x"
             assert!(lines.contains(&l), "no error at line {l} ({what}):\n{text}");
         }
         assert!(text.contains("`payload` is not an exportable record field"), "{text}");
+        let agg = r#"
+[[purposes]]
+id = "stats"
+damage_prevention = true
+
+[[recipients]]
+name = "agg"
+role = "analyst"
+identity = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+[[recipients.grants]]
+measures = ["inbound"]
+aggregate = true
+fields = ["initiator"]
+purpose = "stats"
+[[recipients.sinks]]
+kind = "ipfix-udp"
+address = "127.0.0.1:4739"
+"#;
+        let text = Config::parse(Path::new("f.toml"), &format!("{BASE}{agg}")).unwrap_err().to_string();
+        assert!(text.contains("f.toml:17:"), "fields in an aggregate grant, with its line: {text}");
+        assert!(text.contains("aggregates go out over `nats` or `api` sinks"), "{text}");
         assert!(text.contains("must name a `consent` (Art. 23)"), "{text}");
     }
 }

@@ -127,7 +127,7 @@ impl Config {
         } else if self.control_socket != new.control_socket {
             Some("[control]")
         } else if self.export != new.export {
-            Some("[deid], [export], [api], [[purposes]], [[consents]] or [[recipients]]")
+            Some("[deid], [export], [api], [aggregates], [[purposes]], [[consents]] or [[recipients]]")
         } else {
             None
         }
@@ -170,7 +170,7 @@ impl Config {
 }
 
 const SECTIONS: &str =
-    "capture, domestic, measures, indicators, selection, flows, records, metrics, control, deid, export, api, purposes, consents, recipients";
+    "capture, domestic, measures, indicators, selection, flows, records, metrics, control, deid, export, api, aggregates, purposes, consents, recipients";
 
 pub(crate) fn de<T: DeserializeOwned>(v: &Spanned<DeValue<'_>>, c: &mut Collector<'_>) -> Option<T> {
     match T::deserialize(ValueDeserializer::from(v.clone())) {
@@ -230,6 +230,7 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
     let mut deid = export::DeidSection::default();
     let mut export_section = export::ExportSection::default();
     let mut api: Option<export::ApiSection> = None;
+    let mut aggregates = export::AggregatesSection::default();
     let mut purposes: Vec<export::PurposeSection> = Vec::new();
     let mut consents: Vec<export::ConsentSection> = Vec::new();
     let mut recipients: Vec<export::RecipientSection> = Vec::new();
@@ -303,6 +304,12 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
                     export::ExportSection::default()
                 })
             }
+            "aggregates" => {
+                aggregates = de(value, c).unwrap_or_else(|| {
+                    ok = false;
+                    export::AggregatesSection::default()
+                })
+            }
             "api" => {
                 api = de(value, c);
                 ok &= api.is_some();
@@ -356,7 +363,17 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
         }
     };
 
-    let export = export::validate(api, export_section, deid, purposes, consents, recipients, &base, c);
+    let export = export::validate(
+        aggregates,
+        api,
+        export_section,
+        deid,
+        purposes,
+        consents,
+        recipients,
+        &base,
+        c,
+    );
 
     if !ok {
         return None;

@@ -70,6 +70,10 @@ impl Sink for ApiSink {
         "api"
     }
 
+    fn takes_rows(&self) -> bool {
+        true
+    }
+
     fn send(&mut self, _grant: usize, view: &View) -> std::io::Result<()> {
         self.ring.push(view);
         Ok(())

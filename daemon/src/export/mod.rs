@@ -8,6 +8,7 @@
 //! Invariant kept: what leaves for a recipient is a `View` built from its
 //! grant — never the record itself, never a field outside the grant.
 
+pub mod aggregate;
 pub mod api;
 pub mod https;
 pub mod ipfix;
@@ -37,6 +38,11 @@ pub trait Sink: Send {
     fn kind(&self) -> &'static str;
     /// Sends one view projected under grant number `grant`.
     fn send(&mut self, grant: usize, view: &project::View) -> std::io::Result<()>;
+    /// Whether the sink carries Art. 29 aggregate rows (JSON sinks do;
+    /// IPFIX templates describe records only).
+    fn takes_rows(&self) -> bool {
+        false
+    }
 }
 
 /// The producer side, cloned into every capture worker's record path.
@@ -257,10 +263,16 @@ impl Exporters {
                     .set(o.spool.bytes() as i64);
             }
             tx.queues.push((name.clone(), q_tx));
-            let (r, keys, sel, m) = (r.clone(), keys.clone(), selection.clone(), metrics.clone());
+            let (r, keys, sel, m, agg) = (
+                r.clone(),
+                keys.clone(),
+                selection.clone(),
+                metrics.clone(),
+                cfg.aggregates,
+            );
             let h = std::thread::Builder::new()
                 .name(format!("furui-x-{}", r.name))
-                .spawn(move || recipient_loop(&r, sinks, q_rx, &keys, &sel, &m))
+                .spawn(move || recipient_loop(&r, agg, sinks, q_rx, &keys, &sel, &m))
                 .map_err(ExportStartError::Thread)?;
             handles.push(h);
         }
@@ -276,8 +288,10 @@ impl Exporters {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn recipient_loop(
     r: &Recipient,
+    aggregates: crate::config::export::Aggregates,
     mut outlets: Vec<Outlet>,
     rx: Receiver<Arc<MechanicalRecord>>,
     keys: &Mutex<KeyStore>,
@@ -286,13 +300,29 @@ fn recipient_loop(
 ) {
     let name = r.name.as_str();
     let depth = m.export_queue_depth.with_label_values(&[name]);
+    let mut agg = r
+        .grants
+        .iter()
+        .any(|g| g.aggregate)
+        .then(|| aggregate::Aggregator::new(aggregates));
+    let unix_now = || OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
+    let rows_out = |rows: Vec<project::View>, outlets: &mut Vec<Outlet>| {
+        for row in &rows {
+            for o in outlets.iter_mut().filter(|o| o.sink.takes_rows()) {
+                o.deliver(0, row, name, m);
+            }
+        }
+    };
     loop {
         let rec = match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(rec) => rec,
             Err(RecvTimeoutError::Timeout) => {
-                // Idle: retry what waits in the spools.
+                // Idle: retry what waits in the spools; close a period.
                 for o in outlets.iter_mut() {
                     o.drain(name, m);
+                }
+                if let Some(a) = agg.as_mut() {
+                    rows_out(a.tick(unix_now()), &mut outlets);
                 }
                 continue;
             }
@@ -311,9 +341,14 @@ fn recipient_loop(
             }
         };
         let domestic = selection.load();
+        if let Some(a) = agg.as_mut() {
+            if r.grants.iter().any(|g| g.aggregate && g.covers(measure, now)) {
+                rows_out(a.add(&rec, measure.name(), unix_now()), &mut outlets);
+            }
+        }
         // A record no grant covers is simply not this recipient's.
         for (i, g) in r.grants.iter().enumerate() {
-            if !g.covers(measure, now) {
+            if g.aggregate || !g.covers(measure, now) {
                 continue;
             }
             let view = project::project(&rec, g, &key, &domestic.domestic);
@@ -322,8 +357,12 @@ fn recipient_loop(
             }
         }
     }
-    // Shutdown: one last try for what is spooled; the rest stays on disk
-    // and is sent first after the next start.
+    // Shutdown: the period so far (marked partial), then one last try for
+    // what is spooled; the rest stays on disk and is sent first after the
+    // next start.
+    if let Some(a) = agg.as_mut() {
+        rows_out(a.flush(true), &mut outlets);
+    }
     for o in outlets.iter_mut() {
         o.drain(name, m);
     }

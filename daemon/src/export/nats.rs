@@ -93,6 +93,10 @@ impl Sink for NatsJetStream {
         "nats"
     }
 
+    fn takes_rows(&self) -> bool {
+        true
+    }
+
     fn send(&mut self, _grant: usize, view: &View) -> std::io::Result<()> {
         if self.retry_after.is_some_and(|t| Instant::now() < t) {
             return Err(std::io::Error::new(

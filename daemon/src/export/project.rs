@@ -47,7 +47,7 @@ impl View {
 
 impl Serialize for View {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.fields.len() + 1))?;
+        let mut m = s.serialize_map(Some(self.fields.len() + usize::from(!self.key_epoch.is_empty())))?;
         for (name, v) in &self.fields {
             match v {
                 Value::U64(x) => m.serialize_entry(name, x)?,
@@ -62,7 +62,10 @@ impl Serialize for View {
                 Value::End(x) => m.serialize_entry(name, x)?,
             }
         }
-        m.serialize_entry("key_epoch", &self.key_epoch)?;
+        // Aggregate rows carry no address, hence no key epoch.
+        if !self.key_epoch.is_empty() {
+            m.serialize_entry("key_epoch", &self.key_epoch)?;
+        }
         m.end()
     }
 }
@@ -151,6 +154,7 @@ pub(crate) mod tests {
 
     pub(crate) fn grant(fields: &[&'static str], addresses: AddressPolicy) -> Grant {
         Grant {
+            aggregate: false,
             measures: BTreeSet::from([Measure::Inbound]),
             fields: fields.to_vec(),
             purpose: "damage-prevention".into(),
