@@ -896,9 +896,17 @@ purpose = "stats"
 kind = "ipfix-udp"
 address = "127.0.0.1:4739"
 "#;
-        let text = Config::parse(Path::new("f.toml"), &format!("{BASE}{agg}")).unwrap_err().to_string();
-        assert!(text.contains("f.toml:17:"), "fields in an aggregate grant, with its line: {text}");
-        assert!(text.contains("aggregates go out over `nats` or `api` sinks"), "{text}");
+        let agg_text = Config::parse(Path::new("f.toml"), &format!("{BASE}{agg}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            agg_text.contains("f.toml:17:"),
+            "fields in an aggregate grant, with its line: {agg_text}"
+        );
+        assert!(
+            agg_text.contains("aggregates go out over `nats` or `api` sinks"),
+            "{agg_text}"
+        );
         assert!(text.contains("must name a `consent` (Art. 23)"), "{text}");
     }
 }
