@@ -275,6 +275,25 @@ fn ipfix_over_udp_reaches_nfacctd_pseudonymized_with_equal_counts() {
     }
 }
 
+/// No address (raw, or pseudonymized under the rig's epoch key) among
+/// `wire`'s bytes: `addrs` and the domestic responder 192.0.2.10.
+fn assert_no_address_bytes(wire: &[u8], keys: &std::path::Path, addrs: &[std::net::Ipv4Addr]) {
+    let mut ks = furui::deid::KeyStore::open(keys, furui::deid::EpochPeriod::Daily, 2).unwrap();
+    let key = ks.at(time::OffsetDateTime::now_utc()).unwrap();
+    assert!(wire.len() > 16, "nothing received");
+    for a in addrs.iter().copied().chain([std::net::Ipv4Addr::new(192, 0, 2, 10)]) {
+        let std::net::IpAddr::V4(p) = key.pan.ip(a.into()) else {
+            unreachable!()
+        };
+        for needle in [a.octets(), p.octets()] {
+            assert!(
+                !wire.windows(4).any(|w| w == needle),
+                "address bytes {needle:?} sent outside the grant"
+            );
+        }
+    }
+}
+
 /// A child process the test started: SIGTERM, then SIGKILL, when dropped
 /// (also when the test fails).
 struct KillOnDrop(Child);
@@ -459,6 +478,10 @@ fn ipfix_over_tcp_spools_while_collectors_are_down_and_delivers_in_order() {
         m.get("furui_export_spool_bytes{recipient=\"keeper\",sink=\"ipfix-tcp\"}"),
         0
     );
+    // Only the granted fields went over the wire: no address, raw or
+    // pseudonymized (the grant has none).
+    let addrs: Vec<std::net::Ipv4Addr> = (0..6).map(|i| std::net::Ipv4Addr::new(203, 0, 113, 20 + i)).collect();
+    assert_no_address_bytes(&keeper.bytes.lock().unwrap(), &rig.path("keys"), &addrs);
     // Sequence numbers count data records: 0, 1, 2, ...
     let seqs: Vec<u32> = keeper.messages().iter().filter(|(_, d)| *d).map(|(s, _)| *s).collect();
     assert_eq!(seqs, (0..6).collect::<Vec<u32>>());
@@ -1012,6 +1035,8 @@ fn ipfix_over_tls_presents_furuis_certificate_and_spools_when_refused() {
         0,
         "a collector that does not trust furui got data"
     );
+    let addrs: Vec<std::net::Ipv4Addr> = (0..3).map(|i| std::net::Ipv4Addr::new(203, 0, 113, 50 + i)).collect();
+    assert_no_address_bytes(&trusting.bytes.lock().unwrap(), &rig.path("keys"), &addrs);
     let m = d.metrics();
     assert_eq!(
         m.get("furui_export_records_total{recipient=\"trusting\",sink=\"ipfix-tls\"}"),

@@ -324,6 +324,16 @@ fn recipient_loop(
                 if let Some(a) = agg.as_mut() {
                     rows_out(a.tick(unix_now()), &mut outlets);
                 }
+                // Rotate on schedule even without traffic: a new epoch's
+                // key is made and expired ones are destroyed.
+                if keys
+                    .lock()
+                    .map_err(|_| ())
+                    .and_then(|mut k| k.at(OffsetDateTime::now_utc()).map_err(|_| ()))
+                    .is_err()
+                {
+                    m.export_errors.with_label_values(&[name, "keys"]).inc();
+                }
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break,
