@@ -124,8 +124,65 @@ fn export(c: &mut Criterion) {
             sink.send(0, &view).expect("send");
         })
     });
-    g.finish();
     drop(rx);
+
+    // IPFIX over TCP to a local reader that discards.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let to = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        use std::io::Read;
+        if let Ok((mut c, _)) = l.accept() {
+            let mut buf = [0u8; 65536];
+            while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
+        }
+    });
+    let mut tcp = furui::export::tcp::IpfixTcp::open(to, &recipient, None);
+    g.bench_function("project_encode_send/ipfix-tcp", |b| {
+        b.iter(|| {
+            let view = furui::export::project::project(&rec, &grant, &key, &domestic);
+            tcp.send(0, &view).expect("send");
+        })
+    });
+    drop(tcp);
+
+    // The API's buffer (what the HTTPS API then serves).
+    let mut api = furui::export::api::ApiSink {
+        ring: furui::export::api::Ring::new(100_000),
+    };
+    g.bench_function("project_store/api", |b| {
+        b.iter(|| {
+            let view = furui::export::project::project(&rec, &grant, &key, &domestic);
+            api.send(0, &view).expect("store");
+        })
+    });
+
+    // NATS JetStream with acknowledged publishes, if a server can be run.
+    let store = tempfile::tempdir().expect("tempdir");
+    if let Ok(mut server) = std::process::Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", "14222", "-sd"])
+        .arg(store.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        let mut nats =
+            furui::export::nats::NatsJetStream::open("127.0.0.1:14222", "FURUIBENCH", "furui.bench.r").expect("nats");
+        if nats
+            .send(0, &furui::export::project::project(&rec, &grant, &key, &domestic))
+            .is_ok()
+        {
+            g.bench_function("project_publish_ack/nats", |b| {
+                b.iter(|| {
+                    let view = furui::export::project::project(&rec, &grant, &key, &domestic);
+                    nats.send(0, &view).expect("publish");
+                })
+            });
+        }
+        let _ = server.kill();
+        let _ = server.wait();
+    }
+    g.finish();
 }
 
 criterion_group!(benches, bench, loaded, deid, export);
