@@ -311,55 +311,108 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// A TCP collector in the capture namespace: accepts one connection at a
-/// time and keeps every byte received.
-struct TcpCollector {
+/// An IPFIX collector over TCP, or TLS requiring a client certificate, in
+/// the capture namespace: accepts one connection at a time, keeps every
+/// byte received and (TLS) the client's identity.
+struct Collector {
     bytes: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    peer: std::sync::Arc<std::sync::Mutex<Option<[u8; 32]>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl TcpCollector {
-    fn start(ns: &str, port: u16) -> TcpCollector {
+/// A TLS server config from `certs`/server.{pem,key} that requires a client
+/// certificate signed by `certs`/`ca`.
+fn tls_server(certs: &std::path::Path, ca: &str) -> std::sync::Arc<tokio_rustls::rustls::ServerConfig> {
+    use tokio_rustls::rustls;
+    let pem = |f: &str| std::fs::read(certs.join(f)).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut pem(ca).as_slice()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(std::sync::Arc::new(roots), provider.clone())
+            .build()
+            .unwrap();
+    let chain: Vec<_> = rustls_pemfile::certs(&mut pem("server.pem").as_slice())
+        .map(Result::unwrap)
+        .collect();
+    let key = rustls_pemfile::private_key(&mut pem("server.key").as_slice())
+        .unwrap()
+        .unwrap();
+    std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .unwrap(),
+    )
+}
+
+impl Collector {
+    fn start(ns: &str, port: u16, tls: Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>) -> Collector {
         use std::io::Read;
         use std::sync::atomic::Ordering;
         let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let peer = std::sync::Arc::new(std::sync::Mutex::new(None));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (b, s, path) = (bytes.clone(), stop.clone(), format!("/var/run/netns/{ns}"));
+        let (b, p, s, path) = (
+            bytes.clone(),
+            peer.clone(),
+            stop.clone(),
+            format!("/var/run/netns/{ns}"),
+        );
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
-            let fd = std::fs::File::open(&path).unwrap();
-            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            nix::sched::setns(
+                std::fs::File::open(&path).unwrap(),
+                nix::sched::CloneFlags::CLONE_NEWNET,
+            )
+            .unwrap();
             let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
             l.set_nonblocking(true).unwrap();
             ready_tx.send(()).unwrap();
             while !s.load(Ordering::Relaxed) {
-                match l.accept() {
-                    Ok((mut c, _)) => {
-                        c.set_nonblocking(false).unwrap();
-                        c.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-                        let mut buf = [0u8; 4096];
-                        while !s.load(Ordering::Relaxed) {
-                            match c.read(&mut buf) {
-                                Ok(0) => break,
-                                Ok(n) => b.lock().unwrap().extend_from_slice(&buf[..n]),
-                                Err(_) => {}
-                            }
-                        }
+                let Ok((tcp, _)) = l.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                tcp.set_nonblocking(false).unwrap();
+                tcp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+                let mut stream: Box<dyn Read> = match &tls {
+                    None => Box::new(tcp),
+                    Some(cfg) => {
+                        let conn = tokio_rustls::rustls::ServerConnection::new(cfg.clone()).unwrap();
+                        Box::new(PeerRecorder(
+                            tokio_rustls::rustls::StreamOwned::new(conn, tcp),
+                            p.clone(),
+                        ))
                     }
-                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                };
+                let mut buf = [0u8; 4096];
+                while !s.load(Ordering::Relaxed) {
+                    match stream.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => b.lock().unwrap().extend_from_slice(&buf[..n]),
+                        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                        }
+                        Err(_) => break, // handshake refused (wrong client CA) or reset
+                    }
                 }
             }
         });
         ready_rx.recv_timeout(Duration::from_secs(5)).unwrap();
-        TcpCollector {
+        Collector {
             bytes,
+            peer,
             stop,
             thread: Some(thread),
         }
     }
 
-    /// IPFIX messages received so far: (sequence number, has data set).
+    /// IPFIX messages received so far: (sequence number, has a data set).
     fn messages(&self) -> Vec<(u32, bool)> {
         let b = self.bytes.lock().unwrap();
         let mut out = Vec::new();
@@ -386,9 +439,29 @@ impl TcpCollector {
         }
         out
     }
+
+    fn data_messages(&self) -> usize {
+        self.messages().iter().filter(|(_, d)| *d).count()
+    }
 }
 
-impl Drop for TcpCollector {
+/// A TLS stream that notes the client's identity once it is known.
+struct PeerRecorder(
+    tokio_rustls::rustls::StreamOwned<tokio_rustls::rustls::ServerConnection, std::net::TcpStream>,
+    std::sync::Arc<std::sync::Mutex<Option<[u8; 32]>>>,
+);
+
+impl std::io::Read for PeerRecorder {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf);
+        if let Some(c) = self.0.conn.peer_certificates().and_then(|c| c.first()) {
+            *self.1.lock().unwrap() = furui::export::https::spki_sha256(c.as_ref());
+        }
+        n
+    }
+}
+
+impl Drop for Collector {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
@@ -456,12 +529,10 @@ fn ipfix_over_tcp_spools_while_collectors_are_down_and_delivers_in_order() {
         .unwrap();
     let tcpdump_guard = KillOnDrop(tcpdump);
     std::thread::sleep(Duration::from_millis(500));
-    let keeper = TcpCollector::start(&rig.ns_cap, 4741);
-    let small = TcpCollector::start(&rig.ns_cap, 4742);
+    let keeper = Collector::start(&rig.ns_cap, 4741, None);
+    let small = Collector::start(&rig.ns_cap, 4742, None);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while keeper.messages().iter().filter(|(_, d)| *d).count() < 6
-        || small.messages().iter().filter(|(_, d)| *d).count() < (6 - small_dropped) as usize
-    {
+    while keeper.data_messages() < 6 || small.data_messages() < (6 - small_dropped) as usize {
         assert!(Instant::now() < deadline, "spool not delivered:\n{}", d.log_text());
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -846,128 +917,6 @@ fn the_https_api_requires_mutual_tls_and_serves_exactly_the_granted_fields() {
     assert_eq!(d.stop(), 0);
 }
 
-/// A TLS IPFIX collector in the capture namespace that requires a client
-/// certificate signed by `ca`: keeps the bytes and the client's identity.
-struct TlsCollector {
-    bytes: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
-    peer: std::sync::Arc<std::sync::Mutex<Option<[u8; 32]>>>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl TlsCollector {
-    fn start(ns: &str, port: u16, certs: &std::path::Path, ca: &str) -> TlsCollector {
-        use std::io::Read;
-        use std::sync::atomic::Ordering;
-        use tokio_rustls::rustls;
-        let pem = |f: &str| std::fs::read(certs.join(f)).unwrap();
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls_pemfile::certs(&mut pem(ca).as_slice()) {
-            roots.add(c.unwrap()).unwrap();
-        }
-        let verifier =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(std::sync::Arc::new(roots), provider.clone())
-                .build()
-                .unwrap();
-        let chain: Vec<_> = rustls_pemfile::certs(&mut pem("server.pem").as_slice())
-            .map(Result::unwrap)
-            .collect();
-        let key = rustls_pemfile::private_key(&mut pem("server.key").as_slice())
-            .unwrap()
-            .unwrap();
-        let config = std::sync::Arc::new(
-            rustls::ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_client_cert_verifier(verifier)
-                .with_single_cert(chain, key)
-                .unwrap(),
-        );
-        let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let peer = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (b, p, s, path) = (
-            bytes.clone(),
-            peer.clone(),
-            stop.clone(),
-            format!("/var/run/netns/{ns}"),
-        );
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            nix::sched::setns(
-                std::fs::File::open(&path).unwrap(),
-                nix::sched::CloneFlags::CLONE_NEWNET,
-            )
-            .unwrap();
-            let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-            l.set_nonblocking(true).unwrap();
-            ready_tx.send(()).unwrap();
-            while !s.load(Ordering::Relaxed) {
-                let Ok((tcp, _)) = l.accept() else {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                };
-                tcp.set_nonblocking(false).unwrap();
-                tcp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-                let conn = rustls::ServerConnection::new(config.clone()).unwrap();
-                let mut tls = rustls::StreamOwned::new(conn, tcp);
-                let mut buf = [0u8; 4096];
-                while !s.load(Ordering::Relaxed) {
-                    match tls.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => b.lock().unwrap().extend_from_slice(&buf[..n]),
-                        Err(e)
-                            if e.kind() == std::io::ErrorKind::WouldBlock
-                                || e.kind() == std::io::ErrorKind::TimedOut => {}
-                        Err(_) => break, // handshake refused (wrong client CA) or reset
-                    }
-                    if let Some(c) = tls.conn.peer_certificates().and_then(|c| c.first()) {
-                        *p.lock().unwrap() = furui::export::https::spki_sha256(c.as_ref());
-                    }
-                }
-            }
-        });
-        ready_rx.recv_timeout(Duration::from_secs(5)).unwrap();
-        TlsCollector {
-            bytes,
-            peer,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Data-carrying IPFIX messages received so far.
-    fn data_messages(&self) -> usize {
-        let b = self.bytes.lock().unwrap();
-        let mut at = 0;
-        let mut n = 0;
-        while at + 16 <= b.len() {
-            assert_eq!(u16::from_be_bytes([b[at], b[at + 1]]), 10, "not IPFIX at {at}");
-            let len = usize::from(u16::from_be_bytes([b[at + 2], b[at + 3]]));
-            if at + len > b.len() {
-                break;
-            }
-            let mut set = at + 16;
-            while set + 4 <= at + len {
-                n += usize::from(u16::from_be_bytes([b[set], b[set + 1]]) >= 256);
-                set += usize::from(u16::from_be_bytes([b[set + 2], b[set + 3]])).max(4);
-            }
-            at += len;
-        }
-        n
-    }
-}
-
-impl Drop for TlsCollector {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// IPFIX over TLS: the collector requires furui's client certificate and
 /// sees the identity configured for it; records arrive. A collector that
 /// trusts another CA refuses the handshake, and the records wait in the
@@ -999,8 +948,8 @@ fn ipfix_over_tls_presents_furuis_certificate_and_spools_when_refused() {
             spool = rig.path("spool").display(),
         ),
     );
-    let trusting = TlsCollector::start(&rig.ns_cap, 4743, &certs, "ca.pem");
-    let refusing = TlsCollector::start(&rig.ns_cap, 4744, &certs, "other-ca.pem");
+    let trusting = Collector::start(&rig.ns_cap, 4743, Some(tls_server(&certs, "ca.pem")));
+    let refusing = Collector::start(&rig.ns_cap, 4744, Some(tls_server(&certs, "other-ca.pem")));
     let d = Daemon::start(&rig, &cfg);
     for i in 0..3u64 {
         let flow = format!("203.0.113.{},192.0.2.10,tcp,{},80", 50 + i, 8000 + i);
