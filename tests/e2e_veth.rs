@@ -17,6 +17,22 @@ fn measures(transit: bool, inbound: bool, outbound: bool) -> String {
     s
 }
 
+/// A rig whose daemon config authorizes every measure and loads
+/// `rules/r.toml` with `ruleset`.
+fn rig_with_ruleset(ruleset: &str) -> (Rig, std::path::PathBuf) {
+    let rig = Rig::new();
+    std::fs::create_dir(rig.path("rules")).unwrap();
+    std::fs::write(rig.path("rules/r.toml"), ruleset).unwrap();
+    let cfg = rig.config(
+        "",
+        &format!(
+            "{DOMESTIC}\n{}\n[selection]\nrules_dir = \"rules\"\n",
+            measures(true, true, true)
+        ),
+    );
+    (rig, cfg)
+}
+
 const SELECT_C2: &str = "[[indicators]]\nname = \"c2\"\nprefixes = [\"203.0.113.0/24\", \"2001:4860:bad::/48\"]\n";
 
 #[test]
@@ -213,8 +229,7 @@ fn selected_flows_become_records() {
     // Both flows are tracked; only the selected one will become a record.
     assert_eq!(m.get("furui_flows_active"), 2);
     assert_eq!(d.stop(), 0);
-    let text = std::fs::read_to_string(rig.path("records.jsonl")).unwrap();
-    let recs: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (recs, text) = rig.records();
     assert_eq!(recs.len(), 1, "exactly one selected flow:\n{text}");
     let r = &recs[0];
     assert_eq!(r["initiator"], "203.0.113.5");
@@ -332,8 +347,7 @@ fn reloading_rules_under_traffic_loses_nothing_and_records_carry_the_active_vers
     assert_eq!(m.get("furui_rule_matches_total{rule=\"to-1000\"}"), 10 * 5);
     assert_eq!(m.get("furui_rule_matches_total{rule=\"to-2000\"}"), 10 * 5);
     assert_eq!(d.stop(), 0);
-    let text = std::fs::read_to_string(rig.path("records.jsonl")).unwrap();
-    let recs: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (recs, text) = rig.records();
     assert_eq!(recs.len(), 20, "one selected flow per phase:\n{text}");
     for r in &recs {
         let phase = r["initiator_port"].as_u64().unwrap() - 10_000;
@@ -358,23 +372,9 @@ fn tls_and_quic_client_hellos_select_flows_by_ja4_on_live_traffic() {
         .lines()
         .find_map(|l| l.strip_prefix("quic-v1-initial.pcap ").map(str::to_string))
         .unwrap();
-    let rig = Rig::new();
-    let rules_dir = rig.path("rules");
-    std::fs::create_dir(&rules_dir).unwrap();
-    std::fs::write(
-        rules_dir.join("fp.toml"),
-        format!(
-            "version = \"fp1\"\n[[rule]]\nid = \"tls-client\"\nmeasures = [\"transit\"]\nja4 = [\"{tls_ja4}\"]\n\n[[rule]]\nid = \"quic-client\"\nmeasures = [\"outbound\"]\nja4 = [\"{quic_ja4}\"]\n"
-        ),
-    )
-    .unwrap();
-    let cfg = rig.config(
-        "",
-        &format!(
-            "{DOMESTIC}\n{}\n[selection]\nrules_dir = \"rules\"\n",
-            measures(true, true, true)
-        ),
-    );
+    let (rig, cfg) = rig_with_ruleset(&format!(
+        "version = \"fp1\"\n[[rule]]\nid = \"tls-client\"\nmeasures = [\"transit\"]\nja4 = [\"{tls_ja4}\"]\n\n[[rule]]\nid = \"quic-client\"\nmeasures = [\"outbound\"]\nja4 = [\"{quic_ja4}\"]\n"
+    ));
     let d = Daemon::start(&rig, &cfg);
     let tls = shared_pcap("ja4__tls12.pcap");
     let quic = data_file("quic-v1-initial.pcap");
@@ -399,8 +399,7 @@ fn tls_and_quic_client_hellos_select_flows_by_ja4_on_live_traffic() {
         "QUIC plaintext left in memory"
     );
     assert_eq!(d.stop(), 0);
-    let text = std::fs::read_to_string(rig.path("records.jsonl")).unwrap();
-    let mut recs: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (mut recs, text) = rig.records();
     recs.sort_by_key(|r| r["protocol"].as_u64());
     assert_eq!(recs.len(), 2, "{text}");
     assert_eq!(recs[0]["ja4"], tls_ja4);
@@ -425,23 +424,9 @@ fn tls_and_quic_client_hellos_select_flows_by_ja4_on_live_traffic() {
 fn a_sealed_signature_selects_a_flow_and_leaves_no_bytes_behind() {
     let signature = format!("SEALED-SIG-{:08x}", std::process::id());
     let context = format!("CTX-{:08x}-", std::process::id().wrapping_mul(2_654_435_761));
-    let rig = Rig::new();
-    let rules_dir = rig.path("rules");
-    std::fs::create_dir(&rules_dir).unwrap();
-    std::fs::write(
-        rules_dir.join("sig.toml"),
-        format!(
-            "version = \"sig1\"\n[[rule]]\nid = \"sealed-command\"\nmeasures = [\"inbound\"]\npayload = [{{ text = \"{signature}\" }}]\n"
-        ),
-    )
-    .unwrap();
-    let cfg = rig.config(
-        "",
-        &format!(
-            "{DOMESTIC}\n{}\n[selection]\nrules_dir = \"rules\"\n",
-            measures(true, true, true)
-        ),
-    );
+    let (rig, cfg) = rig_with_ruleset(&format!(
+        "version = \"sig1\"\n[[rule]]\nid = \"sealed-command\"\nmeasures = [\"inbound\"]\npayload = [{{ text = \"{signature}\" }}]\n"
+    ));
     let d = Daemon::start(&rig, &cfg);
     let before = count_in_process_memory(d.pid(), signature.as_bytes());
     let payload = format!("{context}{signature}-TAIL");
@@ -481,8 +466,7 @@ fn a_sealed_signature_selects_a_flow_and_leaves_no_bytes_behind() {
         "the traffic left copies of the signature in memory"
     );
     assert_eq!(d.stop(), 0);
-    let text = std::fs::read_to_string(rig.path("records.jsonl")).unwrap();
-    let recs: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (recs, text) = rig.records();
     assert_eq!(recs.len(), 1, "{text}");
     assert_eq!(recs[0]["rules"], serde_json::json!(["sealed-command"]));
     assert_eq!(recs[0]["initiator"], "198.18.0.9");

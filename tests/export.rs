@@ -140,11 +140,7 @@ fn ipfix_over_udp_reaches_nfcapd_pseudonymized_with_equal_counts() {
     assert_eq!(d.stop(), 0);
     let (flows, text) = nf.stop_and_read();
 
-    let recs: Vec<serde_json::Value> = std::fs::read_to_string(rig.path("records.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (recs, _) = rig.records();
     assert_eq!(recs.len(), 3, "three selected flows recorded locally");
     let inbound: Vec<&serde_json::Value> = recs.iter().filter(|r| r["class"] == "inbound").collect();
     assert_eq!(
@@ -252,11 +248,7 @@ fn ipfix_over_udp_reaches_nfacctd_pseudonymized_with_equal_counts() {
     let text = std::fs::read_to_string(&out).unwrap();
     let mut ks = furui::deid::KeyStore::open(&keys, furui::deid::EpochPeriod::Daily, 2).unwrap();
     let key = ks.at(time::OffsetDateTime::now_utc()).unwrap();
-    let recs: Vec<serde_json::Value> = std::fs::read_to_string(rig.path("records.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (recs, _) = rig.records();
     assert_eq!(recs.len(), 2);
     for r in &recs {
         let ip = |v: &serde_json::Value| -> std::net::IpAddr { v.as_str().unwrap().parse().unwrap() };
@@ -560,15 +552,7 @@ fn ipfix_over_tcp_spools_while_collectors_are_down_and_delivers_in_order() {
     drop(tcpdump_guard);
 
     // Order: as selected (the local records file has the selection order).
-    let selected: Vec<u64> = std::fs::read_to_string(rig.path("records.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["initiator_port"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
+    let selected = rig.record_ports();
     let out = Command::new("tshark")
         .arg("-r")
         .arg(&pcap)
@@ -738,15 +722,7 @@ fn nats_jetstream_gets_exactly_the_granted_records_across_a_server_restart() {
     let got = nats_read(&rig.ns_cap, "furui.records.bus");
     drop(nats);
 
-    let selected: Vec<u64> = std::fs::read_to_string(rig.path("records.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["initiator_port"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
+    let selected = rig.record_ports();
     assert_eq!(selected.len(), 6);
     let ports: Vec<u64> = got.iter().map(|v| v["initiator_port"].as_u64().unwrap()).collect();
     assert_eq!(ports, selected, "every record once, in selection order");

@@ -122,6 +122,26 @@ impl Rig {
         self.dir.path().join(name)
     }
 
+    /// The daemon's records (JSON lines) and the file's text.
+    pub fn records(&self) -> (Vec<serde_json::Value>, String) {
+        let text = std::fs::read_to_string(self.path("records.jsonl")).unwrap_or_default();
+        let recs = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad record ({e}): {l}")))
+            .collect();
+        (recs, text)
+    }
+
+    /// The initiator ports of the records, in the order they were written
+    /// (the order the flows were selected and ended).
+    pub fn record_ports(&self) -> Vec<u64> {
+        self.records()
+            .0
+            .iter()
+            .map(|r| r["initiator_port"].as_u64().unwrap())
+            .collect()
+    }
+
     /// Writes a config for this rig: `body` is everything after [capture].
     pub fn config(&self, capture_extra: &str, body: &str) -> PathBuf {
         let p = self.path("furui.toml");
