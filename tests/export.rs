@@ -473,9 +473,8 @@ fn ipfix_over_tcp_spools_while_collectors_are_down_and_delivers_in_order() {
     let cfg = rig.config(
         "",
         &format!(
-            "{DOMESTIC}{MEASURES}{SELECT}\n[flows]\nidle_timeout_secs = 1\n\n[deid]\nkey_dir = \"{keys}\"\n\n[export]\nspool_dir = \"{spool}\"\n\n[[purposes]]\nid = \"damage-prevention\"\ndamage_prevention = true\n\n[[recipients]]\nname = \"keeper\"\nrole = \"analyst\"\nidentity = \"{IDENTITY}\"\n{grant}[[recipients.sinks]]\nkind = \"ipfix-tcp\"\naddress = \"127.0.0.1:4741\"\n\n[[recipients]]\nname = \"small\"\nrole = \"analyst\"\nidentity = \"{IDENTITY}\"\nspool_max_bytes = 300\n{grant}[[recipients.sinks]]\nkind = \"ipfix-tcp\"\naddress = \"127.0.0.1:4742\"\n",
-            keys = rig.path("keys").display(),
-            spool = rig.path("spool").display(),
+            "{prelude}[[purposes]]\nid = \"damage-prevention\"\ndamage_prevention = true\n\n[[recipients]]\nname = \"keeper\"\nrole = \"analyst\"\nidentity = \"{IDENTITY}\"\n{grant}[[recipients.sinks]]\nkind = \"ipfix-tcp\"\naddress = \"127.0.0.1:4741\"\n\n[[recipients]]\nname = \"small\"\nrole = \"analyst\"\nidentity = \"{IDENTITY}\"\nspool_max_bytes = 300\n{grant}[[recipients.sinks]]\nkind = \"ipfix-tcp\"\naddress = \"127.0.0.1:4742\"\n",
+            prelude = export_prelude(&rig),
         ),
     );
     let d = Daemon::start(&rig, &cfg);
@@ -668,9 +667,8 @@ fn nats_jetstream_gets_exactly_the_granted_records_across_a_server_restart() {
     let cfg = rig.config(
         "",
         &format!(
-            "{DOMESTIC}{MEASURES}{SELECT}\n[flows]\nidle_timeout_secs = 1\n\n[deid]\nkey_dir = \"{keys}\"\n\n[export]\nspool_dir = \"{spool}\"\n\n[[purposes]]\nid = \"damage-prevention\"\ndamage_prevention = true\n\n[[recipients]]\nname = \"bus\"\nrole = \"analyst\"\nidentity = \"{IDENTITY}\"\n[[recipients.grants]]\nmeasures = [\"inbound\"]\nfields = [\"initiator_port\", \"responder\", \"packets_forward\"]\npurpose = \"damage-prevention\"\n[[recipients.sinks]]\nkind = \"nats\"\naddress = \"127.0.0.1:4222\"\n",
-            keys = rig.path("keys").display(),
-            spool = rig.path("spool").display(),
+            "{prelude}[[purposes]]\nid = \"damage-prevention\"\ndamage_prevention = true\n\n[[recipients]]\nname = \"bus\"\nrole = \"analyst\"\nidentity = \"{IDENTITY}\"\n[[recipients.grants]]\nmeasures = [\"inbound\"]\nfields = [\"initiator_port\", \"responder\", \"packets_forward\"]\npurpose = \"damage-prevention\"\n[[recipients.sinks]]\nkind = \"nats\"\naddress = \"127.0.0.1:4222\"\n",
+            prelude = export_prelude(&rig),
         ),
     );
     let nats = nats_server(&rig, &store);
@@ -745,6 +743,27 @@ fn nats_jetstream_gets_exactly_the_granted_records_across_a_server_restart() {
     }
 }
 
+/// The common head of the live-export configs: every test's domestic
+/// range, measures and indicator set, 1-second idle flows, and key and
+/// spool directories inside the rig.
+fn export_prelude(rig: &Rig) -> String {
+    format!(
+        "{DOMESTIC}{MEASURES}{SELECT}\n[flows]\nidle_timeout_secs = 1\n\n[deid]\nkey_dir = \"{}\"\n\n[export]\nspool_dir = \"{}\"\n\n",
+        rig.path("keys").display(),
+        rig.path("spool").display()
+    )
+}
+
+/// A rig with a test CA and certificates (see `make_certs`): the rig, the
+/// certificate directory, and each client's identity.
+fn rig_with_certs(clients: &[&str]) -> (Rig, std::path::PathBuf, Vec<String>) {
+    let rig = Rig::new();
+    let certs = rig.path("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let ids = make_certs(&certs, clients);
+    (rig, certs, ids)
+}
+
 /// Runs a shell command; panics with its output on failure.
 fn sh(cmd: &str) -> String {
     let out = Command::new("sh").args(["-c", cmd]).output().unwrap();
@@ -789,18 +808,14 @@ fn make_certs(dir: &std::path::Path, clients: &[&str]) -> Vec<String> {
 /// recipient without an `api` grant get 403; plain HTTP gets nothing.
 #[test]
 fn the_https_api_requires_mutual_tls_and_serves_exactly_the_granted_fields() {
-    let rig = Rig::new();
-    let certs = rig.path("certs");
-    std::fs::create_dir(&certs).unwrap();
-    let ids = make_certs(&certs, &["analyst", "stranger", "inspector", "noapi"]);
+    let (rig, certs, ids) = rig_with_certs(&["analyst", "stranger", "inspector", "noapi"]);
     let grant = "[[recipients.grants]]\nmeasures = [\"inbound\"]\nfields = [\"initiator\", \"responder_port\", \"packets_forward\"]\npurpose = \"damage-prevention\"\n";
     let c = certs.display();
     let cfg = rig.config(
         "",
         &format!(
-            "{DOMESTIC}{MEASURES}{SELECT}\n[flows]\nidle_timeout_secs = 1\n\n[deid]\nkey_dir = \"{keys}\"\n\n[export]\nspool_dir = \"{spool}\"\n\n[api]\nlisten = \"127.0.0.1:9443\"\ncert = \"{c}/server.pem\"\nkey = \"{c}/server.key\"\nclient_ca = \"{c}/ca.pem\"\n\n[[purposes]]\nid = \"damage-prevention\"\ndamage_prevention = true\n\n[[recipients]]\nname = \"analyst\"\nrole = \"analyst\"\nidentity = \"{a}\"\n{grant}[[recipients.sinks]]\nkind = \"api\"\n\n[[recipients]]\nname = \"inspector\"\nrole = \"oversight\"\nidentity = \"{o}\"\n{grant}\n[[recipients]]\nname = \"noapi\"\nrole = \"analyst\"\nidentity = \"{n}\"\n{grant}",
-            keys = rig.path("keys").display(),
-            spool = rig.path("spool").display(),
+            "{prelude}[api]\nlisten = \"127.0.0.1:9443\"\ncert = \"{c}/server.pem\"\nkey = \"{c}/server.key\"\nclient_ca = \"{c}/ca.pem\"\n\n[[purposes]]\nid = \"damage-prevention\"\ndamage_prevention = true\n\n[[recipients]]\nname = \"analyst\"\nrole = \"analyst\"\nidentity = \"{a}\"\n{grant}[[recipients.sinks]]\nkind = \"api\"\n\n[[recipients]]\nname = \"inspector\"\nrole = \"oversight\"\nidentity = \"{o}\"\n{grant}\n[[recipients]]\nname = \"noapi\"\nrole = \"analyst\"\nidentity = \"{n}\"\n{grant}",
+            prelude = export_prelude(&rig),
             a = ids[0],
             o = ids[2],
             n = ids[3],
@@ -899,10 +914,7 @@ fn the_https_api_requires_mutual_tls_and_serves_exactly_the_granted_fields() {
 /// spool instead of going anywhere else.
 #[test]
 fn ipfix_over_tls_presents_furuis_certificate_and_spools_when_refused() {
-    let rig = Rig::new();
-    let certs = rig.path("certs");
-    std::fs::create_dir(&certs).unwrap();
-    let ids = make_certs(&certs, &["exporter"]);
+    let (rig, certs, ids) = rig_with_certs(&["exporter"]);
     // A second CA the refusing collector trusts instead.
     sh(&format!(
         "cd {} && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other-ca.key -out other-ca.pem -days 2 -subj /CN=other 2>/dev/null",
@@ -917,11 +929,10 @@ fn ipfix_over_tls_presents_furuis_certificate_and_spools_when_refused() {
     let cfg = rig.config(
         "",
         &format!(
-            "{DOMESTIC}{MEASURES}{SELECT}\n[flows]\nidle_timeout_secs = 1\n\n[deid]\nkey_dir = \"{keys}\"\n\n[export]\nspool_dir = \"{spool}\"\n\n[[purposes]]\nid = \"damage-prevention\"\ndamage_prevention = true\n{}{}",
+            "{prelude}[[purposes]]\nid = \"damage-prevention\"\ndamage_prevention = true\n{}{}",
             sink("trusting", 4743),
             sink("refusing", 4744),
-            keys = rig.path("keys").display(),
-            spool = rig.path("spool").display(),
+            prelude = export_prelude(&rig),
         ),
     );
     let trusting = Collector::start(&rig.ns_cap, 4743, Some(tls_server(&certs, "ca.pem")));
@@ -979,17 +990,13 @@ fn ipfix_over_tls_presents_furuis_certificate_and_spools_when_refused() {
 /// below the minimum count suppressed, and no record or address at all.
 #[test]
 fn an_aggregate_grant_gets_suppressed_counts_and_never_records() {
-    let rig = Rig::new();
-    let certs = rig.path("certs");
-    std::fs::create_dir(&certs).unwrap();
-    let ids = make_certs(&certs, &["statistician"]);
+    let (rig, certs, ids) = rig_with_certs(&["statistician"]);
     let c = certs.display();
     let cfg = rig.config(
         "",
         &format!(
-            "{DOMESTIC}{MEASURES}{SELECT}\n[flows]\nidle_timeout_secs = 1\n\n[deid]\nkey_dir = \"{keys}\"\n\n[export]\nspool_dir = \"{spool}\"\n\n[aggregates]\nperiod_secs = 4\nmin_count = 3\n\n[api]\nlisten = \"127.0.0.1:9443\"\ncert = \"{c}/server.pem\"\nkey = \"{c}/server.key\"\nclient_ca = \"{c}/ca.pem\"\n\n[[purposes]]\nid = \"damage-prevention\"\ndamage_prevention = true\n\n[[recipients]]\nname = \"statistician\"\nrole = \"analyst\"\nidentity = \"{id}\"\n[[recipients.grants]]\nmeasures = [\"inbound\"]\naggregate = true\npurpose = \"damage-prevention\"\n[[recipients.sinks]]\nkind = \"api\"\n",
-            keys = rig.path("keys").display(),
-            spool = rig.path("spool").display(),
+            "{prelude}[aggregates]\nperiod_secs = 4\nmin_count = 3\n\n[api]\nlisten = \"127.0.0.1:9443\"\ncert = \"{c}/server.pem\"\nkey = \"{c}/server.key\"\nclient_ca = \"{c}/ca.pem\"\n\n[[purposes]]\nid = \"damage-prevention\"\ndamage_prevention = true\n\n[[recipients]]\nname = \"statistician\"\nrole = \"analyst\"\nidentity = \"{id}\"\n[[recipients.grants]]\nmeasures = [\"inbound\"]\naggregate = true\npurpose = \"damage-prevention\"\n[[recipients.sinks]]\nkind = \"api\"\n",
+            prelude = export_prelude(&rig),
             id = ids[0],
         ),
     );
