@@ -148,6 +148,7 @@ fn export(c: &mut Criterion) {
     // The API's buffer (what the HTTPS API then serves).
     let mut api = furui::export::api::ApiSink {
         ring: furui::export::api::Ring::new(100_000),
+        evicted: None,
     };
     g.bench_function("project_store/api", |b| {
         b.iter(|| {

@@ -34,19 +34,21 @@ impl Ring {
         })
     }
 
-    /// Stores a view; returns its cursor.
-    pub fn push(&self, view: &View) -> u64 {
+    /// Stores a view; returns its cursor and whether the oldest view had
+    /// to go to make room.
+    pub fn push(&self, view: &View) -> (u64, bool) {
         let json = serde_json::to_string(view).unwrap_or_else(|_| "{}".into());
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let cursor = g.next;
         g.next += 1;
         // The view's JSON is an object with at least `key_epoch`.
         let line: Arc<str> = Arc::from(format!("{{\"cursor\":{cursor},{}", &json[1..]));
-        if g.buf.len() == g.cap {
+        let evicted = g.buf.len() == g.cap;
+        if evicted {
             g.buf.pop_front();
         }
         g.buf.push_back((cursor, line));
-        cursor
+        (cursor, evicted)
     }
 
     /// Up to `limit` lines after `cursor`.
@@ -63,6 +65,8 @@ impl Ring {
 
 pub struct ApiSink {
     pub ring: Arc<Ring>,
+    /// Counts views pushed out of a full buffer before anyone read them.
+    pub evicted: Option<prometheus::IntCounter>,
 }
 
 impl Sink for ApiSink {
@@ -75,7 +79,11 @@ impl Sink for ApiSink {
     }
 
     fn send(&mut self, _grant: usize, view: &View) -> std::io::Result<()> {
-        self.ring.push(view);
+        if self.ring.push(view).1 {
+            if let Some(c) = &self.evicted {
+                c.inc();
+            }
+        }
         Ok(())
     }
 }
@@ -93,7 +101,8 @@ mod tests {
                 key_epoch: "e".into(),
                 fields: vec![("packets_forward", Value::U64(i))],
             };
-            r.push(&v);
+            let (_, evicted) = r.push(&v);
+            assert_eq!(evicted, i >= 3);
         }
         let all = r.after(0, 10);
         assert_eq!(all.len(), 3, "the two oldest were dropped");

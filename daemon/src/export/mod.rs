@@ -97,9 +97,17 @@ pub enum ExportStartError {
     Thread(#[source] std::io::Error),
 }
 
-fn open_sink(r: &Recipient, s: &SinkKind, ring: &Arc<api::Ring>) -> Result<Box<dyn Sink>, ExportStartError> {
+fn open_sink(
+    r: &Recipient,
+    s: &SinkKind,
+    ring: &Arc<api::Ring>,
+    m: &Metrics,
+) -> Result<Box<dyn Sink>, ExportStartError> {
     match s {
-        SinkKind::Api => Ok(Box::new(api::ApiSink { ring: ring.clone() })),
+        SinkKind::Api => Ok(Box::new(api::ApiSink {
+            ring: ring.clone(),
+            evicted: Some(m.export_dropped.with_label_values(&[&r.name, "buffer_full"])),
+        })),
         SinkKind::IpfixUdp {
             to,
             template_refresh_secs,
@@ -245,7 +253,7 @@ impl Exporters {
                     source,
                 })?;
                 sinks.push(Outlet {
-                    sink: open_sink(r, s, &ring)?,
+                    sink: open_sink(r, s, &ring, metrics)?,
                     spool,
                 });
             }

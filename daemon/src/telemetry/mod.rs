@@ -184,7 +184,7 @@ impl Metrics {
         let export_dropped = counter_vec(
             &r,
             EXPORT_DROPPED,
-            "Records not sent to a recipient, by reason (queue_full, spool_full, spool_error, no_key).",
+            "Records not sent to a recipient, by reason (queue_full, spool_full, spool_error, no_key, buffer_full: pushed out of the API buffer unread).",
             &["recipient", "reason"],
         );
         let export_queue_depth = IntGaugeVec::new(
