@@ -258,6 +258,10 @@ impl Exporters {
                 });
             }
             let (q_tx, q_rx) = bounded(r.queue_capacity);
+            metrics
+                .export_queue_capacity
+                .with_label_values(&[&r.name])
+                .set(r.queue_capacity as i64);
             let name: Arc<str> = Arc::from(r.name.as_str());
             for reason in ["queue_full", "spool_full"] {
                 metrics.export_dropped.with_label_values(&[&name, reason]);

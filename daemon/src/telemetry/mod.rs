@@ -47,6 +47,7 @@ pub struct Metrics {
     pub export_spool_bytes: IntGaugeVec,
     pub export_spooled: IntCounterVec,
     pub api_requests: IntCounterVec,
+    pub export_queue_capacity: IntGaugeVec,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -220,6 +221,15 @@ impl Metrics {
             "HTTPS API requests, by recipient (\"unknown\" for a certificate of no recipient) and status.",
             &["recipient", "status"],
         );
+        let export_queue_capacity = IntGaugeVec::new(
+            Opts::new(
+                EXPORT_QUEUE_CAPACITY,
+                "Capacity of a recipient's queue; a full queue drops records for that recipient.",
+            ),
+            &["recipient"],
+        )
+        .expect("valid");
+        r.register(Box::new(export_queue_capacity.clone())).expect("unique");
         let build = IntGaugeVec::new(Opts::new(BUILD_INFO, "Build information."), &["version"]).expect("valid");
         r.register(Box::new(build.clone())).expect("unique");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -275,6 +285,7 @@ impl Metrics {
             export_spool_bytes,
             export_spooled,
             api_requests,
+            export_queue_capacity,
         }
     }
 

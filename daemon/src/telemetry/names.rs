@@ -33,3 +33,4 @@ pub const EXPORT_ERRORS: &str = "furui_export_errors_total";
 pub const EXPORT_SPOOL_BYTES: &str = "furui_export_spool_bytes";
 pub const EXPORT_SPOOLED: &str = "furui_export_spooled_total";
 pub const API_REQUESTS: &str = "furui_api_requests_total";
+pub const EXPORT_QUEUE_CAPACITY: &str = "furui_export_queue_capacity";
