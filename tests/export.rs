@@ -673,49 +673,25 @@ fn nats_jetstream_gets_exactly_the_granted_records_across_a_server_restart() {
     );
     let nats = nats_server(&rig, &store);
     let d = Daemon::start(&rig, &cfg);
-    let wait_sent = |n: u64| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while d
-            .metrics()
-            .get("furui_export_records_total{recipient=\"bus\",sink=\"nats\"}")
-            < n
-        {
-            assert!(
-                Instant::now() < deadline,
-                "only {} of {n} published:\n{}",
-                d.metrics()
-                    .get("furui_export_records_total{recipient=\"bus\",sink=\"nats\"}"),
-                d.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    };
+    let published = "furui_export_records_total{recipient=\"bus\",sink=\"nats\"}";
     for i in 0..3u64 {
         let flow = format!("203.0.113.{},192.0.2.10,tcp,{},80", 30 + i, 6000 + i);
         rig.send(&["--count", &(i + 1).to_string(), "--flow", &flow]);
     }
-    wait_sent(3);
+    d.wait_for_metric(published, 3, "records published");
     // The server goes away; three more flows end meanwhile.
     drop(nats);
     for i in 3..6u64 {
         let flow = format!("203.0.113.{},192.0.2.10,tcp,{},80", 30 + i, 6000 + i);
         rig.send(&["--count", &(i + 1).to_string(), "--flow", &flow]);
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while d
-        .metrics()
-        .get("furui_export_spooled_total{recipient=\"bus\",sink=\"nats\"}")
-        < 3
-    {
-        assert!(
-            Instant::now() < deadline,
-            "records not spooled while NATS was down:\n{}",
-            d.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    d.wait_for_metric(
+        "furui_export_spooled_total{recipient=\"bus\",sink=\"nats\"}",
+        3,
+        "records not spooled while NATS was down",
+    );
     let nats = nats_server(&rig, &store);
-    wait_sent(6);
+    d.wait_for_metric(published, 6, "records published after the restart");
     assert_eq!(d.stop(), 0);
     let got = nats_read(&rig.ns_cap, "furui.records.bus");
     drop(nats);
@@ -826,19 +802,11 @@ fn the_https_api_requires_mutual_tls_and_serves_exactly_the_granted_fields() {
         let flow = format!("203.0.113.{},192.0.2.10,tcp,{},{}", 40 + i, 7000 + i, 80 + i);
         rig.send(&["--count", &(i + 1).to_string(), "--flow", &flow]);
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while d
-        .metrics()
-        .get("furui_export_records_total{recipient=\"analyst\",sink=\"api\"}")
-        < 3
-    {
-        assert!(
-            Instant::now() < deadline,
-            "views not stored for the API:\n{}",
-            d.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    d.wait_for_metric(
+        "furui_export_records_total{recipient=\"analyst\",sink=\"api\"}",
+        3,
+        "views not stored for the API",
+    );
     let curl = |args: &str| -> (bool, String) {
         let out = Command::new("sh")
             .args([

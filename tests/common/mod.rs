@@ -289,6 +289,24 @@ impl Daemon {
         )
     }
 
+    /// Waits (at most 20 s) until `series` reaches `n`; panics with the
+    /// log, naming `what`, if it does not.
+    pub fn wait_for_metric(&self, series: &str, n: u64, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = self.metrics().get(series);
+            if got >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: {series} = {got}, want {n}\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Scrapes until two scrapes 600 ms apart agree (counters settled).
     pub fn settled_metrics(&self) -> Metrics {
         let mut last = self.metrics();
