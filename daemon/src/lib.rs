@@ -26,6 +26,7 @@ pub mod config;
 pub mod control;
 pub mod telemetry;
 
+pub mod audit;
 pub mod benchkit;
 pub mod craft;
 pub mod sys;

@@ -26,6 +26,15 @@ enum Cmd {
     Run {
         #[arg(short, long)]
         config: PathBuf,
+        /// If the audit trail fails verification, set it aside and start a
+        /// new segment (recorded as its first entry) instead of refusing.
+        #[arg(long)]
+        new_segment: bool,
+    },
+    /// Audit trail checks for inspectors (read-only; a copy of the files and the public key suffice).
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
     },
     /// Validate configuration files; print every error with its line. Exit 2 on any error.
     CheckConfig {
@@ -58,6 +67,21 @@ enum Cmd {
 /// filter; `FURUI_LOG_FORMAT=json` writes one JSON object per line (the
 /// systemd unit sets it). No log line carries packet bytes or addresses of
 /// unselected traffic: the data path logs counters and states only.
+#[derive(clap::Subcommand)]
+enum AuditCmd {
+    /// Verify the hash chain and every signature of DIR/trail.jsonl; print
+    /// PASS with the figures, or FAIL and the first bad entry. Exit 1 on FAIL.
+    Verify {
+        dir: PathBuf,
+        /// The appliance's public key (DIR/appliance.pub on the appliance).
+        #[arg(long)]
+        pubkey: PathBuf,
+        /// A checkpoint entry a recipient kept: the trail must still hold it.
+        #[arg(long)]
+        witness: Option<PathBuf>,
+    },
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FURUI_LOG").unwrap_or_else(|_| "info".into());
     use std::io::IsTerminal;
@@ -98,7 +122,43 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Cmd::Run { config } => {
+        Cmd::Audit {
+            cmd: AuditCmd::Verify { dir, pubkey, witness },
+        } => {
+            let run = || -> Result<furui::audit::Verified, furui::audit::AuditError> {
+                let key = furui::audit::read_pubkey(&pubkey)?;
+                let w = match &witness {
+                    Some(p) => Some(
+                        std::fs::read_to_string(p).map_err(|source| furui::audit::AuditError::Io {
+                            path: p.clone(),
+                            source,
+                        })?,
+                    ),
+                    None => None,
+                };
+                furui::audit::verify(&dir.join(furui::audit::TRAIL), &key, w.as_deref())
+            };
+            match run() {
+                Ok(v) => {
+                    println!(
+                        "PASS: {} entries, {} signed checkpoints, chain and signatures intact{}",
+                        v.entries,
+                        v.checkpoints,
+                        if witness.is_some() {
+                            ", witness checkpoint present"
+                        } else {
+                            ""
+                        }
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    println!("FAIL: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Cmd::Run { config, new_segment } => {
             init_logging();
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
@@ -107,7 +167,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match furui::control::run(cfg) {
+            match furui::control::run::run_with(cfg, new_segment) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     let chain = anyhow::Error::new(e);

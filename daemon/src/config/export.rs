@@ -70,6 +70,37 @@ fn default_spool_dir() -> Spanned<String> {
     Spanned::new(0..0, "/var/lib/furui/spool".to_string())
 }
 
+/// The audit trail (`[audit]`): where it lives and how often a signed
+/// counter checkpoint is written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    pub dir: Spanned<String>,
+    #[serde(default = "default_checkpoint")]
+    pub checkpoint_secs: Spanned<u32>,
+}
+
+fn default_checkpoint() -> Spanned<u32> {
+    Spanned::new(0..0, 60)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audit {
+    pub dir: PathBuf,
+    pub checkpoint_secs: u32,
+}
+
+pub fn validate_audit(a: Option<AuditSection>, base: &std::path::Path, c: &mut Collector<'_>) -> Option<Audit> {
+    let a = a?;
+    if *a.checkpoint_secs.get_ref() == 0 {
+        c.at(a.checkpoint_secs.span(), "checkpoint_secs must be at least 1");
+    }
+    Some(Audit {
+        dir: super::prefixes::resolve(base, a.dir.get_ref()),
+        checkpoint_secs: (*a.checkpoint_secs.get_ref()).max(1),
+    })
+}
+
 /// Art. 29 aggregates: the counting period and the smallest count a
 /// published cell may have.
 #[derive(Debug, Deserialize)]

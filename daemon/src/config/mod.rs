@@ -109,6 +109,8 @@ pub struct Config {
     pub control_socket: PathBuf,
     /// De-identification and the recipients records may be exported to.
     pub export: export::Export,
+    /// The audit trail, when configured.
+    pub audit: Option<export::Audit>,
 }
 
 impl Config {
@@ -126,6 +128,8 @@ impl Config {
             Some("[metrics]")
         } else if self.control_socket != new.control_socket {
             Some("[control]")
+        } else if self.audit != new.audit {
+            Some("[audit]")
         } else if self.export != new.export {
             Some("[deid], [export], [api], [aggregates], [[purposes]], [[consents]] or [[recipients]]")
         } else {
@@ -170,7 +174,7 @@ impl Config {
 }
 
 const SECTIONS: &str =
-    "capture, domestic, measures, indicators, selection, flows, records, metrics, control, deid, export, api, aggregates, purposes, consents, recipients";
+    "capture, domestic, measures, indicators, selection, flows, records, metrics, control, deid, export, api, aggregates, audit, purposes, consents, recipients";
 
 pub(crate) fn de<T: DeserializeOwned>(v: &Spanned<DeValue<'_>>, c: &mut Collector<'_>) -> Option<T> {
     match T::deserialize(ValueDeserializer::from(v.clone())) {
@@ -231,6 +235,7 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
     let mut export_section = export::ExportSection::default();
     let mut api: Option<export::ApiSection> = None;
     let mut aggregates = export::AggregatesSection::default();
+    let mut audit: Option<export::AuditSection> = None;
     let mut purposes: Vec<export::PurposeSection> = Vec::new();
     let mut consents: Vec<export::ConsentSection> = Vec::new();
     let mut recipients: Vec<export::RecipientSection> = Vec::new();
@@ -304,6 +309,10 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
                     export::ExportSection::default()
                 })
             }
+            "audit" => {
+                audit = de(value, c);
+                ok &= audit.is_some();
+            }
             "aggregates" => {
                 aggregates = de(value, c).unwrap_or_else(|| {
                     ok = false;
@@ -363,6 +372,7 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
         }
     };
 
+    let audit = export::validate_audit(audit, &base, c);
     let export = export::validate(
         aggregates,
         api,
@@ -392,6 +402,7 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
         metrics_listen: metrics_listen?,
         control_socket: prefixes::resolve(&base, &control.socket),
         export: export?,
+        audit,
     })
 }
 

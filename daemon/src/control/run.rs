@@ -51,6 +51,8 @@ pub enum RunError {
     },
     #[error(transparent)]
     Export(#[from] crate::export::ExportStartError),
+    #[error("the audit trail cannot be used; furui does not run without it (`furui run --new-segment` starts a new segment, which is itself recorded)")]
+    Audit(#[source] crate::audit::AuditError),
     #[error("dropping capabilities after start-up failed")]
     DropCapabilities(#[source] io::Error),
     #[error("starting the runtime failed")]
@@ -59,11 +61,89 @@ pub enum RunError {
 
 /// Runs the daemon until SIGTERM or SIGINT. Nothing stays attached to the
 /// interface when this returns, on success or on error.
-pub fn run(mut cfg: Config) -> Result<(), RunError> {
+pub fn run(cfg: Config) -> Result<(), RunError> {
+    run_with(cfg, false)
+}
+
+/// The audit trail's view of the counters: every series of the metrics
+/// that oversight checks (per queue, class, action and recipient).
+fn checkpoint_counters(metrics: &Metrics) -> serde_json::Value {
+    const NAMES: [&str; 8] = [
+        "furui_frames_received_total",
+        "furui_frames_erased_total",
+        "furui_xdp_packets_total",
+        "furui_records_selected_total",
+        "furui_records_written_total",
+        "furui_records_dropped_total",
+        "furui_export_records_total",
+        "furui_export_dropped_total",
+    ];
+    let mut m = serde_json::Map::new();
+    for (series, v) in crate::telemetry::parse_exposition(&metrics.encode()) {
+        let name = series.split('{').next().unwrap_or("");
+        if NAMES.contains(&name) && v != 0.0 {
+            m.insert(series, serde_json::Value::from(v as u64));
+        }
+    }
+    serde_json::Value::Object(m)
+}
+
+/// Writes an audit entry; a failure is logged and counted, never fatal
+/// (the trail's state on disk stays verifiable).
+fn audit(trail: &mut Option<crate::audit::Trail>, metrics: &Metrics, kind: &str, data: serde_json::Value, sign: bool) {
+    if let Some(t) = trail {
+        match t.append(kind, data, sign) {
+            Ok(_) => {
+                metrics.audit_entries.with_label_values(&[kind]).inc();
+                if sign {
+                    metrics
+                        .audit_checkpoint_time
+                        .set(OffsetDateTime::now_utc().unix_timestamp());
+                }
+            }
+            Err(e) => {
+                metrics.audit_entries.with_label_values(&["write_failed"]).inc();
+                tracing::error!(error = %e, "writing the audit trail failed");
+            }
+        }
+    }
+}
+
+fn config_digest(path: &std::path::Path) -> String {
+    std::fs::read(path)
+        .map(|b| {
+            use sha2::Digest;
+            sha2::Sha256::digest(&b).iter().map(|x| format!("{x:02x}")).collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `run`, with `new_segment`: start a new audit segment if the trail
+/// fails verification (recorded in the new segment).
+pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
     if let Err(e) = sys::set_non_dumpable() {
         tracing::warn!(error = %e, "could not mark the process non-dumpable");
     }
     let metrics = Metrics::new();
+    // The trail first: a trail that fails verification stops the start
+    // before anything is attached.
+    let mut trail = match &cfg.audit {
+        Some(a) => Some(crate::audit::Trail::open(&a.dir, new_segment).map_err(RunError::Audit)?),
+        None => None,
+    };
+    audit(
+        &mut trail,
+        &metrics,
+        "start",
+        serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "config": cfg.path.display().to_string(),
+            "config_sha256": config_digest(&cfg.path),
+            "ruleset_version": cfg.rules.version.to_string(),
+            "interface": cfg.capture.interface,
+        }),
+        false,
+    );
     let c = &cfg.capture;
     let ifindex = sys::ifindex(&c.interface).map_err(|_| RunError::NoInterface {
         interface: c.interface.clone(),
@@ -78,7 +158,7 @@ pub fn run(mut cfg: Config) -> Result<(), RunError> {
         "domestic prefixes loaded into the XDP tries"
     );
     let mut tracker = WindowTracker::default();
-    apply_windows(&cfg, &classifier, &metrics, &mut tracker);
+    apply_windows(&cfg, &classifier, &metrics, &mut tracker, &mut trail);
 
     // Opened now, so a bad records path fails before the interface is
     // touched; its writer thread starts after the capabilities are gone.
@@ -151,6 +231,7 @@ pub fn run(mut cfg: Config) -> Result<(), RunError> {
         &metrics,
         &mut tracker,
         &handles,
+        &mut trail,
     ));
 
     // Shutdown in reverse: stop redirecting, let workers drain and erase,
@@ -180,6 +261,7 @@ pub fn run(mut cfg: Config) -> Result<(), RunError> {
             .map(|r| v.with_label_values(&[&r.queue.to_string()]).get())
             .sum()
     };
+    audit(&mut trail, &metrics, "stop", checkpoint_counters(&metrics), true);
     tracing::info!(
         frames,
         received = total(&metrics.frames_received),
@@ -190,7 +272,13 @@ pub fn run(mut cfg: Config) -> Result<(), RunError> {
     outcome
 }
 
-fn apply_windows(cfg: &Config, classifier: &Classifier, metrics: &Metrics, tracker: &mut WindowTracker) {
+fn apply_windows(
+    cfg: &Config,
+    classifier: &Classifier,
+    metrics: &Metrics,
+    tracker: &mut WindowTracker,
+    trail: &mut Option<crate::audit::Trail>,
+) {
     let now = OffsetDateTime::now_utc();
     // Window ends are published whether or not anything changed: a reload
     // may move them (the expiry alert reads them).
@@ -221,6 +309,13 @@ fn apply_windows(cfg: &Config, classifier: &Classifier, metrics: &Metrics, track
             .and_then(|w| w.approval.clone())
             .unwrap_or_default();
         tracing::info!(measure = m.name(), authorized = on, approval = %approval, "authorization window state");
+        audit(
+            trail,
+            metrics,
+            "window",
+            serde_json::json!({ "measure": m.name(), "authorized": on, "approval": approval }),
+            false,
+        );
     }
 }
 
@@ -308,6 +403,27 @@ fn reload(
     Ok(report)
 }
 
+fn audit_reload(
+    trail: &mut Option<crate::audit::Trail>,
+    metrics: &Metrics,
+    cfg: &Config,
+    result: &Result<String, Vec<String>>,
+) {
+    audit(
+        trail,
+        metrics,
+        "reload",
+        serde_json::json!({
+            "accepted": result.is_ok(),
+            "errors": result.as_ref().err().map_or(0, Vec::len),
+            "config_sha256": config_digest(&cfg.path),
+            "ruleset_version": cfg.rules.version.to_string(),
+        }),
+        false,
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn supervise(
     cfg: &mut Config,
     selection: &crate::select::SharedSelection,
@@ -315,6 +431,7 @@ async fn supervise(
     metrics: &Metrics,
     tracker: &mut WindowTracker,
     handles: &[(u32, std::thread::JoinHandle<WorkerReport>)],
+    trail: &mut Option<crate::audit::Trail>,
 ) -> Result<(), RunError> {
     use tokio::signal::unix::{signal, SignalKind};
     let listener = tokio::net::TcpListener::bind(cfg.metrics_listen)
@@ -335,23 +452,31 @@ async fn supervise(
         source,
     })?;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let every = Duration::from_secs(cfg.audit.as_ref().map_or(3600, |a| u64::from(a.checkpoint_secs)));
+    let mut checkpoint = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); return Ok(()); }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); return Ok(()); }
             _ = hup.recv() => {
-                let _ = reload(cfg, selection, classifier, metrics);
+                let result = reload(cfg, selection, classifier, metrics);
+                audit_reload(trail, metrics, cfg, &result);
                 // Windows of the new config take effect at once.
-                apply_windows(cfg, classifier, metrics, tracker);
+                apply_windows(cfg, classifier, metrics, tracker, trail);
             }
             Some(req) = requests.recv() => {
                 let result = reload(cfg, selection, classifier, metrics);
-                apply_windows(cfg, classifier, metrics, tracker);
+                audit_reload(trail, metrics, cfg, &result);
+                apply_windows(cfg, classifier, metrics, tracker, trail);
                 let _ = req.reply.send(result);
+            }
+            _ = checkpoint.tick(), if trail.is_some() => {
+                refresh_xdp_stats(classifier, metrics);
+                audit(trail, metrics, "checkpoint", checkpoint_counters(metrics), true);
             }
             _ = tick.tick() => {
                 refresh_xdp_stats(classifier, metrics);
-                apply_windows(cfg, classifier, metrics, tracker);
+                apply_windows(cfg, classifier, metrics, tracker, trail);
                 if let Some((q, _)) = handles.iter().find(|(_, h)| h.is_finished()) {
                     return Err(RunError::WorkerDied { queue: *q });
                 }

@@ -48,6 +48,8 @@ pub struct Metrics {
     pub export_spooled: IntCounterVec,
     pub api_requests: IntCounterVec,
     pub export_queue_capacity: IntGaugeVec,
+    pub audit_entries: IntCounterVec,
+    pub audit_checkpoint_time: IntGauge,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -230,6 +232,17 @@ impl Metrics {
         )
         .expect("valid");
         r.register(Box::new(export_queue_capacity.clone())).expect("unique");
+        let audit_entries = counter_vec(
+            &r,
+            AUDIT_ENTRIES,
+            "Audit trail entries written, by kind (write_failed counts failures).",
+            &["kind"],
+        );
+        let audit_checkpoint_time = gauge(
+            &r,
+            AUDIT_CHECKPOINT_TIME,
+            "Time of the last signed audit checkpoint (Unix seconds); 0 before the first or without [audit].",
+        );
         let build = IntGaugeVec::new(Opts::new(BUILD_INFO, "Build information."), &["version"]).expect("valid");
         r.register(Box::new(build.clone())).expect("unique");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -286,6 +299,8 @@ impl Metrics {
             export_spooled,
             api_requests,
             export_queue_capacity,
+            audit_entries,
+            audit_checkpoint_time,
         }
     }
 

@@ -34,3 +34,5 @@ pub const EXPORT_SPOOL_BYTES: &str = "furui_export_spool_bytes";
 pub const EXPORT_SPOOLED: &str = "furui_export_spooled_total";
 pub const API_REQUESTS: &str = "furui_api_requests_total";
 pub const EXPORT_QUEUE_CAPACITY: &str = "furui_export_queue_capacity";
+pub const AUDIT_ENTRIES: &str = "furui_audit_entries_total";
+pub const AUDIT_CHECKPOINT_TIME: &str = "furui_audit_checkpoint_timestamp_seconds";

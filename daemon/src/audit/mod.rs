@@ -1,0 +1,313 @@
+//! The audit trail: an append-only file of JSON lines, each entry
+//! hash-chained to the one before (SHA-256), counter checkpoints signed
+//! with the appliance's Ed25519 key, every entry written and fsynced before
+//! the daemon goes on. An inspector verifies a copy of the files with the
+//! public key alone (`furui audit verify`).
+//!
+//! Entry: `{"seq","time","kind","data","prev","hash"[,"sig"]}`, where
+//! `hash = SHA-256(prev + "\n" + seq + "\n" + time + "\n" + kind + "\n" +
+//! data as canonical JSON)`, and `sig` (checkpoints and stops) is the
+//! Ed25519 signature of the hash bytes.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::erase::erase;
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub const TRAIL: &str = "trail.jsonl";
+pub const KEY: &str = "appliance.key";
+pub const PUBKEY: &str = "appliance.pub";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit file {path} failed")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Bad(String),
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    s.len()
+        .is_multiple_of(2)
+        .then(|| {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+                .collect()
+        })
+        .flatten()
+}
+
+fn entry_hash(prev: &str, seq: u64, time: &str, kind: &str, data: &Value) -> String {
+    let body = format!(
+        "{prev}\n{seq}\n{time}\n{kind}\n{}",
+        serde_json::to_string(data).unwrap_or_default()
+    );
+    hex(&Sha256::digest(body.as_bytes()))
+}
+
+/// The appliance key: created (0600) on first use, with its public half
+/// beside it for inspectors.
+pub fn load_or_create_key(dir: &Path) -> Result<SigningKey, AuditError> {
+    let path = dir.join(KEY);
+    let io = |source| AuditError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut bytes = [0u8; 32];
+    match File::open(&path) {
+        Ok(mut f) => {
+            let mut buf = Vec::new();
+            f.read_to_end(&mut buf).map_err(io)?;
+            if buf.len() != 32 {
+                erase(&mut buf);
+                return Err(AuditError::Bad(format!(
+                    "{} is not a 32-byte Ed25519 key",
+                    path.display()
+                )));
+            }
+            bytes.copy_from_slice(&buf);
+            erase(&mut buf);
+        }
+        Err(_) => {
+            File::open("/dev/urandom")
+                .and_then(|mut r| r.read_exact(&mut bytes))
+                .map_err(io)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io)?;
+            f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(io)?;
+        }
+    }
+    let key = SigningKey::from_bytes(&bytes);
+    erase(&mut bytes);
+    let pubpath = dir.join(PUBKEY);
+    std::fs::write(&pubpath, format!("{}\n", hex(key.verifying_key().as_bytes()))).map_err(|source| {
+        AuditError::Io {
+            path: pubpath.clone(),
+            source,
+        }
+    })?;
+    Ok(key)
+}
+
+pub fn read_pubkey(path: &Path) -> Result<VerifyingKey, AuditError> {
+    let text = std::fs::read_to_string(path).map_err(|source| AuditError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let b = unhex(text.trim())
+        .filter(|b| b.len() == 32)
+        .ok_or_else(|| AuditError::Bad(format!("{} is not a hex Ed25519 public key", path.display())))?;
+    VerifyingKey::from_bytes(&b.try_into().expect("32 bytes"))
+        .map_err(|e| AuditError::Bad(format!("{}: {e}", path.display())))
+}
+
+/// What a verified trail ends with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub entries: u64,
+    pub last_hash: String,
+    pub checkpoints: u64,
+}
+
+/// Checks every entry of the trail at `path`: sequence, chain, hash, and
+/// the signature of every signed entry. `witness`: a checkpoint line kept
+/// elsewhere, which the trail must still contain, unchanged (this catches
+/// a truncated tail). The error names the first bad entry.
+pub fn verify(path: &Path, key: &VerifyingKey, witness: Option<&str>) -> Result<Verified, AuditError> {
+    let f = File::open(path).map_err(|source| AuditError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut prev = GENESIS.to_string();
+    let mut seq_expected = 1u64;
+    let mut checkpoints = 0;
+    let witness: Option<Value> = witness
+        .map(|w| serde_json::from_str(w.trim()))
+        .transpose()
+        .map_err(|e| AuditError::Bad(format!("witness is not an entry: {e}")))?;
+    let mut witness_seen = false;
+    for (i, line) in BufReader::new(f).lines().enumerate() {
+        let n = i + 1;
+        let line = line.map_err(|source| AuditError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let bad = |why: String| AuditError::Bad(format!("{}: entry on line {n}: {why}", path.display()));
+        let e: Value = serde_json::from_str(&line).map_err(|e| bad(format!("not a JSON entry ({e})")))?;
+        let seq = e["seq"].as_u64().ok_or_else(|| bad("no seq".into()))?;
+        if seq != seq_expected {
+            return Err(bad(format!(
+                "sequence {seq} where {seq_expected} was due (an entry removed or moved)"
+            )));
+        }
+        let (time, kind) = (e["time"].as_str().unwrap_or(""), e["kind"].as_str().unwrap_or(""));
+        if e["prev"].as_str() != Some(prev.as_str()) {
+            return Err(bad("does not chain to the entry before".into()));
+        }
+        let h = entry_hash(&prev, seq, time, kind, &e["data"]);
+        if e["hash"].as_str() != Some(h.as_str()) {
+            return Err(bad("its hash does not match its content (altered)".into()));
+        }
+        if let Some(sig) = e.get("sig").and_then(Value::as_str) {
+            let sig = unhex(sig)
+                .and_then(|s| Signature::from_slice(&s).ok())
+                .ok_or_else(|| bad("malformed signature".into()))?;
+            key.verify(&unhex(&h).expect("own hex"), &sig)
+                .map_err(|_| bad("signature does not verify with this public key".into()))?;
+            checkpoints += 1;
+        } else if matches!(kind, "checkpoint" | "stop") {
+            return Err(bad(format!("{kind} without a signature")));
+        }
+        if let Some(w) = &witness {
+            if w["seq"].as_u64() == Some(seq) {
+                if w["hash"] != e["hash"] {
+                    return Err(bad("differs from the witness's copy of this checkpoint".into()));
+                }
+                witness_seen = true;
+            }
+        }
+        prev = h;
+        seq_expected += 1;
+    }
+    if let Some(w) = &witness {
+        if !witness_seen {
+            return Err(AuditError::Bad(format!(
+                "{}: the witness's checkpoint (entry {}) is missing: the trail was truncated after it was witnessed",
+                path.display(),
+                w["seq"]
+            )));
+        }
+    }
+    Ok(Verified {
+        entries: seq_expected - 1,
+        last_hash: prev,
+        checkpoints,
+    })
+}
+
+/// The daemon's writer.
+pub struct Trail {
+    path: PathBuf,
+    file: File,
+    key: SigningKey,
+    seq: u64,
+    prev: String,
+}
+
+impl std::fmt::Debug for Trail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Trail {{ path: {}, seq: {}, key: <withheld> }}",
+            self.path.display(),
+            self.seq
+        )
+    }
+}
+
+impl Trail {
+    /// Opens the trail in `dir`, verifying what is there. If verification
+    /// fails and `new_segment` is set, the bad file is kept aside
+    /// (`trail.jsonl.failed-<n>`) and a new segment starts with an entry
+    /// that says so; otherwise the error is returned and nothing starts.
+    pub fn open(dir: &Path, new_segment: bool) -> Result<Trail, AuditError> {
+        std::fs::create_dir_all(dir).map_err(|source| AuditError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let key = load_or_create_key(dir)?;
+        let path = dir.join(TRAIL);
+        let (seq, prev, set_aside) = if path.exists() {
+            match verify(&path, &key.verifying_key(), None) {
+                Ok(v) => (v.entries, v.last_hash, None),
+                Err(e) if new_segment => {
+                    let n = (1..)
+                        .find(|n| !dir.join(format!("{TRAIL}.failed-{n}")).exists())
+                        .expect("free name");
+                    let aside = dir.join(format!("{TRAIL}.failed-{n}"));
+                    std::fs::rename(&path, &aside).map_err(|source| AuditError::Io {
+                        path: aside.clone(),
+                        source,
+                    })?;
+                    (0, GENESIS.to_string(), Some((aside, e.to_string())))
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            (0, GENESIS.to_string(), None)
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| AuditError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        let mut t = Trail {
+            path,
+            file,
+            key,
+            seq,
+            prev,
+        };
+        if let Some((aside, why)) = set_aside {
+            t.append(
+                "new_segment",
+                json!({ "reason": "the previous trail failed verification", "set_aside": aside.display().to_string(), "error": why }),
+                true,
+            )?;
+        }
+        Ok(t)
+    }
+
+    /// Appends one entry (signed if `sign`) and fsyncs it; returns its line.
+    pub fn append(&mut self, kind: &str, data: Value, sign: bool) -> Result<String, AuditError> {
+        let seq = self.seq + 1;
+        let time = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let hash = entry_hash(&self.prev, seq, &time, kind, &data);
+        let mut e = json!({ "seq": seq, "time": time, "kind": kind, "data": data, "prev": self.prev, "hash": hash });
+        if sign {
+            let sig = self.key.sign(&unhex(&hash).expect("own hex"));
+            e["sig"] = Value::String(hex(&sig.to_bytes()));
+        }
+        let mut line = serde_json::to_string(&e).unwrap_or_default();
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|_| self.file.sync_data())
+            .map_err(|source| AuditError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.seq = seq;
+        self.prev = hash;
+        Ok(line)
+    }
+}
+
+#[cfg(test)]
+mod tests;
