@@ -52,6 +52,17 @@ fn a_run_is_recorded_with_signed_checkpoints_and_verifies() {
     assert_eq!(d.stop(), 0);
     let (ok, out) = verify(&dir);
     assert!(ok && out.starts_with("PASS"), "{out}");
+    for what in ["erasure", "capture"] {
+        let o = Command::new(FURUI)
+            .args(["audit", "check", what])
+            .arg(&dir)
+            .arg("--pubkey")
+            .arg(dir.join("appliance.pub"))
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success() && out.starts_with("PASS"), "{what}: {out}");
+    }
     let e = entries(&dir);
     let kinds: Vec<&str> = e.iter().map(|x| x["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds.first(), Some(&"start"));
@@ -131,4 +142,33 @@ fn a_tampered_trail_stops_the_start_until_a_new_segment_is_asked_for() {
     assert!(ok, "{out}");
     assert_eq!(entries(&dir)[0]["kind"], "new_segment");
     assert!(dir.join("trail.jsonl.failed-1").exists());
+}
+
+/// With erasure of one frame skipped (the test-only fault switch), the
+/// signed checkpoints record it and `furui audit check erasure` fails,
+/// naming the numbers; `capture` still passes.
+#[test]
+fn the_erasure_check_fails_when_a_frame_was_not_erased() {
+    let (rig, cfg, dir) = audit_rig();
+    let d = Daemon::start_with_env(&rig, &cfg, &[("FURUI_FAULT_SKIP_ERASE", "1")]);
+    rig.send(&["--count", "10", "--flow", "203.0.113.7,192.0.2.1"]);
+    d.settled_metrics();
+    assert_eq!(d.stop(), 0);
+    let check = |what: &str| {
+        let o = Command::new(FURUI)
+            .args(["audit", "check", what])
+            .arg(&dir)
+            .arg("--pubkey")
+            .arg(dir.join("appliance.pub"))
+            .output()
+            .unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let (ok, out) = check("erasure");
+    assert!(
+        !ok && out.starts_with("FAIL") && out.contains("10 frames received but 9 erased"),
+        "{out}"
+    );
+    let (ok, out) = check("capture");
+    assert!(ok, "{out}");
 }

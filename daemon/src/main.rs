@@ -80,6 +80,17 @@ enum AuditCmd {
         #[arg(long)]
         witness: Option<PathBuf>,
     },
+    /// Recompute an oversight check from the verified trail's signed
+    /// checkpoints: `erasure` (every received frame erased) or `capture`
+    /// (no domestic/non-IP/malformed packet and no unauthorized measure
+    /// redirected). PASS or FAIL with the figures; exit 1 on FAIL.
+    Check {
+        #[arg(value_parser = ["erasure", "capture"])]
+        what: String,
+        dir: PathBuf,
+        #[arg(long)]
+        pubkey: PathBuf,
+    },
 }
 
 fn init_logging() {
@@ -156,6 +167,34 @@ fn main() -> ExitCode {
                     println!("FAIL: {e}");
                     ExitCode::from(1)
                 }
+            }
+        }
+        Cmd::Audit {
+            cmd: AuditCmd::Check { what, dir, pubkey },
+        } => {
+            let trail = dir.join(furui::audit::TRAIL);
+            let verified = furui::audit::read_pubkey(&pubkey).and_then(|k| furui::audit::verify(&trail, &k, None));
+            if let Err(e) = verified {
+                println!("FAIL: the trail does not verify, so nothing in it can be trusted: {e}");
+                return ExitCode::from(1);
+            }
+            let entries: Vec<serde_json::Value> = std::fs::read_to_string(&trail)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            let v = match what.as_str() {
+                "erasure" => furui::audit::check::erasure(&entries),
+                _ => furui::audit::check::capture(&entries),
+            };
+            println!("{}: {what}", if v.pass { "PASS" } else { "FAIL" });
+            for l in &v.lines {
+                println!("  {l}");
+            }
+            if v.pass {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
             }
         }
         Cmd::Run { config, new_segment } => {

@@ -20,6 +20,8 @@ use sha2::{Digest, Sha256};
 
 use crate::erase::erase;
 
+pub mod check;
+
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 pub const TRAIL: &str = "trail.jsonl";
 pub const KEY: &str = "appliance.key";

@@ -1,0 +1,223 @@
+//! Oversight checks recomputed from a verified trail's signed checkpoints
+//! (counters are cumulative within one run of the daemon; a `start` entry
+//! begins a new run):
+//! - **erasure**: at every checkpoint, frames received = frames erased, on
+//!   every queue (the workers publish both after erasing a whole batch);
+//! - **capture**: no domestic, non-IP or malformed packet was ever
+//!   redirected to user space, and a measure's packets were redirected
+//!   only while its authorization window was open.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// A check's verdict and the figures behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub pass: bool,
+    pub lines: Vec<String>,
+}
+
+fn counter(data: &Value, series: &str) -> u64 {
+    data.get(series).and_then(Value::as_u64).unwrap_or(0)
+}
+
+fn signed(e: &Value) -> bool {
+    e.get("sig").is_some() && matches!(e["kind"].as_str(), Some("checkpoint" | "stop"))
+}
+
+pub fn erasure(entries: &[Value]) -> Verdict {
+    let mut lines = Vec::new();
+    let mut checked = 0u64;
+    let mut frames = 0u64;
+    for e in entries.iter().filter(|e| signed(e)) {
+        let data = &e["data"];
+        let Some(obj) = data.as_object() else { continue };
+        for (series, v) in obj {
+            let Some(labels) = series.strip_prefix("furui_frames_received_total") else {
+                continue;
+            };
+            let received = v.as_u64().unwrap_or(0);
+            let erased = counter(data, &format!("furui_frames_erased_total{labels}"));
+            if received != erased {
+                lines.push(format!(
+                    "entry {}: {received} frames received but {erased} erased on {labels}",
+                    e["seq"]
+                ));
+            }
+            if e["kind"] == "stop" {
+                frames += received;
+            }
+        }
+        checked += 1;
+    }
+    let pass = lines.is_empty() && checked > 0;
+    if checked == 0 {
+        lines.push("no signed checkpoint to check".into());
+    }
+    lines.insert(
+        0,
+        format!("{checked} signed checkpoints checked; {frames} frames received and erased in completed runs"),
+    );
+    Verdict { pass, lines }
+}
+
+const NEVER: [&str; 3] = ["domestic", "non_ip", "malformed"];
+const MEASURED: [(&str, &str); 3] = [("inbound", "inbound"), ("outbound", "outbound"), ("transit", "transit")];
+
+pub fn capture(entries: &[Value]) -> Verdict {
+    let mut lines = Vec::new();
+    let mut checked = 0u64;
+    let mut redirected = 0u64;
+    // Per run: the last checkpoint's counters, and which measures were
+    // authorized at any time since it.
+    let mut last: BTreeMap<String, u64> = BTreeMap::new();
+    let mut open_now: BTreeMap<String, bool> = BTreeMap::new();
+    let mut open_since_last: BTreeMap<String, bool> = BTreeMap::new();
+    for e in entries {
+        match e["kind"].as_str() {
+            Some("start") | Some("new_segment") => {
+                last.clear();
+                open_now.clear();
+                open_since_last.clear();
+            }
+            Some("window") => {
+                let m = e["data"]["measure"].as_str().unwrap_or("").to_string();
+                let on = e["data"]["authorized"].as_bool().unwrap_or(false);
+                open_now.insert(m.clone(), on);
+                if on {
+                    open_since_last.insert(m, true);
+                }
+            }
+            _ if signed(e) => {
+                let data = &e["data"];
+                let now = |class: &str| {
+                    counter(
+                        data,
+                        &format!("furui_xdp_packets_total{{action=\"redirect\",class=\"{class}\"}}"),
+                    )
+                };
+                for class in NEVER {
+                    let n = now(class);
+                    if n > 0 {
+                        lines.push(format!(
+                            "entry {}: {n} {class} packets redirected to user space",
+                            e["seq"]
+                        ));
+                    }
+                }
+                for (class, measure) in MEASURED {
+                    let n = now(class);
+                    let before = last.get(class).copied().unwrap_or(0);
+                    let delta = n.saturating_sub(before);
+                    redirected += delta;
+                    if delta > 0 && !open_since_last.get(measure).copied().unwrap_or(false) {
+                        lines.push(format!(
+                            "entry {}: {delta} {class} packets redirected while the {measure} measure was not authorized",
+                            e["seq"]
+                        ));
+                    }
+                    last.insert(class.to_string(), n);
+                }
+                open_since_last = open_now.clone();
+                checked += 1;
+            }
+            _ => {}
+        }
+    }
+    let pass = lines.is_empty() && checked > 0;
+    if checked == 0 {
+        lines.push("no signed checkpoint to check".into());
+    }
+    lines.insert(
+        0,
+        format!("{checked} signed checkpoints checked; {redirected} packets of authorized measures redirected; none of another class"),
+    );
+    Verdict { pass, lines }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::Trail;
+    use serde_json::json;
+
+    fn entries(dir: &std::path::Path) -> Vec<Value> {
+        std::fs::read_to_string(dir.join(crate::audit::TRAIL))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn run(windows: &[(&str, bool)], checkpoints: &[Value]) -> Vec<Value> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Trail::open(dir.path(), false).unwrap();
+        t.append("start", json!({}), false).unwrap();
+        for (m, on) in windows {
+            t.append("window", json!({ "measure": m, "authorized": on }), false)
+                .unwrap();
+        }
+        for c in checkpoints {
+            t.append("checkpoint", c.clone(), true).unwrap();
+        }
+        entries(dir.path())
+    }
+
+    #[test]
+    fn erasure_passes_when_every_received_frame_was_erased() {
+        let ok = run(
+            &[],
+            &[json!({"furui_frames_received_total{queue=\"0\"}": 64, "furui_frames_erased_total{queue=\"0\"}": 64})],
+        );
+        assert!(erasure(&ok).pass);
+        // A daemon whose trail shows one frame not erased.
+        let bad = run(
+            &[],
+            &[json!({"furui_frames_received_total{queue=\"0\"}": 64, "furui_frames_erased_total{queue=\"0\"}": 63})],
+        );
+        let v = erasure(&bad);
+        assert!(!v.pass);
+        assert!(
+            v.lines.iter().any(|l| l.contains("64 frames received but 63 erased")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn capture_fails_on_a_domestic_redirect_or_one_outside_a_window() {
+        let redirect = |class: &str, n: u64| json!({ format!("furui_xdp_packets_total{{action=\"redirect\",class=\"{class}\"}}"): n });
+        assert!(capture(&run(&[("inbound", true)], &[redirect("inbound", 10)])).pass);
+        let v = capture(&run(&[("inbound", true)], &[redirect("domestic", 1)]));
+        assert!(
+            !v.pass && v.lines.iter().any(|l| l.contains("1 domestic packets redirected")),
+            "{v:?}"
+        );
+        let v = capture(&run(&[("inbound", true)], &[redirect("transit", 5)]));
+        assert!(
+            !v.pass && v.lines.iter().any(|l| l.contains("transit measure was not authorized")),
+            "{v:?}"
+        );
+        // Redirected while open, then the window closed: later growth fails.
+        let v = capture(&run(
+            &[("inbound", true), ("inbound", false)],
+            &[redirect("inbound", 3)],
+        ));
+        assert!(v.pass, "open during the interval: {v:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Trail::open(dir.path(), false).unwrap();
+        t.append("start", json!({}), false).unwrap();
+        t.append("window", json!({"measure": "inbound", "authorized": true}), false)
+            .unwrap();
+        t.append("checkpoint", redirect("inbound", 3), true).unwrap();
+        t.append("window", json!({"measure": "inbound", "authorized": false}), false)
+            .unwrap();
+        t.append("checkpoint", redirect("inbound", 3), true).unwrap();
+        t.append("checkpoint", redirect("inbound", 4), true).unwrap();
+        let v = capture(&entries(dir.path()));
+        assert!(
+            !v.pass && v.lines.iter().any(|l| l.contains("1 inbound packets redirected while")),
+            "{v:?}"
+        );
+    }
+}
