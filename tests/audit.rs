@@ -22,16 +22,21 @@ fn audit_rig() -> (Rig, std::path::PathBuf, std::path::PathBuf) {
     (rig, cfg, dir)
 }
 
-/// `furui audit verify`: (exit code 0?, output).
-fn verify(dir: &std::path::Path) -> (bool, String) {
+/// `furui audit <sub...> DIR --pubkey DIR/appliance.pub`: (exit code 0?, output).
+fn audit_cmd(sub: &[&str], dir: &std::path::Path) -> (bool, String) {
     let out = Command::new(FURUI)
-        .args(["audit", "verify"])
+        .arg("audit")
+        .args(sub)
         .arg(dir)
         .arg("--pubkey")
         .arg(dir.join("appliance.pub"))
         .output()
         .unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn verify(dir: &std::path::Path) -> (bool, String) {
+    audit_cmd(&["verify"], dir)
 }
 
 fn entries(dir: &std::path::Path) -> Vec<serde_json::Value> {
@@ -53,15 +58,8 @@ fn a_run_is_recorded_with_signed_checkpoints_and_verifies() {
     let (ok, out) = verify(&dir);
     assert!(ok && out.starts_with("PASS"), "{out}");
     for what in ["erasure", "capture"] {
-        let o = Command::new(FURUI)
-            .args(["audit", "check", what])
-            .arg(&dir)
-            .arg("--pubkey")
-            .arg(dir.join("appliance.pub"))
-            .output()
-            .unwrap();
-        let out = String::from_utf8_lossy(&o.stdout);
-        assert!(o.status.success() && out.starts_with("PASS"), "{what}: {out}");
+        let (ok, out) = audit_cmd(&["check", what], &dir);
+        assert!(ok && out.starts_with("PASS"), "{what}: {out}");
     }
     let e = entries(&dir);
     let kinds: Vec<&str> = e.iter().map(|x| x["kind"].as_str().unwrap()).collect();
@@ -154,16 +152,7 @@ fn the_erasure_check_fails_when_a_frame_was_not_erased() {
     rig.send(&["--count", "10", "--flow", "203.0.113.7,192.0.2.1"]);
     d.settled_metrics();
     assert_eq!(d.stop(), 0);
-    let check = |what: &str| {
-        let o = Command::new(FURUI)
-            .args(["audit", "check", what])
-            .arg(&dir)
-            .arg("--pubkey")
-            .arg(dir.join("appliance.pub"))
-            .output()
-            .unwrap();
-        (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned())
-    };
+    let check = |what: &str| audit_cmd(&["check", what], &dir);
     let (ok, out) = check("erasure");
     assert!(
         !ok && out.starts_with("FAIL") && out.contains("10 frames received but 9 erased"),
