@@ -20,6 +20,7 @@ pub mod parse;
 pub mod pipeline;
 pub mod select;
 pub mod sink;
+pub mod store;
 pub mod xdp;
 
 pub mod config;

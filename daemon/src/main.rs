@@ -80,16 +80,21 @@ enum AuditCmd {
         #[arg(long)]
         witness: Option<PathBuf>,
     },
-    /// Recompute an oversight check from the verified trail's signed
-    /// checkpoints: `erasure` (every received frame erased) or `capture`
-    /// (no domestic/non-IP/malformed packet and no unauthorized measure
-    /// redirected). PASS or FAIL with the figures; exit 1 on FAIL.
+    /// Recompute an oversight check from the verified trail: `erasure`
+    /// (every received frame erased), `capture` (no domestic/non-IP/
+    /// malformed packet and no unauthorized measure redirected), `exports`
+    /// (every export batch within a grant in force) or `retention` (every
+    /// retention epoch purged on time). PASS or FAIL with the figures;
+    /// exit 1 on FAIL.
     Check {
-        #[arg(value_parser = ["erasure", "capture"])]
+        #[arg(value_parser = ["erasure", "capture", "exports", "retention"])]
         what: String,
         dir: PathBuf,
         #[arg(long)]
         pubkey: PathBuf,
+        /// retention: how many seconds after expiry a purge still counts as on time.
+        #[arg(long, default_value_t = 60)]
+        grace_secs: u64,
     },
 }
 
@@ -170,7 +175,13 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Audit {
-            cmd: AuditCmd::Check { what, dir, pubkey },
+            cmd:
+                AuditCmd::Check {
+                    what,
+                    dir,
+                    pubkey,
+                    grace_secs,
+                },
         } => {
             let trail = dir.join(furui::audit::TRAIL);
             let verified = furui::audit::read_pubkey(&pubkey).and_then(|k| furui::audit::verify(&trail, &k, None));
@@ -185,7 +196,9 @@ fn main() -> ExitCode {
                 .collect();
             let v = match what.as_str() {
                 "erasure" => furui::audit::check::erasure(&entries),
-                _ => furui::audit::check::capture(&entries),
+                "capture" => furui::audit::check::capture(&entries),
+                "exports" => furui::audit::check::exports(&entries),
+                _ => furui::audit::check::retention(&entries, std::time::Duration::from_secs(grace_secs)),
             };
             println!("{}: {what}", if v.pass { "PASS" } else { "FAIL" });
             for l in &v.lines {

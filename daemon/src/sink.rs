@@ -10,7 +10,13 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::audit::AuditLog;
+use crate::store::{rfc3339, Store};
 
 use std::sync::Arc;
 
@@ -78,7 +84,7 @@ impl JsonLinesSink {
     /// Starts the writer thread. The sink ends when every `RecordTx` is
     /// dropped, after writing what is queued.
     pub fn start(path: &Path, capacity: usize, metrics: Metrics) -> Result<(JsonLinesSink, RecordTx), SinkOpenError> {
-        Self::start_on(open_file(path)?, path, capacity, metrics)
+        Self::start_on(open_file(path)?, path, capacity, metrics, None)
     }
 
     /// The same, on a file opened earlier with [`open_file`] (the daemon
@@ -89,13 +95,14 @@ impl JsonLinesSink {
         path: &Path,
         capacity: usize,
         metrics: Metrics,
+        retain: Option<Retain>,
     ) -> Result<(JsonLinesSink, RecordTx), SinkOpenError> {
         let (tx, rx) = bounded(capacity);
         metrics.records_queue_capacity.set(capacity as i64);
         let m = metrics.clone();
         let handle = std::thread::Builder::new()
             .name("furui-sink".into())
-            .spawn(move || write_loop(BufWriter::new(file), rx, m))
+            .spawn(move || write_loop(BufWriter::new(file), rx, m, retain))
             .map_err(|source| SinkOpenError {
                 path: path.to_path_buf(),
                 source,
@@ -118,22 +125,100 @@ impl JsonLinesSink {
     }
 }
 
-fn write_loop(mut w: BufWriter<File>, rx: Receiver<Arc<MechanicalRecord>>, m: Metrics) {
+/// The retention store and the trail its epochs and purges are recorded in.
+pub struct Retain {
+    pub store: Store,
+    pub audit: AuditLog,
+}
+
+/// Records written per store commit at most.
+const BATCH: usize = 256;
+
+impl Retain {
+    /// Commits a batch; the records that could not be stored are counted
+    /// as dropped (they are not written to the records file either: the
+    /// file lists only what the store holds).
+    fn put(&mut self, batch: &[Arc<MechanicalRecord>], m: &Metrics) -> bool {
+        let audit = &self.audit;
+        let result = self.store.put(batch, OffsetDateTime::now_utc(), |o| {
+            audit.record(
+                "retention_open",
+                json!({ "epoch": o.epoch, "measure": o.measure.name(), "expires": rfc3339(o.expires) }),
+                false,
+            );
+        });
+        match result {
+            Ok(_) => {
+                m.store_records.inc_by(batch.len() as u64);
+                true
+            }
+            Err(e) => {
+                m.records_dropped
+                    .with_label_values(&["store_error"])
+                    .inc_by(batch.len() as u64);
+                tracing::error!(error = %e, records = batch.len(), "storing records failed; they are dropped and counted");
+                false
+            }
+        }
+    }
+
+    /// Purges what is due, recording each purge.
+    fn purge(&mut self, m: &Metrics) {
+        match self.store.purge_due(OffsetDateTime::now_utc()) {
+            Ok(purged) => {
+                for p in purged {
+                    m.store_purged.inc_by(p.records);
+                    tracing::info!(epoch = %p.epoch, records = p.records, "retention epoch purged; its key is destroyed");
+                    self.audit.record(
+                        "purge",
+                        json!({ "epoch": p.epoch, "records": p.records, "expires": rfc3339(p.expires), "key_destroyed": true }),
+                        false,
+                    );
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "purging expired retention epochs failed; retrying"),
+        }
+        if let Ok(e) = self.store.epochs() {
+            m.store_epochs.set(e.len() as i64);
+        }
+    }
+}
+
+fn write_loop(mut w: BufWriter<File>, rx: Receiver<Arc<MechanicalRecord>>, m: Metrics, mut retain: Option<Retain>) {
     let mut failing = false;
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut last_purge = Instant::now() - Duration::from_secs(60);
     loop {
+        if last_purge.elapsed() >= PURGE_EVERY {
+            if let Some(r) = retain.as_mut() {
+                r.purge(&m);
+            }
+            last_purge = Instant::now();
+        }
         match rx.recv_timeout(Duration::from_millis(500)) {
-            Ok(r) => {
-                let ok = serde_json::to_writer(&mut w, &*r).is_ok() && w.write_all(b"\n").is_ok();
-                if ok {
-                    m.records_written.inc();
-                    failing = false;
-                } else {
-                    m.records_dropped.with_label_values(&["sink_error"]).inc();
-                    if !failing {
-                        tracing::error!("writing to the record sink failed; records are being dropped and counted");
-                        failing = true;
+            Ok(first) => {
+                batch.push(first);
+                while batch.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(r) => batch.push(r),
+                        Err(_) => break,
                     }
                 }
+                let stored = retain.as_mut().is_none_or(|r| r.put(&batch, &m));
+                for r in batch.drain(..).filter(|_| stored) {
+                    let ok = serde_json::to_writer(&mut w, &*r).is_ok() && w.write_all(b"\n").is_ok();
+                    if ok {
+                        m.records_written.inc();
+                        failing = false;
+                    } else {
+                        m.records_dropped.with_label_values(&["sink_error"]).inc();
+                        if !failing {
+                            tracing::error!("writing to the record sink failed; records are being dropped and counted");
+                            failing = true;
+                        }
+                    }
+                }
+                batch.clear();
                 m.records_queue_depth.set(rx.len() as i64);
                 if rx.is_empty() {
                     let _ = w.flush();
@@ -147,3 +232,6 @@ fn write_loop(mut w: BufWriter<File>, rx: Receiver<Arc<MechanicalRecord>>, m: Me
     }
     let _ = w.flush();
 }
+
+/// How often expired retention epochs are looked for.
+const PURGE_EVERY: Duration = Duration::from_secs(1);

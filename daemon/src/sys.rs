@@ -97,6 +97,18 @@ pub unsafe fn lock_and_exclude_from_dumps(addr: *mut libc::c_void, len: usize) -
     Ok(())
 }
 
+/// Locks the pages holding `secret` into RAM, so it is never swapped out
+/// (the process is already non-dumpable). Best effort within
+/// RLIMIT_MEMLOCK; the caller reports a failure.
+pub fn lock_in_ram(secret: &[u8]) -> io::Result<()> {
+    // SAFETY: the range is a live borrow for the duration of the call; a
+    // lock that outlives it only keeps a page resident, which is harmless.
+    if unsafe { libc::mlock(secret.as_ptr().cast(), secret.len()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// An AF_PACKET raw socket bound to one interface (generator only).
 pub struct PacketSocket {
     fd: OwnedFd,

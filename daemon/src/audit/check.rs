@@ -5,11 +5,21 @@
 //!   every queue (the workers publish both after erasing a whole batch);
 //! - **capture**: no domestic, non-IP or malformed packet was ever
 //!   redirected to user space, and a measure's packets were redirected
-//!   only while its authorization window was open.
+//!   only while its authorization window was open;
+//! - **exports**: every export batch went to a recipient of the policy in
+//!   force (the last `start` or accepted `reload`), under one of its
+//!   grants — same purpose, measures and fields within the grant, inside
+//!   the consent's window — and no record went to the oversight role;
+//! - **retention**: every retention epoch opened was purged (records
+//!   deleted, key destroyed) no later than `grace` after it expired.
 
 use std::collections::BTreeMap;
 
+use std::time::Duration;
+
 use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 /// A check's verdict and the figures behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +142,157 @@ pub fn capture(entries: &[Value]) -> Verdict {
     lines.insert(
         0,
         format!("{checked} signed checkpoints checked; {redirected} packets of authorized measures redirected; none of another class"),
+    );
+    Verdict { pass, lines }
+}
+
+fn time_of(v: &Value) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(v.as_str()?, &Rfc3339).ok()
+}
+
+fn names(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// Why one batch's grant is not within the policy's grant, if it is not.
+fn outside(used: &Value, policy: &Value, at: OffsetDateTime) -> Option<String> {
+    if policy.is_null() {
+        return Some(format!("grant {} does not exist in the policy in force", used["grant"]));
+    }
+    if used["purpose"] != policy["purpose"] || used["aggregate"] != policy["aggregate"] {
+        return Some(format!(
+            "purpose {} is not the grant's purpose {}",
+            used["purpose"], policy["purpose"]
+        ));
+    }
+    let allowed = names(&policy["fields"]);
+    if let Some(f) = names(&used["fields"]).into_iter().find(|f| !allowed.contains(f)) {
+        return Some(format!("field `{f}` is not granted"));
+    }
+    let measures = names(&policy["measures"]);
+    if let Some(m) = names(&used["measures"]).into_iter().find(|m| !measures.contains(m)) {
+        return Some(format!("measure `{m}` is not granted"));
+    }
+    if let Some(c) = policy.get("consent").filter(|c| !c.is_null()) {
+        let (from, to) = (time_of(&c["not_before"]), time_of(&c["not_after"]));
+        if !matches!((from, to), (Some(f), Some(t)) if f <= at && at < t) {
+            return Some(format!("outside consent {}'s window", c["id"]));
+        }
+    }
+    None
+}
+
+pub fn exports(entries: &[Value]) -> Verdict {
+    let mut lines = Vec::new();
+    let mut policy = Value::Null;
+    let mut batches = 0u64;
+    let mut per_recipient: BTreeMap<String, u64> = BTreeMap::new();
+    for e in entries {
+        match e["kind"].as_str() {
+            Some("start") => policy = e["data"]["recipients"].clone(),
+            Some("reload") if e["data"]["accepted"] == Value::Bool(true) => policy = e["data"]["recipients"].clone(),
+            Some("export") => {
+                batches += 1;
+                let d = &e["data"];
+                let name = d["recipient"].as_str().unwrap_or("");
+                let n = d["records"].as_u64().unwrap_or(0);
+                *per_recipient.entry(name.to_string()).or_default() += n;
+                let at = time_of(&e["time"]).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                let rp = &policy[name];
+                let fail = |why: String| format!("entry {}: {n} records to `{name}`: {why}", e["seq"]);
+                if rp.is_null() {
+                    lines.push(fail("no such recipient in the policy in force".into()));
+                    continue;
+                }
+                if rp["role"] == "oversight" {
+                    lines.push(fail("the oversight role never receives records".into()));
+                }
+                let sinks = names(&rp["sinks"]);
+                if let Some(s) = names(&d["sinks"]).into_iter().find(|s| !sinks.contains(s)) {
+                    lines.push(fail(format!("sink `{s}` is not configured for it")));
+                }
+                for used in d["grants"].as_array().into_iter().flatten() {
+                    let i = used["grant"].as_u64().unwrap_or(u64::MAX) as usize;
+                    let granted = rp["grants"].get(i).unwrap_or(&Value::Null);
+                    if let Some(why) = outside(used, granted, at) {
+                        lines.push(fail(why));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let total: u64 = per_recipient.values().sum();
+    let pass = lines.is_empty();
+    let mut head = vec![format!(
+        "{batches} export batches checked, {total} records (or aggregate rows) in all"
+    )];
+    head.extend(per_recipient.iter().map(|(r, n)| format!("  {r}: {n}")));
+    head.extend(lines);
+    Verdict { pass, lines: head }
+}
+
+/// `grace`: how late after its expiry a purge may come (the store checks
+/// for due purges every few seconds; a longer delay is a finding).
+pub fn retention(entries: &[Value], grace: Duration) -> Verdict {
+    let mut lines = Vec::new();
+    // epoch -> (expires, records purged, purge time)
+    let mut opened: BTreeMap<String, (OffsetDateTime, Option<(u64, OffsetDateTime)>)> = BTreeMap::new();
+    let mut end = OffsetDateTime::UNIX_EPOCH;
+    for e in entries {
+        let at = time_of(&e["time"]).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        end = end.max(at);
+        let d = &e["data"];
+        let epoch = d["epoch"].as_str().unwrap_or("").to_string();
+        match e["kind"].as_str() {
+            Some("retention_open") => {
+                let expires = time_of(&d["expires"]).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                opened.entry(epoch).or_insert((expires, None));
+            }
+            Some("purge") => {
+                let n = d["records"].as_u64().unwrap_or(0);
+                match opened.get_mut(&epoch) {
+                    Some(o) => o.1 = Some((n, at)),
+                    None => lines.push(format!(
+                        "entry {}: purge of epoch {epoch}, never opened in this trail",
+                        e["seq"]
+                    )),
+                }
+            }
+            _ => {}
+        }
+    }
+    let (mut purged, mut records, mut pending) = (0u64, 0u64, 0u64);
+    for (epoch, (expires, purge)) in &opened {
+        match purge {
+            Some((n, at)) => {
+                purged += 1;
+                records += n;
+                if *at > *expires + grace {
+                    lines.push(format!(
+                        "epoch {epoch}: purged {}s after it expired ({} allowed)",
+                        (*at - *expires).whole_seconds(),
+                        grace.as_secs()
+                    ));
+                }
+            }
+            None if end > *expires + grace => lines.push(format!(
+                "epoch {epoch}: expired at {} and not purged by the trail's last entry ({})",
+                expires.format(&Rfc3339).unwrap_or_default(),
+                end.format(&Rfc3339).unwrap_or_default()
+            )),
+            None => pending += 1,
+        }
+    }
+    let pass = lines.is_empty();
+    lines.insert(
+        0,
+        format!(
+            "{} retention epochs opened: {purged} purged ({records} records, keys destroyed), {pending} not yet due",
+            opened.len()
+        ),
     );
     Verdict { pass, lines }
 }

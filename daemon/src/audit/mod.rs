@@ -21,6 +21,10 @@ use sha2::{Digest, Sha256};
 use crate::erase::erase;
 
 pub mod check;
+mod log;
+pub mod policy;
+
+pub use log::AuditLog;
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 pub const TRAIL: &str = "trail.jsonl";

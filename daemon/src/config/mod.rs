@@ -7,6 +7,7 @@
 pub mod errors;
 pub mod export;
 pub mod prefixes;
+pub mod retention;
 pub mod schema;
 
 use std::collections::{BTreeMap, HashSet};
@@ -111,6 +112,8 @@ pub struct Config {
     pub export: export::Export,
     /// The audit trail, when configured.
     pub audit: Option<export::Audit>,
+    /// The retention store, when configured.
+    pub retention: Option<retention::Retention>,
 }
 
 impl Config {
@@ -130,6 +133,8 @@ impl Config {
             Some("[control]")
         } else if self.audit != new.audit {
             Some("[audit]")
+        } else if self.retention != new.retention {
+            Some("[retention]")
         } else if self.export != new.export {
             Some("[deid], [export], [api], [aggregates], [[purposes]], [[consents]] or [[recipients]]")
         } else {
@@ -174,7 +179,7 @@ impl Config {
 }
 
 const SECTIONS: &str =
-    "capture, domestic, measures, indicators, selection, flows, records, metrics, control, deid, export, api, aggregates, audit, purposes, consents, recipients";
+    "capture, domestic, measures, indicators, selection, flows, records, metrics, control, deid, export, api, aggregates, audit, retention, purposes, consents, recipients";
 
 pub(crate) fn de<T: DeserializeOwned>(v: &Spanned<DeValue<'_>>, c: &mut Collector<'_>) -> Option<T> {
     match T::deserialize(ValueDeserializer::from(v.clone())) {
@@ -236,6 +241,7 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
     let mut api: Option<export::ApiSection> = None;
     let mut aggregates = export::AggregatesSection::default();
     let mut audit: Option<export::AuditSection> = None;
+    let mut retention: Option<retention::RetentionSection> = None;
     let mut purposes: Vec<export::PurposeSection> = Vec::new();
     let mut consents: Vec<export::ConsentSection> = Vec::new();
     let mut recipients: Vec<export::RecipientSection> = Vec::new();
@@ -313,6 +319,10 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
                 audit = de(value, c);
                 ok &= audit.is_some();
             }
+            "retention" => {
+                retention = de(value, c);
+                ok &= retention.is_some();
+            }
             "aggregates" => {
                 aggregates = de(value, c).unwrap_or_else(|| {
                     ok = false;
@@ -373,6 +383,7 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
     };
 
     let audit = export::validate_audit(audit, &base, c);
+    let retention = retention::validate(retention, audit.is_some(), &base, c);
     let export = export::validate(
         aggregates,
         api,
@@ -403,6 +414,7 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
         control_socket: prefixes::resolve(&base, &control.socket),
         export: export?,
         audit,
+        retention,
     })
 }
 

@@ -118,3 +118,25 @@ fn window_order_is_checked() {
     let text = parse(&bad).unwrap_err().to_string();
     assert!(text.contains("not_before must be earlier than not_after"), "{text}");
 }
+
+#[test]
+fn retention_needs_the_audit_trail_and_keys_outside_the_store() {
+    let text = format!(
+        "{GOOD}\n[retention]\ndir = \"/var/lib/furui/store\"\nkey_dir = \"/var/lib/furui/store/keys\"\nepoch_secs = 0\n"
+    );
+    let errs = parse(&text).unwrap_err().0;
+    let msg = ConfigErrors(errs.clone()).to_string();
+    assert_eq!(errs.len(), 3, "{msg}");
+    assert!(msg.contains("[retention] needs [audit]"), "{msg}");
+    assert!(msg.contains("key_dir must not be inside dir"), "{msg}");
+    assert!(msg.contains("epoch_secs must be at least 1"), "{msg}");
+    let lines = GOOD.lines().count();
+    assert!(msg.contains(&format!(":{}:", lines + 4)), "key_dir's line: {msg}");
+    let ok = format!(
+        "{GOOD}\n[audit]\ndir = \"/var/lib/furui/audit\"\n\n[retention]\ndir = \"/var/lib/furui/store\"\nkey_dir = \"/var/lib/furui/retention-keys\"\ninbound_secs = 600\n"
+    );
+    let r = parse(&ok).unwrap().retention.unwrap();
+    assert_eq!(r.inbound, std::time::Duration::from_secs(600));
+    assert_eq!(r.transit, std::time::Duration::from_secs(30 * 86_400));
+    assert_eq!(r.epoch, std::time::Duration::from_secs(3_600));
+}

@@ -53,6 +53,8 @@ pub enum RunError {
     Export(#[from] crate::export::ExportStartError),
     #[error("the audit trail cannot be used; furui does not run without it (`furui run --new-segment` starts a new segment, which is itself recorded)")]
     Audit(#[source] crate::audit::AuditError),
+    #[error("the retention store cannot be opened; check [retention] dir and key_dir")]
+    Store(#[source] crate::store::StoreError),
     #[error("dropping capabilities after start-up failed")]
     DropCapabilities(#[source] io::Error),
     #[error("starting the runtime failed")]
@@ -88,27 +90,6 @@ fn checkpoint_counters(metrics: &Metrics) -> serde_json::Value {
     serde_json::Value::Object(m)
 }
 
-/// Writes an audit entry; a failure is logged and counted, never fatal
-/// (the trail's state on disk stays verifiable).
-fn audit(trail: &mut Option<crate::audit::Trail>, metrics: &Metrics, kind: &str, data: serde_json::Value, sign: bool) {
-    if let Some(t) = trail {
-        match t.append(kind, data, sign) {
-            Ok(_) => {
-                metrics.audit_entries.with_label_values(&[kind]).inc();
-                if sign {
-                    metrics
-                        .audit_checkpoint_time
-                        .set(OffsetDateTime::now_utc().unix_timestamp());
-                }
-            }
-            Err(e) => {
-                metrics.audit_entries.with_label_values(&["write_failed"]).inc();
-                tracing::error!(error = %e, "writing the audit trail failed");
-            }
-        }
-    }
-}
-
 fn config_digest(path: &std::path::Path) -> String {
     std::fs::read(path)
         .map(|b| {
@@ -127,13 +108,14 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
     let metrics = Metrics::new();
     // The trail first: a trail that fails verification stops the start
     // before anything is attached.
-    let mut trail = match &cfg.audit {
-        Some(a) => Some(crate::audit::Trail::open(&a.dir, new_segment).map_err(RunError::Audit)?),
-        None => None,
+    let trail = match &cfg.audit {
+        Some(a) => crate::audit::AuditLog::new(
+            Some(crate::audit::Trail::open(&a.dir, new_segment).map_err(RunError::Audit)?),
+            &metrics,
+        ),
+        None => crate::audit::AuditLog::disabled(&metrics),
     };
-    audit(
-        &mut trail,
-        &metrics,
+    trail.record(
         "start",
         serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
@@ -141,6 +123,7 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
             "config_sha256": config_digest(&cfg.path),
             "ruleset_version": cfg.rules.version.to_string(),
             "interface": cfg.capture.interface,
+            "recipients": crate::audit::policy::of(&cfg.export),
         }),
         false,
     );
@@ -158,11 +141,15 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
         "domestic prefixes loaded into the XDP tries"
     );
     let mut tracker = WindowTracker::default();
-    apply_windows(&cfg, &classifier, &metrics, &mut tracker, &mut trail);
+    apply_windows(&cfg, &classifier, &metrics, &mut tracker, &trail);
 
     // Opened now, so a bad records path fails before the interface is
     // touched; its writer thread starts after the capabilities are gone.
     let records_file = crate::sink::open_file(&cfg.records.path)?;
+    let store = match &cfg.retention {
+        Some(r) => Some(crate::store::Store::open(r).map_err(RunError::Store)?),
+        None => None,
+    };
 
     let link = classifier.attach(&c.interface, ifindex, c.xdp_mode)?;
     if let Some(id) = link.replaced_stale {
@@ -191,10 +178,14 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
         &cfg.records.path,
         cfg.records.queue_capacity,
         metrics.clone(),
+        store.map(|store| crate::sink::Retain {
+            store,
+            audit: trail.clone(),
+        }),
     )?;
 
     let selection = crate::select::shared(&cfg);
-    let (exporters, export_tx) = crate::export::Exporters::start(&cfg.export, selection.clone(), &metrics)?;
+    let (exporters, export_tx) = crate::export::Exporters::start(&cfg.export, selection.clone(), &metrics, &trail)?;
     if !cfg.export.recipients.is_empty() {
         tracing::info!(recipients = cfg.export.recipients.len(), "exporters started");
     }
@@ -231,7 +222,7 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
         &metrics,
         &mut tracker,
         &handles,
-        &mut trail,
+        &trail,
     ));
 
     // Shutdown in reverse: stop redirecting, let workers drain and erase,
@@ -261,7 +252,7 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
             .map(|r| v.with_label_values(&[&r.queue.to_string()]).get())
             .sum()
     };
-    audit(&mut trail, &metrics, "stop", checkpoint_counters(&metrics), true);
+    trail.record("stop", checkpoint_counters(&metrics), true);
     tracing::info!(
         frames,
         received = total(&metrics.frames_received),
@@ -277,7 +268,7 @@ fn apply_windows(
     classifier: &Classifier,
     metrics: &Metrics,
     tracker: &mut WindowTracker,
-    trail: &mut Option<crate::audit::Trail>,
+    trail: &crate::audit::AuditLog,
 ) {
     let now = OffsetDateTime::now_utc();
     // Window ends are published whether or not anything changed: a reload
@@ -309,9 +300,7 @@ fn apply_windows(
             .and_then(|w| w.approval.clone())
             .unwrap_or_default();
         tracing::info!(measure = m.name(), authorized = on, approval = %approval, "authorization window state");
-        audit(
-            trail,
-            metrics,
+        trail.record(
             "window",
             serde_json::json!({ "measure": m.name(), "authorized": on, "approval": approval }),
             false,
@@ -403,21 +392,15 @@ fn reload(
     Ok(report)
 }
 
-fn audit_reload(
-    trail: &mut Option<crate::audit::Trail>,
-    metrics: &Metrics,
-    cfg: &Config,
-    result: &Result<String, Vec<String>>,
-) {
-    audit(
-        trail,
-        metrics,
+fn audit_reload(trail: &crate::audit::AuditLog, cfg: &Config, result: &Result<String, Vec<String>>) {
+    trail.record(
         "reload",
         serde_json::json!({
             "accepted": result.is_ok(),
             "errors": result.as_ref().err().map_or(0, Vec::len),
             "config_sha256": config_digest(&cfg.path),
             "ruleset_version": cfg.rules.version.to_string(),
+            "recipients": crate::audit::policy::of(&cfg.export),
         }),
         false,
     );
@@ -431,7 +414,7 @@ async fn supervise(
     metrics: &Metrics,
     tracker: &mut WindowTracker,
     handles: &[(u32, std::thread::JoinHandle<WorkerReport>)],
-    trail: &mut Option<crate::audit::Trail>,
+    trail: &crate::audit::AuditLog,
 ) -> Result<(), RunError> {
     use tokio::signal::unix::{signal, SignalKind};
     let listener = tokio::net::TcpListener::bind(cfg.metrics_listen)
@@ -460,19 +443,19 @@ async fn supervise(
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); return Ok(()); }
             _ = hup.recv() => {
                 let result = reload(cfg, selection, classifier, metrics);
-                audit_reload(trail, metrics, cfg, &result);
+                audit_reload(trail, cfg, &result);
                 // Windows of the new config take effect at once.
                 apply_windows(cfg, classifier, metrics, tracker, trail);
             }
             Some(req) = requests.recv() => {
                 let result = reload(cfg, selection, classifier, metrics);
-                audit_reload(trail, metrics, cfg, &result);
+                audit_reload(trail, cfg, &result);
                 apply_windows(cfg, classifier, metrics, tracker, trail);
                 let _ = req.reply.send(result);
             }
-            _ = checkpoint.tick(), if trail.is_some() => {
+            _ = checkpoint.tick(), if trail.is_enabled() => {
                 refresh_xdp_stats(classifier, metrics);
-                audit(trail, metrics, "checkpoint", checkpoint_counters(metrics), true);
+                trail.record("checkpoint", checkpoint_counters(metrics), true);
             }
             _ = tick.tick() => {
                 refresh_xdp_stats(classifier, metrics);

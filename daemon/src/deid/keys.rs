@@ -90,6 +90,45 @@ fn random_key() -> std::io::Result<[u8; 32]> {
     Ok(k)
 }
 
+/// A 32-byte key file: created `0600` with fresh random bytes (and
+/// fsynced) if it does not exist, otherwise read — and refused if others
+/// could read it or it is not 32 bytes. The caller erases the bytes after use.
+pub fn key_file(path: &Path) -> Result<[u8; 32], KeyError> {
+    let io = |source| KeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut key = [0u8; 32];
+    match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(mut f) => {
+            key = random_key().map_err(io)?;
+            f.write_all(&key).and_then(|_| f.sync_all()).map_err(io)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(KeyError::Exposed {
+                    path: path.to_path_buf(),
+                    mode,
+                });
+            }
+            let mut f = std::fs::File::open(path).map_err(io)?;
+            let mut buf = Vec::with_capacity(33);
+            f.read_to_end(&mut buf).map_err(io)?;
+            if buf.len() != 32 {
+                erase(&mut buf);
+                return Err(KeyError::BadLength {
+                    path: path.to_path_buf(),
+                });
+            }
+            key.copy_from_slice(&buf);
+            erase(&mut buf);
+        }
+        Err(e) => return Err(io(e)),
+    }
+    Ok(key)
+}
+
 impl KeyStore {
     /// `keep`: how many epochs' key files to keep (the current one included).
     pub fn open(dir: &Path, period: EpochPeriod, keep: usize) -> Result<KeyStore, KeyError> {
@@ -127,34 +166,7 @@ impl KeyStore {
     }
 
     fn load_or_create(&self, epoch: &str) -> Result<CryptoPan, KeyError> {
-        let path = self.path(epoch);
-        let io = |source| KeyError::Io {
-            path: path.clone(),
-            source,
-        };
-        let mut key = [0u8; 32];
-        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
-            Ok(mut f) => {
-                key = random_key().map_err(io)?;
-                f.write_all(&key).and_then(|_| f.sync_all()).map_err(io)?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let mode = std::fs::metadata(&path).map_err(io)?.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    return Err(KeyError::Exposed { path, mode });
-                }
-                let mut f = std::fs::File::open(&path).map_err(io)?;
-                let mut buf = Vec::with_capacity(33);
-                f.read_to_end(&mut buf).map_err(io)?;
-                if buf.len() != 32 {
-                    erase(&mut buf);
-                    return Err(KeyError::BadLength { path });
-                }
-                key.copy_from_slice(&buf);
-                erase(&mut buf);
-            }
-            Err(e) => return Err(io(e)),
-        }
+        let mut key = key_file(&self.path(epoch))?;
         let pan = CryptoPan::new(&key);
         erase(&mut key);
         Ok(pan)

@@ -18,7 +18,7 @@ pub mod keys;
 use std::net::IpAddr;
 
 pub use cryptopan::CryptoPan;
-pub use keys::{EpochKey, EpochPeriod, KeyError, KeyStore};
+pub use keys::{key_file, EpochKey, EpochPeriod, KeyError, KeyStore};
 
 /// What a grant allows for a non-domestic address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,6 +26,7 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use time::OffsetDateTime;
 
+use crate::audit::AuditLog;
 use crate::config::export::{Export, Recipient, SinkKind};
 use crate::deid::{KeyError, KeyStore};
 use crate::flow::MechanicalRecord;
@@ -214,6 +215,7 @@ impl Exporters {
         cfg: &Export,
         selection: SharedSelection,
         metrics: &Metrics,
+        audit: &AuditLog,
     ) -> Result<(Exporters, ExportTx), ExportStartError> {
         let mut tx = ExportTx {
             queues: Vec::new(),
@@ -282,9 +284,10 @@ impl Exporters {
                 metrics.clone(),
                 cfg.aggregates,
             );
+            let audit = audit.clone();
             let h = std::thread::Builder::new()
                 .name(format!("furui-x-{}", r.name))
-                .spawn(move || recipient_loop(&r, agg, sinks, q_rx, &keys, &sel, &m))
+                .spawn(move || recipient_loop(&r, agg, sinks, q_rx, &keys, &sel, &m, &audit))
                 .map_err(ExportStartError::Thread)?;
             handles.push(h);
         }
@@ -309,6 +312,7 @@ fn recipient_loop(
     keys: &Mutex<KeyStore>,
     selection: &SharedSelection,
     m: &Metrics,
+    audit: &AuditLog,
 ) {
     let name = r.name.as_str();
     let depth = m.export_queue_depth.with_label_values(&[name]);
@@ -325,8 +329,10 @@ fn recipient_loop(
             }
         }
     };
+    let mut batch: Vec<Arc<MechanicalRecord>> = Vec::with_capacity(BATCH);
+    let mut views: Vec<(usize, project::View)> = Vec::with_capacity(BATCH);
     loop {
-        let rec = match rx.recv_timeout(Duration::from_secs(1)) {
+        let first = match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(rec) => rec,
             Err(RecvTimeoutError::Timeout) => {
                 // Idle: retry what waits in the spools; close a period.
@@ -350,30 +356,49 @@ fn recipient_loop(
             }
             Err(RecvTimeoutError::Disconnected) => break,
         };
+        // A batch: what is queued now, up to BATCH records. It is
+        // projected, recorded in the audit trail, then delivered.
+        batch.push(first);
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
         depth.set(rx.len() as i64);
-        let Some(measure) = rec.class.measure() else { continue };
         let now = OffsetDateTime::now_utc();
         let key = match keys.lock().map_err(|_| ()).and_then(|mut k| k.at(now).map_err(|_| ())) {
             Ok(k) => k,
             Err(()) => {
                 // Without a key nothing may leave: count and drop.
                 m.export_errors.with_label_values(&[name, "keys"]).inc();
-                m.export_dropped.with_label_values(&[name, "no_key"]).inc();
+                m.export_dropped
+                    .with_label_values(&[name, "no_key"])
+                    .inc_by(batch.len() as u64);
+                batch.clear();
                 continue;
             }
         };
         let domestic = selection.load();
-        if let Some(a) = agg.as_mut() {
-            if r.grants.iter().any(|g| g.aggregate && g.covers(measure, now)) {
-                rows_out(a.add(&rec, measure.name(), unix_now()), &mut outlets);
+        let mut rows = Vec::new();
+        for rec in batch.drain(..) {
+            let Some(measure) = rec.class.measure() else { continue };
+            if let Some(a) = agg.as_mut() {
+                if r.grants.iter().any(|g| g.aggregate && g.covers(measure, now)) {
+                    rows.extend(a.add(&rec, measure.name(), unix_now()));
+                }
+            }
+            // A record no grant covers is simply not this recipient's.
+            for (i, g) in r.grants.iter().enumerate() {
+                if g.aggregate || !g.covers(measure, now) {
+                    continue;
+                }
+                views.push((i, project::project(&rec, g, &key, &domestic.domestic)));
             }
         }
-        // A record no grant covers is simply not this recipient's.
-        for (i, g) in r.grants.iter().enumerate() {
-            if g.aggregate || !g.covers(measure, now) {
-                continue;
-            }
-            let view = project::project(&rec, g, &key, &domestic.domestic);
+        audit_batch(audit, r, &views, &rows);
+        rows_out(rows, &mut outlets);
+        for (i, view) in views.drain(..) {
             for o in outlets.iter_mut() {
                 o.deliver(i, &view, name, m);
             }
@@ -383,10 +408,47 @@ fn recipient_loop(
     // what is spooled; the rest stays on disk and is sent first after the
     // next start.
     if let Some(a) = agg.as_mut() {
-        rows_out(a.flush(true), &mut outlets);
+        let rows = a.flush(true);
+        audit_batch(audit, r, &[], &rows);
+        rows_out(rows, &mut outlets);
     }
     for o in outlets.iter_mut() {
         o.drain(name, m);
     }
     depth.set(0);
+}
+
+/// Records in one export batch at most (also one audit entry at most).
+const BATCH: usize = 1024;
+
+/// One audit entry per batch: the recipient, its sinks, and per grant used
+/// the grant itself (as the `exports` check compares it with the policy in
+/// force) and how many records (or aggregate rows) it carried.
+fn audit_batch(audit: &AuditLog, r: &Recipient, views: &[(usize, project::View)], rows: &[project::View]) {
+    if views.is_empty() && rows.is_empty() {
+        return;
+    }
+    let mut grants = Vec::new();
+    for (i, g) in r.grants.iter().enumerate() {
+        let n = if g.aggregate {
+            rows.len()
+        } else {
+            views.iter().filter(|(gi, _)| *gi == i).count()
+        };
+        if n > 0 {
+            let mut e = crate::audit::policy::grant(i, g);
+            e["records"] = serde_json::Value::from(n);
+            grants.push(e);
+        }
+    }
+    audit.record(
+        "export",
+        serde_json::json!({
+            "recipient": r.name,
+            "sinks": r.sinks.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            "records": views.len() + rows.len(),
+            "grants": grants,
+        }),
+        false,
+    );
 }

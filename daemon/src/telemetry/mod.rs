@@ -50,6 +50,9 @@ pub struct Metrics {
     pub export_queue_capacity: IntGaugeVec,
     pub audit_entries: IntCounterVec,
     pub audit_checkpoint_time: IntGauge,
+    pub store_records: IntCounter,
+    pub store_purged: IntCounter,
+    pub store_epochs: IntGauge,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -243,6 +246,19 @@ impl Metrics {
             AUDIT_CHECKPOINT_TIME,
             "Time of the last signed audit checkpoint (Unix seconds); 0 before the first or without [audit].",
         );
+        let store_records = IntCounter::new(
+            STORE_RECORDS,
+            "Records committed (sealed, fsynced) to the retention store.",
+        )
+        .expect("valid");
+        r.register(Box::new(store_records.clone())).expect("unique");
+        let store_purged = IntCounter::new(
+            STORE_PURGED,
+            "Records purged from the retention store at their epoch's expiry (key destroyed).",
+        )
+        .expect("valid");
+        r.register(Box::new(store_purged.clone())).expect("unique");
+        let store_epochs = gauge(&r, STORE_EPOCHS, "Retention epochs held (each with its own data key).");
         let build = IntGaugeVec::new(Opts::new(BUILD_INFO, "Build information."), &["version"]).expect("valid");
         r.register(Box::new(build.clone())).expect("unique");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -261,7 +277,7 @@ impl Metrics {
             measure_authorized.with_label_values(&[m.name()]);
             measure_window_end.with_label_values(&[m.name()]);
         }
-        for reason in ["sink_full", "sink_error"] {
+        for reason in ["sink_full", "sink_error", "store_error"] {
             records_dropped.with_label_values(&[reason]);
         }
         flows_evicted.with_label_values(&["table_full"]);
@@ -301,6 +317,9 @@ impl Metrics {
             export_queue_capacity,
             audit_entries,
             audit_checkpoint_time,
+            store_records,
+            store_purged,
+            store_epochs,
         }
     }
 

@@ -36,3 +36,6 @@ pub const API_REQUESTS: &str = "furui_api_requests_total";
 pub const EXPORT_QUEUE_CAPACITY: &str = "furui_export_queue_capacity";
 pub const AUDIT_ENTRIES: &str = "furui_audit_entries_total";
 pub const AUDIT_CHECKPOINT_TIME: &str = "furui_audit_checkpoint_timestamp_seconds";
+pub const STORE_RECORDS: &str = "furui_store_records_total";
+pub const STORE_PURGED: &str = "furui_store_purged_records_total";
+pub const STORE_EPOCHS: &str = "furui_store_epochs";
