@@ -80,23 +80,72 @@ fn a_run_is_recorded_with_signed_checkpoints_and_verifies() {
 }
 
 /// `kill -9` at random moments during traffic, 20 times: after each, the
-/// trail verifies, and the next start (which verifies it too) succeeds.
+/// trail verifies, the next start (which verifies it too) succeeds, and
+/// every record the daemon acknowledged (wrote to its records file) is in
+/// the retention store and opens with its epoch key.
 #[test]
-fn the_trail_survives_kill_9_at_random_moments() {
-    let (rig, cfg, dir) = audit_rig();
+fn the_trail_and_the_store_survive_kill_9_at_random_moments() {
+    let rig = Rig::new();
+    let dir = rig.path("audit");
+    let retention = furui::config::retention::Retention {
+        dir: rig.path("store"),
+        key_dir: rig.path("rkeys"),
+        epoch: Duration::from_secs(3600),
+        inbound: Duration::from_secs(86_400),
+        outbound: Duration::from_secs(86_400),
+        transit: Duration::from_secs(86_400),
+    };
+    let cfg = rig.config(
+        "",
+        &format!(
+            "{BODY}\n[flows]\nidle_timeout_secs = 1\n\n[audit]\ndir = \"{}\"\ncheckpoint_secs = 1\n\n[retention]\ndir = \"{}\"\nkey_dir = \"{}\"\n",
+            dir.display(),
+            retention.dir.display(),
+            retention.key_dir.display()
+        ),
+    );
     let mut seed = std::process::id() as u64;
+    let mut acknowledged = 0;
     for round in 0..20 {
         let mut d = Daemon::start(&rig, &cfg);
+        rig.send(&[
+            "--count",
+            "3",
+            "--flow",
+            &format!("203.0.113.{},192.0.2.1", 100 + round),
+        ]);
         let mut gen = rig.send_background(&["--duration", "2", "--pps", "5000", "--flow", "203.0.113.9,192.0.2.1"]);
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        std::thread::sleep(Duration::from_millis(100 + (seed >> 33) % 1200));
+        std::thread::sleep(Duration::from_millis(100 + (seed >> 33) % 1500));
         d.child.kill().unwrap();
         let _ = d.child.wait();
         let _ = gen.kill();
         let _ = gen.wait();
         let (ok, out) = verify(&dir);
         assert!(ok, "round {round}: {out}");
+        // Every complete line of the records file is in the store.
+        let text = std::fs::read_to_string(rig.path("records.jsonl")).unwrap_or_default();
+        let written: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let mut store = furui::store::Store::open(&retention).unwrap();
+        let mut stored = Vec::new();
+        for (epoch, _, _) in store.epochs().unwrap() {
+            for r in store.read_epoch(&epoch).unwrap() {
+                stored.push(serde_json::from_str::<serde_json::Value>(&r).unwrap());
+            }
+        }
+        drop(store);
+        for w in &written {
+            assert!(
+                stored.contains(w),
+                "round {round}: acknowledged record missing from the store: {w}"
+            );
+        }
+        acknowledged = written.len();
     }
+    assert!(
+        acknowledged >= 5,
+        "too few records acknowledged to test anything: {acknowledged}"
+    );
     let starts = entries(&dir).iter().filter(|e| e["kind"] == "start").count();
     assert_eq!(starts, 20);
 }
@@ -160,4 +209,100 @@ fn the_erasure_check_fails_when_a_frame_was_not_erased() {
     );
     let (ok, out) = check("capture");
     assert!(ok, "{out}");
+}
+
+/// A normal run with a recipient and the retention store: all four
+/// oversight checks say PASS. Then four copies of the trail, each doctored
+/// (and re-chained and re-signed with the appliance key, as an operator
+/// holding the key could) to show one violation: a domestic packet
+/// redirected, a frame not erased, an export outside the grant, a late
+/// purge. Each still verifies, and the matching check says FAIL.
+#[test]
+fn the_four_checks_pass_after_a_run_and_fail_on_doctored_trails() {
+    let rig = Rig::new();
+    let dir = rig.path("audit");
+    let cfg = rig.config(
+        "",
+        &format!(
+            "{BODY}\n[flows]\nidle_timeout_secs = 1\n\n[audit]\ndir = \"{}\"\ncheckpoint_secs = 1\n\n[retention]\ndir = \"{}\"\nkey_dir = \"{}\"\nepoch_secs = 1\ninbound_secs = 1\n\n[deid]\nkey_dir = \"{}\"\n\n[[purposes]]\nid = \"damage-prevention\"\ndamage_prevention = true\n\n[[recipients]]\nname = \"cert-team\"\nrole = \"analyst\"\nidentity = \"sha256:{}\"\n[[recipients.grants]]\nmeasures = [\"inbound\"]\nfields = [\"first_seen_ns\", \"protocol\", \"responder_port\", \"packets_forward\"]\npurpose = \"damage-prevention\"\n[[recipients.sinks]]\nkind = \"ipfix-udp\"\naddress = \"127.0.0.1:4799\"\n",
+            dir.display(),
+            rig.path("store").display(),
+            rig.path("rkeys").display(),
+            rig.path("pkeys").display(),
+            "ab".repeat(32),
+        ),
+    );
+    let d = Daemon::start(&rig, &cfg);
+    for i in 0..3 {
+        let flow = format!("203.0.113.{},192.0.2.10,udp,{},53", 30 + i, 6000 + i);
+        rig.send(&["--count", "4", "--flow", &flow]);
+    }
+    d.wait_for_metric(
+        "furui_audit_entries_total{kind=\"export\"}",
+        1,
+        "an audited export batch",
+    );
+    d.wait_for_metric("furui_store_purged_records_total", 3, "the purge of all three records");
+    assert_eq!(d.stop(), 0);
+    for what in ["capture", "erasure", "exports", "retention"] {
+        let (ok, out) = audit_cmd(&["check", what], &dir);
+        assert!(ok && out.starts_with("PASS"), "{what}: {out}");
+    }
+    let (_, out) = audit_cmd(&["check", "exports"], &dir);
+    assert!(out.contains("cert-team: 3"), "{out}");
+    let exports: Vec<_> = entries(&dir).into_iter().filter(|e| e["kind"] == "export").collect();
+    assert_eq!(exports[0]["data"]["grants"][0]["fields"][2], "responder_port");
+
+    let doctored = |name: &str, kind: &str, data: serde_json::Value, sign: bool| -> std::path::PathBuf {
+        let copy = rig.path(name);
+        std::fs::create_dir_all(&copy).unwrap();
+        for f in ["trail.jsonl", "appliance.key", "appliance.pub"] {
+            std::fs::copy(dir.join(f), copy.join(f)).unwrap();
+        }
+        let mut t = furui::audit::Trail::open(&copy, false).unwrap();
+        t.append(kind, data, sign).unwrap();
+        let (ok, out) = verify(&copy);
+        assert!(ok, "a doctored trail that verifies: {out}");
+        copy
+    };
+    let c = doctored(
+        "d-capture",
+        "checkpoint",
+        serde_json::json!({ "furui_xdp_packets_total{action=\"redirect\",class=\"domestic\"}": 1 }),
+        true,
+    );
+    let (ok, out) = audit_cmd(&["check", "capture"], &c);
+    assert!(!ok && out.contains("1 domestic packets redirected"), "{out}");
+    let c = doctored(
+        "d-erasure",
+        "checkpoint",
+        serde_json::json!({ "furui_frames_received_total{queue=\"0\"}": 12, "furui_frames_erased_total{queue=\"0\"}": 11 }),
+        true,
+    );
+    let (ok, out) = audit_cmd(&["check", "erasure"], &c);
+    assert!(!ok && out.contains("12 frames received but 11 erased"), "{out}");
+    let mut outside = exports[0]["data"].clone();
+    outside["grants"][0]["fields"] = serde_json::json!(["first_seen_ns", "initiator"]);
+    let c = doctored("d-exports", "export", outside, false);
+    let (ok, out) = audit_cmd(&["check", "exports"], &c);
+    assert!(!ok && out.contains("field `initiator` is not granted"), "{out}");
+    let c = doctored(
+        "d-retention",
+        "retention_open",
+        serde_json::json!({ "epoch": "inbound-2020-01-01T00:00:00Z", "measure": "inbound", "expires": "2020-01-01T00:00:02Z" }),
+        false,
+    );
+    let mut t = furui::audit::Trail::open(&c, false).unwrap();
+    t.append(
+        "purge",
+        serde_json::json!({ "epoch": "inbound-2020-01-01T00:00:00Z", "records": 1, "expires": "2020-01-01T00:00:02Z" }),
+        false,
+    )
+    .unwrap();
+    drop(t);
+    let (ok, out) = audit_cmd(&["check", "retention"], &c);
+    assert!(
+        !ok && out.contains("purged") && out.contains("after it expired"),
+        "{out}"
+    );
 }
