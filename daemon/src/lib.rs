@@ -18,6 +18,7 @@ pub mod flow;
 pub mod offline;
 pub mod parse;
 pub mod pipeline;
+pub mod report;
 pub mod select;
 pub mod sink;
 pub mod store;

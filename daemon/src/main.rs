@@ -36,6 +36,28 @@ enum Cmd {
         #[command(subcommand)]
         cmd: AuditCmd,
     },
+    /// Transparency report of aggregate figures (per period and measure)
+    /// from a verified audit trail: DIR/report.json and a self-contained
+    /// DIR/report.html with charts, written to --out.
+    Report {
+        /// Start of the reported time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
+        #[arg(long)]
+        from: String,
+        /// End of the reported time (RFC 3339, exclusive).
+        #[arg(long)]
+        to: String,
+        /// The audit directory (or a copy of it).
+        dir: PathBuf,
+        /// The appliance's public key; DIR/appliance.pub if not given.
+        #[arg(long)]
+        pubkey: Option<PathBuf>,
+        /// Where report.json and report.html are written.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Length of one period in the tables and charts.
+        #[arg(long, default_value = "day", value_parser = ["hour", "day"])]
+        period: String,
+    },
     /// Validate configuration files; print every error with its line. Exit 2 on any error.
     CheckConfig {
         #[arg(required = true)]
@@ -183,17 +205,13 @@ fn main() -> ExitCode {
                     grace_secs,
                 },
         } => {
-            let trail = dir.join(furui::audit::TRAIL);
-            let verified = furui::audit::read_pubkey(&pubkey).and_then(|k| furui::audit::verify(&trail, &k, None));
-            if let Err(e) = verified {
-                println!("FAIL: the trail does not verify, so nothing in it can be trusted: {e}");
-                return ExitCode::from(1);
-            }
-            let entries: Vec<serde_json::Value> = std::fs::read_to_string(&trail)
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect();
+            let entries = match furui::audit::read_verified(&dir, &pubkey) {
+                Ok((_, entries)) => entries,
+                Err(e) => {
+                    println!("FAIL: the trail does not verify, so nothing in it can be trusted: {e}");
+                    return ExitCode::from(1);
+                }
+            };
             let v = match what.as_str() {
                 "erasure" => furui::audit::check::erasure(&entries),
                 "capture" => furui::audit::check::capture(&entries),
@@ -210,6 +228,14 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
+        Cmd::Report {
+            from,
+            to,
+            dir,
+            pubkey,
+            out,
+            period,
+        } => report(&from, &to, &dir, pubkey, &out, &period),
         Cmd::Run { config, new_segment } => {
             init_logging();
             let cfg = match Config::load(&config) {
@@ -289,5 +315,59 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+    }
+}
+
+fn report(
+    from: &str,
+    to: &str,
+    dir: &std::path::Path,
+    pubkey: Option<PathBuf>,
+    out: &std::path::Path,
+    period: &str,
+) -> ExitCode {
+    use time::format_description::well_known::Rfc3339;
+    let parse = |what: &str, s: &str| {
+        time::OffsetDateTime::parse(s, &Rfc3339)
+            .map_err(|_| eprintln!("--{what} `{s}` is not an RFC 3339 time (e.g. 2026-11-01T00:00:00Z)"))
+    };
+    let (Ok(from), Ok(to)) = (parse("from", from), parse("to", to)) else {
+        return ExitCode::from(2);
+    };
+    if to <= from {
+        eprintln!("--to must be later than --from");
+        return ExitCode::from(2);
+    }
+    let pubkey = pubkey.unwrap_or_else(|| dir.join(furui::audit::PUBKEY));
+    let (verified, entries) = match furui::audit::read_verified(dir, &pubkey) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("no report: the trail does not verify, so its figures cannot be trusted: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let period = if period == "hour" {
+        furui::report::Period::Hour
+    } else {
+        furui::report::Period::Day
+    };
+    let r = furui::report::build(&entries, from, to, period, &verified.last_hash);
+    let json = serde_json::to_string_pretty(&r).unwrap_or_default();
+    let write = |name: &str, text: &str| {
+        let p = out.join(name);
+        std::fs::create_dir_all(out)
+            .and_then(|_| std::fs::write(&p, text))
+            .map(|_| p.clone())
+            .map_err(|e| eprintln!("cannot write {}: {e}", p.display()))
+    };
+    match (
+        write("report.json", &json),
+        write("report.html", &furui::report::html::render(&r)),
+    ) {
+        (Ok(j), Ok(h)) => {
+            println!("{}\n{}", j.display(), h.display());
+            ExitCode::SUCCESS
+        }
+        _ => ExitCode::from(1),
     }
 }

@@ -211,6 +211,19 @@ pub fn verify(path: &Path, key: &VerifyingKey, witness: Option<&str>) -> Result<
     })
 }
 
+/// Verifies the trail in `dir` with the public key at `pubkey`, then
+/// returns its entries (what the checks and the report read).
+pub fn read_verified(dir: &Path, pubkey: &Path) -> Result<(Verified, Vec<Value>), AuditError> {
+    let trail = dir.join(TRAIL);
+    let v = verify(&trail, &read_pubkey(pubkey)?, None)?;
+    let text = std::fs::read_to_string(&trail).map_err(|source| AuditError::Io {
+        path: trail.clone(),
+        source,
+    })?;
+    let entries = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    Ok((v, entries))
+}
+
 /// The daemon's writer.
 pub struct Trail {
     path: PathBuf,
