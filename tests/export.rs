@@ -790,8 +790,9 @@ fn the_https_api_requires_mutual_tls_and_serves_exactly_the_granted_fields() {
     let cfg = rig.config(
         "",
         &format!(
-            "{prelude}[api]\nlisten = \"127.0.0.1:9443\"\ncert = \"{c}/server.pem\"\nkey = \"{c}/server.key\"\nclient_ca = \"{c}/ca.pem\"\n\n[[purposes]]\nid = \"damage-prevention\"\ndamage_prevention = true\n\n[[recipients]]\nname = \"analyst\"\nrole = \"analyst\"\nidentity = \"{a}\"\n{grant}[[recipients.sinks]]\nkind = \"api\"\n\n[[recipients]]\nname = \"inspector\"\nrole = \"oversight\"\nidentity = \"{o}\"\n{grant}\n[[recipients]]\nname = \"noapi\"\nrole = \"analyst\"\nidentity = \"{n}\"\n{grant}",
+            "{prelude}[audit]\ndir = \"{audit}\"\ncheckpoint_secs = 1\n\n[api]\nlisten = \"127.0.0.1:9443\"\ncert = \"{c}/server.pem\"\nkey = \"{c}/server.key\"\nclient_ca = \"{c}/ca.pem\"\n\n[[purposes]]\nid = \"damage-prevention\"\ndamage_prevention = true\n\n[[recipients]]\nname = \"analyst\"\nrole = \"analyst\"\nidentity = \"{a}\"\n{grant}[[recipients.sinks]]\nkind = \"api\"\n\n[[recipients]]\nname = \"inspector\"\nrole = \"oversight\"\nidentity = \"{o}\"\n{grant}\n[[recipients]]\nname = \"noapi\"\nrole = \"analyst\"\nidentity = \"{n}\"\n{grant}",
             prelude = export_prelude(&rig),
+            audit = rig.path("audit").display(),
             a = ids[0],
             o = ids[2],
             n = ids[3],
@@ -873,7 +874,91 @@ fn the_https_api_requires_mutual_tls_and_serves_exactly_the_granted_fields() {
         m.get("furui_api_requests_total{recipient=\"unknown\",status=\"403\"}"),
         1
     );
+
+    // The oversight role: the audit trail, the configuration history and
+    // the counters — and (above) never records. Others may not read them.
+    let get = |who: &str, path: &str| {
+        curl(&format!(
+            "--cacert ca.pem --cert {who}.pem --key {who}.key 'https://127.0.0.1:9443{path}'"
+        ))
+        .1
+    };
+    let trail = get("inspector", "/v1/audit?after=0");
+    assert!(
+        trail.ends_with("HTTP 200") && trail.contains("\"kind\":\"start\""),
+        "{trail}"
+    );
+    assert!(
+        trail.contains("\"kind\":\"export\""),
+        "export batches are in the trail: {trail}"
+    );
+    let history = get("inspector", "/v1/config-history");
+    assert!(
+        history.ends_with("HTTP 200") && history.contains("config_sha256"),
+        "{history}"
+    );
+    assert!(!history.contains("\"kind\":\"export\""), "{history}");
+    let counters = get("inspector", "/v1/counters");
+    assert!(
+        counters.ends_with("HTTP 200") && counters.contains("furui_frames_erased_total"),
+        "{counters}"
+    );
+    for path in ["/v1/audit?after=0", "/v1/counters", "/v1/config-history"] {
+        assert!(get("analyst", path).ends_with("HTTP 403"), "analyst read {path}");
+    }
+    // A witness: the analyst keeps the newest signed checkpoint.
+    d.wait_for_metric("furui_audit_entries_total{kind=\"checkpoint\"}", 1, "a checkpoint");
+    let w = get("analyst", "/v1/checkpoint");
+    assert!(w.ends_with("HTTP 200"), "{w}");
+    let witness = rig.path("witness.json");
+    std::fs::write(&witness, w.lines().next().unwrap()).unwrap();
     assert_eq!(d.stop(), 0);
+    let audit = rig.path("audit");
+    let out = Command::new(FURUI)
+        .args(["audit", "verify"])
+        .arg(&audit)
+        .arg("--pubkey")
+        .arg(audit.join("appliance.pub"))
+        .arg("--witness")
+        .arg(&witness)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.starts_with("PASS") && out.contains("witness checkpoint present"),
+        "{out}"
+    );
+    // Every API request is an audit entry, refusals included.
+    let reads: Vec<serde_json::Value> = std::fs::read_to_string(audit.join("trail.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["kind"] == "api_read")
+        .map(|e| e["data"].clone())
+        .collect();
+    let has = |client: &str, resource: &str, status: u64| {
+        reads
+            .iter()
+            .any(|r| r["client"] == client && r["resource"] == resource && r["status"] == status)
+    };
+    assert!(
+        has("analyst", "records", 200) && has("unknown", "records", 403),
+        "{reads:?}"
+    );
+    assert!(
+        has("inspector", "records", 403) && has("inspector", "audit", 200),
+        "{reads:?}"
+    );
+    assert!(
+        has("analyst", "checkpoint", 200) && has("analyst", "counters", 403),
+        "{reads:?}"
+    );
+    let records_read: u64 = reads
+        .iter()
+        .filter(|r| r["client"] == "analyst" && r["resource"] == "records")
+        .map(|r| r["items"].as_u64().unwrap())
+        .sum();
+    assert_eq!(records_read, 5, "3 records, then 2 from the cursor");
 }
 
 /// IPFIX over TLS: the collector requires furui's client certificate and

@@ -67,6 +67,12 @@ impl AuditLog {
         }
     }
 
+    /// The trail file, to serve it read-only (oversight API).
+    pub fn trail_path(&self) -> Option<std::path::PathBuf> {
+        let t = self.trail.as_ref()?.lock().ok()?;
+        Some(t.path().to_path_buf())
+    }
+
     /// The newest signed checkpoint line, if any was written by this run.
     pub fn latest_signed(&self) -> Option<String> {
         self.latest_signed.lock().ok().and_then(|l| l.clone())

@@ -301,6 +301,10 @@ impl Trail {
         Ok(t)
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Appends one entry (signed if `sign`) and fsyncs it; returns its line.
     pub fn append(&mut self, kind: &str, data: Value, sign: bool) -> Result<String, AuditError> {
         let seq = self.seq + 1;

@@ -192,7 +192,7 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
     let records = records.with_exports(export_tx);
     let api = match &cfg.export.api {
         Some(a) => Some(
-            crate::export::https::start(a, exporters.api_clients.clone(), &metrics)
+            crate::export::https::start(a, exporters.api_clients.clone(), &metrics, &trail)
                 .map_err(crate::export::ExportStartError::from)?,
         ),
         None => None,

@@ -2,8 +2,13 @@
 //! signed by `[api] client_ca`; its identity is the SHA-256 of the
 //! certificate's public key (SubjectPublicKeyInfo), looked up among the
 //! configured recipients. `GET /v1/records?after=CURSOR&limit=N` streams the
-//! recipient's views as NDJSON. There is no plain-HTTP listener; the
-//! metrics endpoint is separate.
+//! recipient's views as NDJSON. The oversight role reads, never records:
+//! `GET /v1/audit?after=SEQ&limit=N` (the trail's entries),
+//! `GET /v1/config-history` (start, reload and window entries) and
+//! `GET /v1/counters` (the Prometheus counters). Every recipient may fetch
+//! `GET /v1/checkpoint`, the newest signed checkpoint, to keep as a
+//! witness. Every request is an audit entry (`api_read`). There is no
+//! plain-HTTP listener; the metrics endpoint is separate.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,6 +26,7 @@ use sha2::{Digest, Sha256};
 use tokio_rustls::rustls;
 
 use super::api::Ring;
+use crate::audit::AuditLog;
 use crate::config::export::{Api, Role};
 use crate::telemetry::Metrics;
 
@@ -166,6 +172,134 @@ pub fn tls_client(
 struct Conn {
     client: Option<Client>,
     metrics: Metrics,
+    audit: AuditLog,
+}
+
+impl Conn {
+    /// Counts and audits one request; returns the response.
+    fn answer(&self, resource: &str, status: StatusCode, items: usize, resp: Response) -> Response {
+        let (name, role) = self
+            .client
+            .as_ref()
+            .map_or(("unknown", "none"), |c| (c.name.as_str(), role_name(c.role)));
+        self.metrics
+            .api_requests
+            .with_label_values(&[name, status.as_str()])
+            .inc();
+        self.audit.record(
+            "api_read",
+            serde_json::json!({ "client": name, "role": role, "resource": resource, "status": status.as_u16(), "items": items }),
+            false,
+        );
+        resp
+    }
+
+    fn deny(&self, resource: &str, why: &'static str) -> Response {
+        let r = (StatusCode::FORBIDDEN, format!("{why}\n")).into_response();
+        self.answer(resource, StatusCode::FORBIDDEN, 0, r)
+    }
+
+    /// The oversight role, or a 403 saying who may.
+    fn oversight(&self, resource: &str) -> Result<(), Response> {
+        match &self.client {
+            Some(c) if c.role == Role::Oversight => Ok(()),
+            Some(_) => Err(self.deny(resource, "only the oversight role reads the audit trail and counters")),
+            None => Err(self.deny(resource, "this client certificate belongs to no configured recipient")),
+        }
+    }
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Analyst => "analyst",
+        Role::Oversight => "oversight",
+        Role::Operator => "operator",
+    }
+}
+
+fn ndjson(lines: impl Iterator<Item = String>) -> (String, usize) {
+    let mut body = String::new();
+    let mut n = 0;
+    for l in lines {
+        body.push_str(&l);
+        body.push('\n');
+        n += 1;
+    }
+    (body, n)
+}
+
+/// Trail lines (JSON entries) for which `keep` holds, after `after`, at most `limit`.
+fn trail_lines(c: &Conn, after: u64, limit: usize, keep: impl Fn(&serde_json::Value) -> bool) -> Vec<String> {
+    let Some(path) = c.audit.trail_path() else {
+        return Vec::new();
+    };
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .is_ok_and(|e| e["seq"].as_u64().unwrap_or(0) > after && keep(&e))
+        })
+        .take(limit)
+        .map(str::to_string)
+        .collect()
+}
+
+async fn audit_entries(State(c): State<Conn>, Query(q): Query<RecordsQuery>) -> Response {
+    if let Err(r) = c.oversight("audit") {
+        return r;
+    }
+    let (body, n) = ndjson(trail_lines(&c, q.after, q.limit.clamp(1, 10_000), |_| true).into_iter());
+    let r = (StatusCode::OK, [(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response();
+    c.answer("audit", StatusCode::OK, n, r)
+}
+
+async fn config_history(State(c): State<Conn>) -> Response {
+    if let Err(r) = c.oversight("config-history") {
+        return r;
+    }
+    let keep =
+        |e: &serde_json::Value| matches!(e["kind"].as_str(), Some("start" | "reload" | "window" | "new_segment"));
+    let (body, n) = ndjson(trail_lines(&c, 0, usize::MAX, keep).into_iter());
+    let r = (StatusCode::OK, [(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response();
+    c.answer("config-history", StatusCode::OK, n, r)
+}
+
+async fn counters(State(c): State<Conn>) -> Response {
+    if let Err(r) = c.oversight("counters") {
+        return r;
+    }
+    let text = c.metrics.encode();
+    let r = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text,
+    )
+        .into_response();
+    c.answer("counters", StatusCode::OK, 1, r)
+}
+
+async fn checkpoint(State(c): State<Conn>) -> Response {
+    if c.client.is_none() {
+        return c.deny(
+            "checkpoint",
+            "this client certificate belongs to no configured recipient",
+        );
+    }
+    match c.audit.latest_signed() {
+        Some(line) => {
+            let r = (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                format!("{line}\n"),
+            )
+                .into_response();
+            c.answer("checkpoint", StatusCode::OK, 1, r)
+        }
+        None => {
+            let r = (StatusCode::NOT_FOUND, "no signed checkpoint yet\n").into_response();
+            c.answer("checkpoint", StatusCode::NOT_FOUND, 0, r)
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -180,31 +314,20 @@ fn default_limit() -> usize {
     1000
 }
 
-fn deny(m: &Metrics, who: &str, why: &'static str) -> Response {
-    m.api_requests.with_label_values(&[who, "403"]).inc();
-    (StatusCode::FORBIDDEN, format!("{why}\n")).into_response()
-}
-
 async fn records(State(c): State<Conn>, Query(q): Query<RecordsQuery>) -> Response {
     let m = &c.metrics;
     let Some(client) = &c.client else {
-        return deny(
-            m,
-            "unknown",
-            "this client certificate belongs to no configured recipient",
-        );
+        return c.deny("records", "this client certificate belongs to no configured recipient");
     };
     if client.role == Role::Oversight {
-        return deny(
-            m,
-            &client.name,
+        return c.deny(
+            "records",
             "the oversight role reads counters and the audit trail, never records",
         );
     }
     let Some(ring) = &client.ring else {
-        return deny(
-            m,
-            &client.name,
+        return c.deny(
+            "records",
             "no grant of this recipient covers records over the API (no `api` sink)",
         );
     };
@@ -220,11 +343,10 @@ async fn records(State(c): State<Conn>, Query(q): Query<RecordsQuery>) -> Respon
         body.push_str(l);
         body.push('\n');
     }
-    m.api_requests.with_label_values(&[&client.name, "200"]).inc();
     m.export_records
         .with_label_values(&[&client.name, "api-read"])
         .inc_by(lines.len() as u64);
-    (
+    let r = (
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
@@ -232,7 +354,8 @@ async fn records(State(c): State<Conn>, Query(q): Query<RecordsQuery>) -> Respon
         ],
         body,
     )
-        .into_response()
+        .into_response();
+    c.answer("records", StatusCode::OK, lines.len(), r)
 }
 
 /// The running server; stops when dropped or with `stop`.
@@ -257,7 +380,12 @@ impl Drop for Server {
 }
 
 /// Binds and starts the API on its own thread.
-pub fn start(cfg: &Api, clients: HashMap<[u8; 32], Client>, metrics: &Metrics) -> Result<Server, ApiError> {
+pub fn start(
+    cfg: &Api,
+    clients: HashMap<[u8; 32], Client>,
+    metrics: &Metrics,
+    audit: &AuditLog,
+) -> Result<Server, ApiError> {
     let tls = Arc::new(tls_config(cfg)?);
     let std_listener = std::net::TcpListener::bind(cfg.listen).map_err(|source| ApiError::Listen {
         addr: cfg.listen,
@@ -268,7 +396,7 @@ pub fn start(cfg: &Api, clients: HashMap<[u8; 32], Client>, metrics: &Metrics) -
         source,
     })?;
     let stop = Arc::new(AtomicBool::new(false));
-    let (s, m, listen) = (stop.clone(), metrics.clone(), cfg.listen);
+    let (s, m, a, listen) = (stop.clone(), metrics.clone(), audit.clone(), cfg.listen);
     let clients = Arc::new(clients);
     let thread = std::thread::Builder::new()
         .name("furui-api".into())
@@ -280,7 +408,7 @@ pub fn start(cfg: &Api, clients: HashMap<[u8; 32], Client>, metrics: &Metrics) -
                     return;
                 }
             };
-            rt.block_on(serve(std_listener, tls, clients, m, s));
+            rt.block_on(serve(std_listener, tls, clients, m, a, s));
         })
         .map_err(|source| ApiError::Listen { addr: listen, source })?;
     tracing::info!(%listen, "HTTPS API up (mutual TLS required)");
@@ -295,6 +423,7 @@ async fn serve(
     tls: Arc<rustls::ServerConfig>,
     clients: Arc<HashMap<[u8; 32], Client>>,
     metrics: Metrics,
+    audit: AuditLog,
     stop: Arc<AtomicBool>,
 ) {
     let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
@@ -305,7 +434,7 @@ async fn serve(
         let Ok(Ok((tcp, _))) = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await else {
             continue;
         };
-        let (acceptor, clients, metrics) = (acceptor.clone(), clients.clone(), metrics.clone());
+        let (acceptor, clients, metrics, audit) = (acceptor.clone(), clients.clone(), metrics.clone(), audit.clone());
         tokio::spawn(async move {
             let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
                 // No certificate, an untrusted one, or no TLS at all.
@@ -324,7 +453,11 @@ async fn serve(
             let client = identity.and_then(|id| clients.get(&id).cloned());
             let app = Router::new()
                 .route("/v1/records", get(records))
-                .with_state(Conn { client, metrics });
+                .route("/v1/audit", get(audit_entries))
+                .route("/v1/config-history", get(config_history))
+                .route("/v1/counters", get(counters))
+                .route("/v1/checkpoint", get(checkpoint))
+                .with_state(Conn { client, metrics, audit });
             let svc = hyper_util::service::TowerToHyperService::new(app);
             let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
