@@ -199,12 +199,12 @@ impl Conn {
         self.answer(resource, StatusCode::FORBIDDEN, 0, r)
     }
 
-    /// The oversight role, or a 403 saying who may.
-    fn oversight(&self, resource: &str) -> Result<(), Response> {
+    /// A 403 saying who may, unless the client has the oversight role.
+    fn refuse_unless_oversight(&self, resource: &str) -> Option<Response> {
         match &self.client {
-            Some(c) if c.role == Role::Oversight => Ok(()),
-            Some(_) => Err(self.deny(resource, "only the oversight role reads the audit trail and counters")),
-            None => Err(self.deny(resource, "this client certificate belongs to no configured recipient")),
+            Some(c) if c.role == Role::Oversight => None,
+            Some(_) => Some(self.deny(resource, "only the oversight role reads the audit trail and counters")),
+            None => Some(self.deny(resource, "this client certificate belongs to no configured recipient")),
         }
     }
 }
@@ -245,7 +245,7 @@ fn trail_lines(c: &Conn, after: u64, limit: usize, keep: impl Fn(&serde_json::Va
 }
 
 async fn audit_entries(State(c): State<Conn>, Query(q): Query<RecordsQuery>) -> Response {
-    if let Err(r) = c.oversight("audit") {
+    if let Some(r) = c.refuse_unless_oversight("audit") {
         return r;
     }
     let (body, n) = ndjson(trail_lines(&c, q.after, q.limit.clamp(1, 10_000), |_| true).into_iter());
@@ -254,7 +254,7 @@ async fn audit_entries(State(c): State<Conn>, Query(q): Query<RecordsQuery>) -> 
 }
 
 async fn config_history(State(c): State<Conn>) -> Response {
-    if let Err(r) = c.oversight("config-history") {
+    if let Some(r) = c.refuse_unless_oversight("config-history") {
         return r;
     }
     let keep =
@@ -265,7 +265,7 @@ async fn config_history(State(c): State<Conn>) -> Response {
 }
 
 async fn counters(State(c): State<Conn>) -> Response {
-    if let Err(r) = c.oversight("counters") {
+    if let Some(r) = c.refuse_unless_oversight("counters") {
         return r;
     }
     let text = c.metrics.encode();
