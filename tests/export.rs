@@ -667,8 +667,9 @@ fn nats_jetstream_gets_exactly_the_granted_records_across_a_server_restart() {
     let cfg = rig.config(
         "",
         &format!(
-            "{prelude}[[purposes]]\nid = \"damage-prevention\"\ndamage_prevention = true\n\n[[recipients]]\nname = \"bus\"\nrole = \"analyst\"\nidentity = \"{IDENTITY}\"\n[[recipients.grants]]\nmeasures = [\"inbound\"]\nfields = [\"initiator_port\", \"responder\", \"packets_forward\"]\npurpose = \"damage-prevention\"\n[[recipients.sinks]]\nkind = \"nats\"\naddress = \"127.0.0.1:4222\"\n",
+            "{prelude}[audit]\ndir = \"{audit}\"\ncheckpoint_secs = 1\n\n[[purposes]]\nid = \"damage-prevention\"\ndamage_prevention = true\n\n[[recipients]]\nname = \"bus\"\nrole = \"analyst\"\nidentity = \"{IDENTITY}\"\nwitness = true\n[[recipients.grants]]\nmeasures = [\"inbound\"]\nfields = [\"initiator_port\", \"responder\", \"packets_forward\"]\npurpose = \"damage-prevention\"\n[[recipients.sinks]]\nkind = \"nats\"\naddress = \"127.0.0.1:4222\"\n",
             prelude = export_prelude(&rig),
+            audit = rig.path("audit").display(),
         ),
     );
     let nats = nats_server(&rig, &store);
@@ -694,7 +695,28 @@ fn nats_jetstream_gets_exactly_the_granted_records_across_a_server_restart() {
     d.wait_for_metric(published, 6, "records published after the restart");
     assert_eq!(d.stop(), 0);
     let got = nats_read(&rig.ns_cap, "furui.records.bus");
+    let witnesses = nats_read(&rig.ns_cap, "furui.records.bus.witness");
     drop(nats);
+
+    // The recipient holds signed checkpoints pushed to it: the newest
+    // still verifies against the trail, as a witness.
+    assert!(!witnesses.is_empty(), "no checkpoint pushed");
+    let w = witnesses.last().unwrap();
+    assert_eq!(w["kind"], "checkpoint", "{w}");
+    let witness = rig.path("witness.json");
+    std::fs::write(&witness, w.to_string()).unwrap();
+    let audit = rig.path("audit");
+    let out = Command::new(FURUI)
+        .args(["audit", "verify"])
+        .arg(&audit)
+        .arg("--pubkey")
+        .arg(audit.join("appliance.pub"))
+        .arg("--witness")
+        .arg(&witness)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.starts_with("PASS") && out.contains("witness"), "{out}");
 
     let selected = rig.record_ports();
     assert_eq!(selected.len(), 6);

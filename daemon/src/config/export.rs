@@ -263,6 +263,10 @@ pub struct RecipientSection {
     /// and counted.
     #[serde(default = "default_spool_max")]
     pub spool_max_bytes: Spanned<u64>,
+    /// Push every signed audit checkpoint to this recipient's sinks that
+    /// can carry it (NATS: `<subject>.witness`), so it holds a witness.
+    #[serde(default)]
+    pub witness: bool,
 }
 
 fn default_spool_max() -> Spanned<u64> {
@@ -360,6 +364,7 @@ pub struct Recipient {
     pub sinks: Vec<SinkKind>,
     pub queue_capacity: usize,
     pub spool_max_bytes: u64,
+    pub witness: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -730,6 +735,7 @@ pub fn validate(
                 sinks,
                 queue_capacity,
                 spool_max_bytes: *r.spool_max_bytes.get_ref(),
+                witness: r.witness,
             });
         }
     }

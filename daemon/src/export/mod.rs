@@ -44,6 +44,11 @@ pub trait Sink: Send {
     fn takes_rows(&self) -> bool {
         false
     }
+    /// Pushes a signed audit checkpoint (a witness); `false` if this kind
+    /// of sink cannot carry one.
+    fn witness(&mut self, _checkpoint: &str) -> std::io::Result<bool> {
+        Ok(false)
+    }
 }
 
 /// The producer side, cloned into every capture worker's record path.
@@ -329,9 +334,13 @@ fn recipient_loop(
             }
         }
     };
+    let mut witnessed: Option<String> = None;
     let mut batch: Vec<Arc<MechanicalRecord>> = Vec::with_capacity(BATCH);
     let mut views: Vec<(usize, project::View)> = Vec::with_capacity(BATCH);
     loop {
+        if r.witness {
+            push_witness(audit, &mut witnessed, &mut outlets, name, m);
+        }
         let first = match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(rec) => rec,
             Err(RecvTimeoutError::Timeout) => {
@@ -416,6 +425,22 @@ fn recipient_loop(
         o.drain(name, m);
     }
     depth.set(0);
+}
+
+/// Pushes the newest signed checkpoint to every sink that carries
+/// witnesses, once per checkpoint; a failed push is counted and retried
+/// with the next one.
+fn push_witness(audit: &AuditLog, last: &mut Option<String>, outlets: &mut [Outlet], name: &str, m: &Metrics) {
+    let Some(cp) = audit.latest_signed() else { return };
+    if last.as_deref() == Some(cp.as_str()) {
+        return;
+    }
+    for o in outlets.iter_mut() {
+        if o.sink.witness(&cp).is_err() {
+            m.export_errors.with_label_values(&[name, "witness"]).inc();
+        }
+    }
+    *last = Some(cp);
 }
 
 /// Records in one export batch at most (also one audit entry at most).

@@ -40,8 +40,9 @@ impl NatsJetStream {
         })
     }
 
-    fn publish(&mut self, payload: Vec<u8>) -> std::io::Result<()> {
+    fn publish(&mut self, suffix: &str, payload: Vec<u8>) -> std::io::Result<()> {
         let (address, stream, subject) = (self.address.clone(), self.stream.clone(), self.subject.clone());
+        let to = format!("{subject}{suffix}");
         let existing = self.js.clone();
         let res = self.rt.block_on(async move {
             let js = match existing {
@@ -69,7 +70,7 @@ impl NatsJetStream {
                 }
             };
             let ack = tokio::time::timeout(ACK_TIMEOUT, async {
-                js.publish(subject, payload.into()).await.map_err(io)?.await.map_err(io)
+                js.publish(to, payload.into()).await.map_err(io)?.await.map_err(io)
             })
             .await
             .map_err(io)?;
@@ -105,6 +106,17 @@ impl Sink for NatsJetStream {
             ));
         }
         let payload = serde_json::to_vec(view).map_err(io)?;
-        self.publish(payload)
+        self.publish("", payload)
+    }
+
+    /// On `<subject>.witness`, inside the recipient's stream.
+    fn witness(&mut self, checkpoint: &str) -> std::io::Result<bool> {
+        if self.retry_after.is_some_and(|t| Instant::now() < t) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "NATS unreachable; retrying",
+            ));
+        }
+        self.publish(".witness", checkpoint.as_bytes().to_vec()).map(|_| true)
     }
 }
