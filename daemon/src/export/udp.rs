@@ -79,6 +79,7 @@ mod tests {
             }],
             queue_capacity: 1,
             spool_max_bytes: 0,
+            witness: false,
         };
         let key = EpochKey {
             epoch: "2026-11-22".into(),
