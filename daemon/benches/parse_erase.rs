@@ -108,6 +108,7 @@ fn export(c: &mut Criterion) {
         sinks: Vec::new(),
         queue_capacity: 1,
         spool_max_bytes: 0,
+        witness: false,
     };
     let mut sink = furui::export::udp::IpfixUdp::open(rx.local_addr().expect("addr"), &recipient, 60).expect("sink");
     let key = furui::deid::EpochKey {
