@@ -37,7 +37,7 @@ ip -n "$NS_GEN" link set "$GEN_IF" up
 ip netns exec "$NS_CAP" ethtool -K "$CAP_IF" gro off >/dev/null 2>&1 || true
 
 step "starting furui with config/demo.toml"
-mkdir -p "$(dirname "$RECORDS")"; rm -f "$RECORDS"
+rm -rf /tmp/furui-demo; mkdir -p "$(dirname "$RECORDS")"
 ip netns exec "$NS_CAP" "$FURUI" run --config config/demo.toml 2>/tmp/furui-demo/furui.log &
 PID=$!
 for _ in $(seq 1 100); do
@@ -68,6 +68,13 @@ sleep 3   # flows go idle after 2 s and become records
 step "furui stats"
 ip netns exec "$NS_CAP" "$FURUI" stats
 
+step "waiting for the retention period (demo: about 10 s) to end: records purged, epoch keys destroyed"
+for _ in $(seq 1 300); do
+  [ -z "$(ls -A /tmp/furui-demo/retention-keys 2>/dev/null)" ] && break
+  sleep 0.1
+done
+echo "  epoch key files left: $(ls /tmp/furui-demo/retention-keys | wc -l)"
+
 step "stopping furui (SIGTERM)"
 kill -TERM "$PID"; wait "$PID"; PID=
 tail -n 1 /tmp/furui-demo/furui.log
@@ -81,3 +88,14 @@ grep -q '"rules":\["beacon-command"\]' "$RECORDS" || { echo "the sealed-signatur
 echo
 echo "No record holds payload (the beacon-command record names its rule, not the bytes);"
 echo "unselected flows (198.18.0.9, 8.8.8.8, ...) left nothing behind but counters."
+
+AUDIT=/tmp/furui-demo/audit
+step "what an inspector checks, from the trail and the public key alone"
+"$FURUI" audit verify "$AUDIT" --pubkey "$AUDIT/appliance.pub"
+for c in capture erasure exports retention; do
+  "$FURUI" audit check "$c" "$AUDIT" --pubkey "$AUDIT/appliance.pub"
+done
+"$FURUI" report --period hour --from "$(date -u -d '-1 hour' +%Y-%m-%dT%H:00:00Z)" \
+  --to "$(date -u -d '+1 hour' +%Y-%m-%dT%H:00:00Z)" --out /tmp/furui-demo/report "$AUDIT" >/dev/null
+echo
+echo "transparency report: /tmp/furui-demo/report/report.html (and report.json)"

@@ -114,6 +114,11 @@ fn the_trail_and_the_store_survive_kill_9_at_random_moments() {
             "--flow",
             &format!("203.0.113.{},192.0.2.1", 100 + round),
         ]);
+        if round % 2 == 0 {
+            // Half the rounds: this round's flow is acknowledged first, so
+            // the check below always has records to find.
+            d.wait_for_metric("furui_records_written_total", 1, "the round's record");
+        }
         let mut gen = rig.send_background(&["--duration", "2", "--pps", "5000", "--flow", "203.0.113.9,192.0.2.1"]);
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         std::thread::sleep(Duration::from_millis(100 + (seed >> 33) % 1500));
@@ -143,7 +148,7 @@ fn the_trail_and_the_store_survive_kill_9_at_random_moments() {
         acknowledged = written.len();
     }
     assert!(
-        acknowledged >= 5,
+        acknowledged >= 10,
         "too few records acknowledged to test anything: {acknowledged}"
     );
     let starts = entries(&dir).iter().filter(|e| e["kind"] == "start").count();
