@@ -68,6 +68,7 @@ fn a_run_is_recorded_with_signed_checkpoints_and_verifies() {
     assert!(kinds.contains(&"window") && kinds.contains(&"checkpoint"), "{kinds:?}");
     let start = &e[0]["data"];
     assert_eq!(start["config_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(start["ruleset_sha256"], "", "no rules configured");
     // The stop entry's signed counters: every received frame erased.
     let stop = &e.last().unwrap()["data"];
     assert_eq!(stop["furui_frames_received_total{queue=\"0\"}"], 40, "{stop}");

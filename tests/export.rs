@@ -703,20 +703,11 @@ fn nats_jetstream_gets_exactly_the_granted_records_across_a_server_restart() {
     assert!(!witnesses.is_empty(), "no checkpoint pushed");
     let w = witnesses.last().unwrap();
     assert_eq!(w["kind"], "checkpoint", "{w}");
-    let witness = rig.path("witness.json");
-    std::fs::write(&witness, w.to_string()).unwrap();
-    let audit = rig.path("audit");
-    let out = Command::new(FURUI)
-        .args(["audit", "verify"])
-        .arg(&audit)
-        .arg("--pubkey")
-        .arg(audit.join("appliance.pub"))
-        .arg("--witness")
-        .arg(&witness)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&out.stdout);
-    assert!(out.starts_with("PASS") && out.contains("witness"), "{out}");
+    let out = verify_with_witness(&rig, &w.to_string());
+    assert!(
+        out.starts_with("PASS") && out.contains("witness checkpoint present"),
+        "{out}"
+    );
 
     let selected = rig.record_ports();
     assert_eq!(selected.len(), 6);
@@ -739,6 +730,24 @@ fn nats_jetstream_gets_exactly_the_granted_records_across_a_server_restart() {
             v["initiator_port"].as_u64().unwrap() - 6000 + 1
         );
     }
+}
+
+/// `furui audit verify` of the rig's trail against a witness a recipient
+/// kept (one checkpoint line); the command's output.
+fn verify_with_witness(rig: &Rig, witness_line: &str) -> String {
+    let witness = rig.path("witness.json");
+    std::fs::write(&witness, witness_line).unwrap();
+    let audit = rig.path("audit");
+    let out = Command::new(FURUI)
+        .args(["audit", "verify"])
+        .arg(&audit)
+        .arg("--pubkey")
+        .arg(audit.join("appliance.pub"))
+        .arg("--witness")
+        .arg(&witness)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The common head of the live-export configs: every test's domestic
@@ -932,26 +941,14 @@ fn the_https_api_requires_mutual_tls_and_serves_exactly_the_granted_fields() {
     d.wait_for_metric("furui_audit_entries_total{kind=\"checkpoint\"}", 1, "a checkpoint");
     let w = get("analyst", "/v1/checkpoint");
     assert!(w.ends_with("HTTP 200"), "{w}");
-    let witness = rig.path("witness.json");
-    std::fs::write(&witness, w.lines().next().unwrap()).unwrap();
     assert_eq!(d.stop(), 0);
-    let audit = rig.path("audit");
-    let out = Command::new(FURUI)
-        .args(["audit", "verify"])
-        .arg(&audit)
-        .arg("--pubkey")
-        .arg(audit.join("appliance.pub"))
-        .arg("--witness")
-        .arg(&witness)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&out.stdout);
+    let out = verify_with_witness(&rig, w.lines().next().unwrap());
     assert!(
         out.starts_with("PASS") && out.contains("witness checkpoint present"),
         "{out}"
     );
     // Every API request is an audit entry, refusals included.
-    let reads: Vec<serde_json::Value> = std::fs::read_to_string(audit.join("trail.jsonl"))
+    let reads: Vec<serde_json::Value> = std::fs::read_to_string(rig.path("audit").join("trail.jsonl"))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())

@@ -9,6 +9,7 @@ pub mod behaviour;
 pub mod schema;
 pub mod signatures;
 
+use sha2::Digest;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -64,6 +65,9 @@ pub type RuleIdx = u16;
 #[derive(Debug, Clone)]
 pub struct RuleSet {
     pub version: Arc<str>,
+    /// SHA-256 over every loaded file's name and text, in load order (the
+    /// audit trail records it with each load); empty without rules.
+    pub sha256: String,
     pub rules: Vec<Rule>,
     signatures: SignatureMatcher,
 }
@@ -141,6 +145,7 @@ impl RuleSet {
     pub fn empty() -> RuleSet {
         RuleSet {
             version: Arc::from(""),
+            sha256: String::new(),
             rules: Vec::new(),
             signatures: SignatureMatcher::default(),
         }
@@ -219,6 +224,7 @@ impl RuleSet {
         let mut rules = Vec::new();
         let mut patterns = Vec::new();
         let mut ids = HashSet::new();
+        let mut digest = sha2::Sha256::new();
         for f in &files {
             let text = match std::fs::read_to_string(f) {
                 Ok(t) => t,
@@ -232,6 +238,9 @@ impl RuleSet {
                     continue;
                 }
             };
+            digest.update(f.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+            digest.update(b"\n");
+            digest.update(text.as_bytes());
             let mut c = Collector::new(f, &text, &mut errors);
             parse_file(f, &text, &mut c, &mut versions, &mut rules, &mut patterns, &mut ids);
         }
@@ -241,6 +250,7 @@ impl RuleSet {
         }
         Ok(RuleSet {
             version: Arc::from(versions.join("+")),
+            sha256: digest.finalize().iter().map(|b| format!("{b:02x}")).collect(),
             rules,
             signatures: SignatureMatcher::new(patterns),
         })

@@ -221,3 +221,15 @@ fn a_scan_rule_fires_once_a_source_passes_its_threshold() {
     let bad = load("version = \"s\"\n[[rule]]\nid = \"x\"\nmeasures = [\"inbound\"]\nscan = { distinct = \"hosts\", more_than = 0, within_secs = 10 }\n");
     assert!(bad.unwrap_err().to_string().contains("scan.distinct"));
 }
+
+/// The digest the audit trail records: the same files give the same hash,
+/// any change to a rule gives another, and it holds nothing of the rules.
+#[test]
+fn a_ruleset_is_identified_by_the_sha256_of_its_files() {
+    let a = load(RULES).unwrap();
+    assert_eq!(a.sha256.len(), 64);
+    assert_eq!(load(RULES).unwrap().sha256, a.sha256);
+    let b = load(&RULES.replace("2222-2230", "2222-2231")).unwrap();
+    assert_ne!(b.sha256, a.sha256);
+    assert_eq!(RuleSet::empty().sha256, "");
+}
