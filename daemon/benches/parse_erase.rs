@@ -187,5 +187,33 @@ fn export(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, loaded, deid, export);
+/// The retention store: seal and commit (fsynced) a batch of records, as
+/// the sink thread does; one batch of 1 and one of 256 (throughput in
+/// records). The disk sets this figure; it runs on the build directory's
+/// filesystem.
+fn store(c: &mut Criterion) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let cfg = furui::config::retention::Retention {
+        dir: dir.path().join("store"),
+        key_dir: dir.path().join("keys"),
+        epoch: std::time::Duration::from_secs(3600),
+        inbound: std::time::Duration::from_secs(86_400),
+        outbound: std::time::Duration::from_secs(86_400),
+        transit: std::time::Duration::from_secs(86_400),
+    };
+    let mut store = furui::store::Store::open(&cfg).expect("store");
+    let rec = std::sync::Arc::new(furui::benchkit::sample_record());
+    let mut g = c.benchmark_group("store");
+    g.sample_size(20);
+    for n in [1usize, 256] {
+        let batch = vec![rec.clone(); n];
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(format!("seal_commit/{n}"), |b| {
+            b.iter(|| store.put(&batch, time::OffsetDateTime::now_utc(), |_| {}).expect("put"))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, loaded, deid, export, store);
 criterion_main!(benches);
