@@ -3,7 +3,9 @@
 //!
 //! The modules below are listed in data-path order:
 //! NIC RX queue → `xdp` (classify, in the kernel) → `capture` (AF_XDP) →
-//! `parse` → `select` → `flow` → `erase` → `sink`; `pipeline` strings the
+//! `parse` → `select` → `flow` → `erase` → `sink` → `store` (retention);
+//! `export` and `deid` send records out; `audit` and `report` are what
+//! oversight reads; `pipeline` strings the
 //! per-frame stages together; `control`, `config` and `telemetry` run the
 //! appliance around them.
 #![deny(unsafe_code)]

@@ -2,6 +2,10 @@
 //! a bounded queue; a full queue drops the record and counts it, so a
 //! slow disk never stalls capture.
 //!
+//! With `[retention]`, each batch is first sealed and committed to the
+//! retention store (`store`), and only then written: the records file lists
+//! only what the store holds. The same thread runs the store's purges.
+//!
 //! Invariant kept: every record is written or counted as dropped with a
 //! reason (`furui_records_dropped_total{reason}`).
 
