@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::audit::AuditLog;
-use crate::store::{rfc3339, Store};
+use crate::audit::{rfc3339, AuditLog};
+use crate::store::Store;
 
 use std::sync::Arc;
 

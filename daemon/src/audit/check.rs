@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 
 use std::time::Duration;
 
+use super::{rfc3339, time_of};
 use serde_json::Value;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// A check's verdict and the figures behind it.
@@ -144,10 +144,6 @@ pub fn capture(entries: &[Value]) -> Verdict {
         format!("{checked} signed checkpoints checked; {redirected} packets of authorized measures redirected; none of another class"),
     );
     Verdict { pass, lines }
-}
-
-fn time_of(v: &Value) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(v.as_str()?, &Rfc3339).ok()
 }
 
 fn names(v: &Value) -> Vec<&str> {
@@ -280,8 +276,8 @@ pub fn retention(entries: &[Value], grace: Duration) -> Verdict {
             }
             None if end > *expires + grace => lines.push(format!(
                 "epoch {epoch}: expired at {} and not purged by the trail's last entry ({})",
-                expires.format(&Rfc3339).unwrap_or_default(),
-                end.format(&Rfc3339).unwrap_or_default()
+                rfc3339(*expires),
+                rfc3339(end)
             )),
             None => pending += 1,
         }

@@ -67,6 +67,17 @@ fn entry_hash(prev: &str, seq: u64, time: &str, kind: &str, data: &Value) -> Str
     hex(&Sha256::digest(body.as_bytes()))
 }
 
+/// A time as the trail writes it (RFC 3339, UTC).
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A time the trail wrote (an RFC 3339 string value), if it is one.
+pub fn time_of(v: &Value) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(v.as_str()?, &time::format_description::well_known::Rfc3339).ok()
+}
+
 /// The appliance key: created (0600) on first use, with its public half
 /// beside it for inspectors.
 pub fn load_or_create_key(dir: &Path) -> Result<SigningKey, AuditError> {

@@ -3,17 +3,8 @@
 //! `exports` check compares each export batch with the policy in force.
 
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
 
-use crate::config::export::{Export, Grant, Role};
-
-fn role(r: Role) -> &'static str {
-    match r {
-        Role::Analyst => "analyst",
-        Role::Oversight => "oversight",
-        Role::Operator => "operator",
-    }
-}
+use crate::config::export::{Export, Grant};
 
 /// One grant, as recorded (also copied into each export batch's entry).
 pub fn grant(index: usize, g: &Grant) -> Value {
@@ -25,8 +16,8 @@ pub fn grant(index: usize, g: &Grant) -> Value {
         "purpose": g.purpose,
         "consent": g.consent.as_ref().map(|c| json!({
             "id": c.id,
-            "not_before": c.not_before.format(&Rfc3339).unwrap_or_default(),
-            "not_after": c.not_after.format(&Rfc3339).unwrap_or_default(),
+            "not_before": super::rfc3339(c.not_before),
+            "not_after": super::rfc3339(c.not_after),
         })),
     })
 }
@@ -38,7 +29,7 @@ pub fn of(export: &Export) -> Value {
         m.insert(
             r.name.clone(),
             json!({
-                "role": role(r.role),
+                "role": r.role.name(),
                 "sinks": r.sinks.iter().map(|s| s.name()).collect::<Vec<_>>(),
                 "grants": r.grants.iter().enumerate().map(|(i, g)| grant(i, g)).collect::<Vec<_>>(),
             }),

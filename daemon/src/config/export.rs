@@ -286,6 +286,17 @@ pub enum Role {
     Operator,
 }
 
+impl Role {
+    /// The name used in the config, the audit trail and the API's entries.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Analyst => "analyst",
+            Role::Oversight => "oversight",
+            Role::Operator => "operator",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Consent {
     pub id: String,

@@ -181,7 +181,7 @@ impl Conn {
         let (name, role) = self
             .client
             .as_ref()
-            .map_or(("unknown", "none"), |c| (c.name.as_str(), role_name(c.role)));
+            .map_or(("unknown", "none"), |c| (c.name.as_str(), c.role.name()));
         self.metrics
             .api_requests
             .with_label_values(&[name, status.as_str()])
@@ -206,14 +206,6 @@ impl Conn {
             Some(_) => Some(self.deny(resource, "only the oversight role reads the audit trail and counters")),
             None => Some(self.deny(resource, "this client certificate belongs to no configured recipient")),
         }
-    }
-}
-
-fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Analyst => "analyst",
-        Role::Oversight => "oversight",
-        Role::Operator => "operator",
     }
 }
 

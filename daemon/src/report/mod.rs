@@ -9,9 +9,9 @@ pub mod html;
 
 use std::collections::BTreeMap;
 
+use crate::audit::{rfc3339, time_of};
 use serde::Serialize;
 use serde_json::Value;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,14 +90,6 @@ pub struct Report {
     pub windows: Vec<Window>,
 }
 
-fn ts(v: &Value) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(v.as_str()?, &Rfc3339).ok()
-}
-
-pub fn fmt(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
-
 /// `name{labels}` → the value of `label` in it.
 fn label<'a>(series: &'a str, label: &str) -> Option<&'a str> {
     let rest = series.split_once(&format!("{label}=\""))?.1;
@@ -120,7 +112,7 @@ pub fn build(entries: &[Value], from: OffsetDateTime, to: OffsetDateTime, period
     let mut windows = Vec::new();
     let mut signed = 0;
     for e in entries {
-        let Some(t) = ts(&e["time"]) else { continue };
+        let Some(t) = time_of(&e["time"]) else { continue };
         let inside = from <= t && t < to;
         let d = &e["data"];
         let kind = e["kind"].as_str().unwrap_or("");
@@ -208,8 +200,8 @@ pub fn build(entries: &[Value], from: OffsetDateTime, to: OffsetDateTime, period
             totals.add(&f);
             let s = OffsetDateTime::from_unix_timestamp(start).unwrap_or(from);
             PeriodFigures {
-                start: fmt(s),
-                end: fmt(s + time::Duration::seconds(len)),
+                start: rfc3339(s),
+                end: rfc3339(s + time::Duration::seconds(len)),
                 figures: f,
             }
         })
@@ -219,13 +211,13 @@ pub fn build(entries: &[Value], from: OffsetDateTime, to: OffsetDateTime, period
         .filter(|(_, since, until)| *since < to && until.is_none_or(|u| u > from))
         .map(|(measure, since, until)| Window {
             measure,
-            opened: fmt(since.max(from)),
-            closed: until.map(|u| fmt(u.min(to))).unwrap_or_default(),
+            opened: rfc3339(since.max(from)),
+            closed: until.map(|u| rfc3339(u.min(to))).unwrap_or_default(),
         })
         .collect();
     Report {
-        from: fmt(from),
-        to: fmt(to),
+        from: rfc3339(from),
+        to: rfc3339(to),
         trail_entries: entries.len() as u64,
         trail_last_hash: last_hash.to_string(),
         signed_checkpoints: signed,

@@ -22,6 +22,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::audit::rfc3339;
 use crate::classify::Measure;
 use crate::config::retention::Retention;
 use crate::deid::KeyError;
@@ -82,10 +83,6 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Store {{ key_dir: {}, keys: <withheld> }}", self.key_dir.display())
     }
-}
-
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
 }
 
 fn measure_of(epoch: &str) -> Option<Measure> {
