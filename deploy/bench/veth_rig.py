@@ -2,30 +2,48 @@
 """veth benchmark rig for furui and three passive receivers.
 
 For each workload (64-byte UDP; a ~650-byte mix of 64/576/1500) and each
-receiver, RUNS runs of DURATION seconds at the generator's ceiling
-(trafgen on core 1, no rate limit). Per run it records:
+receiver, RUNS runs of DURATION seconds in two phases:
+  ceiling    trafgen on core 1 with no rate limit: packets/s received and
+             loss at the generator's ceiling (which differs per receiver:
+             the generator's core also runs the veth's receive path, XDP
+             and the AF_XDP copy included);
+  same rate  trafgen paced to BENCH_RATE (default 250000pps, below every
+             ceiling): CPU time per packet of each receiver at one offered
+             rate, as the issue asks. (trafgen paces by whole-microsecond
+             gaps: rates of 1e6/N pps are exact, others are not.)
+Per run it records:
   offered   packets the generator's veth end transmitted (its tx counter)
   received  packets the receiver reports it received (own counters)
   lost      packets the receiver or its kernel socket reports dropped
   cpu       user+system CPU seconds of the receiving process(es), from
             /proc/<pid>/stat, over the run
+  on-CPU    the same from the scheduler's runtime (/proc/<pid>/task/*/schedstat),
+            a cross-check of the tick-sampled /proc/<pid>/stat figure
+For furui, each run's line also gives the time spent inside batches per
+frame and the number of batches (from its erase-latency histogram): the
+rest of its CPU is waking up and going back to sleep.
 Reported: median and range over runs of received pps and CPU ns/packet,
-and furui's ratio to each other receiver. Environment knobs: BENCH_SECONDS,
-BENCH_RUNS, BENCH_RECEIVERS (comma list), FURUI_BENCH_CAPTURE (extra
-[capture] lines for furui), FURUI_BENCH_INDICATOR (furui's indicator set;
-the default selects every generated packet). Traffic stays inside the two
+and furui's CPU-per-packet ratio to each other receiver, measured at the
+same rate (the ceiling phase's ratios are printed too, for reference).
+Environment knobs: BENCH_SECONDS, BENCH_RUNS, BENCH_RATE, BENCH_WORKLOADS
+and BENCH_RECEIVERS (comma lists), FURUI_BENCH_CAPTURE (extra [capture]
+lines for furui), FURUI_BENCH_INDICATOR (furui's indicator set; the
+default selects every generated packet). Traffic stays inside the two
 namespaces this script creates; they are deleted at exit.
 """
 import json, os, re, signal, statistics, subprocess, sys, tempfile, time
 
 DURATION = float(os.environ.get("BENCH_SECONDS", "5"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+RATE = os.environ.get("BENCH_RATE", "250000pps")
+PHASES = (("ceiling", None), ("same rate", RATE))
 NS_CAP, NS_GEN = "furui-bench-cap", "furui-bench-gen"
 CAP_IF, GEN_IF = "fu-bench-cap", "fu-bench-gen"
 ROOT = os.getcwd()
 FURUI = f"{ROOT}/target/release/furui"
 GEN = f"{ROOT}/target/release/furui-gen"
 TICK = os.sysconf("SC_CLK_TCK")
+WORKLOADS = [w for w in os.environ.get("BENCH_WORKLOADS", "udp64,mix650").split(",") if w]
 RECEIVERS = [r for r in os.environ.get("BENCH_RECEIVERS", "furui,tcpdump,softflowd,pmacctd").split(",") if r]
 
 
@@ -61,6 +79,7 @@ def tx_packets():
 
 
 def cpu_seconds(pids):
+    """user+system CPU seconds of the processes, from /proc/<pid>/stat."""
     total = 0
     for p in pids:
         try:
@@ -70,6 +89,28 @@ def cpu_seconds(pids):
         except (FileNotFoundError, ProcessLookupError, IndexError):
             pass
     return total / TICK
+
+
+def oncpu_seconds(pids):
+    """Seconds the processes' threads ran, from /proc/<pid>/task/*/schedstat:
+    the scheduler's own runtime, in nanoseconds. /proc/<pid>/stat's
+    utime+stime comes from sampling at each timer tick on kernels with
+    tick-based CPU accounting (this one: HZ=250), which misses a process
+    that wakes just after a tick and sleeps again before the next; this
+    does not."""
+    total = 0
+    for p in pids:
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except FileNotFoundError:
+            continue
+        for t in tids:
+            try:
+                with open(f"/proc/{p}/task/{t}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+                pass
+    return total / 1e9
 
 
 def tree(pid):
@@ -168,6 +209,9 @@ path = "{t}/records.jsonl"
         if self.name == "furui":
             m = metrics()
             lost = msum(m, "furui_xsk_rx_ring_full_total") + msum(m, "furui_xsk_rx_dropped_total")
+            # For the report: time spent inside batches and their number
+            # (the rest of furui's CPU is waking up and sleeping).
+            self.batch = (msum(m, "furui_erase_latency_seconds_sum"), msum(m, "furui_erase_latency_seconds_count"))
             return msum(m, "furui_frames_received_total"), lost
         if self.name == "softflowd":
             out = ns(NS_CAP, "softflowctl", "-c", f"{self.tmp}/softflowd.ctl", "statistics", check=False).stdout
@@ -177,7 +221,10 @@ path = "{t}/records.jsonl"
         return None, None
 
     def stop(self):
+        before_batch = getattr(self, "batch", None)
         after = self.counters()
+        if before_batch:
+            self.batches = (self.batch[0] - before_batch[0], self.batch[1] - before_batch[1])
         recv = lost = None
         if self.name == "pmacctd":
             # ip netns exec and taskset exec in place: proc.pid is the core
@@ -220,7 +267,7 @@ path = "{t}/records.jsonl"
         return recv, lost
 
 
-def run_once(name, workload, conf, tmp):
+def run_once(name, workload, conf, tmp, rate):
     # A fresh veth pair per run: re-attaching XDP to a veth that already
     # had a program (and AF_XDP sockets) was seen to lose frames in later
     # runs, an artifact no deployment has (it attaches once).
@@ -228,9 +275,15 @@ def run_once(name, workload, conf, tmp):
     r = Receiver(name, tmp)
     r.start()
     pids = r.pids()
-    tx0, cpu0 = tx_packets(), cpu_seconds(pids)
-    g = subprocess.Popen(["ip", "netns", "exec", NS_GEN, "setsid", "taskset", "-c", "1", "trafgen",
-                          "--dev", GEN_IF, "--conf", conf, "--cpus", "1", "--qdisc-path", "-q"],
+    tx0, cpu0, on0 = tx_packets(), cpu_seconds(pids), oncpu_seconds(pids)
+    # start_new_session makes trafgen (ip netns exec and taskset exec in
+    # place) the leader of its own process group, with its per-CPU child:
+    # killpg reaches both. (A `setsid` in the command would fork it into
+    # another group that killpg misses: paced trafgens were seen to outlive
+    # their run and skew the next ones.)
+    g = subprocess.Popen(["ip", "netns", "exec", NS_GEN, "taskset", "-c", "1", "trafgen",
+                          "--dev", GEN_IF, "--conf", conf, "--cpus", "1", "--qdisc-path", "-q"]
+                         + (["--rate", rate] if rate else []),
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     time.sleep(DURATION)
     os.killpg(g.pid, signal.SIGINT)
@@ -239,12 +292,21 @@ def run_once(name, workload, conf, tmp):
     except subprocess.TimeoutExpired:
         os.killpg(g.pid, signal.SIGKILL)
         g.wait()
+    # The per-CPU child may linger after the parent: end the whole group.
+    try:
+        os.killpg(g.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
     time.sleep(1.0)  # let the receiver drain its rings
-    tx1, cpu1 = tx_packets(), cpu_seconds(r.pids())
+    tx1, cpu1, on1 = tx_packets(), cpu_seconds(r.pids()), oncpu_seconds(r.pids())
     recv, lost = r.stop()
     offered = tx1 - tx0
-    return {"offered": offered, "received": recv, "lost": lost, "cpu_s": cpu1 - cpu0,
+    extra = {}
+    if getattr(r, "batches", None) and recv:
+        extra = {"batch_ns_per_frame": r.batches[0] * 1e9 / recv, "batches": int(r.batches[1])}
+    return {**extra, "offered": offered, "received": recv, "lost": lost, "cpu_s": cpu1 - cpu0,
             "cpu_ns_per_pkt": (cpu1 - cpu0) * 1e9 / offered if offered else None,
+            "oncpu_ns_per_pkt": (on1 - on0) * 1e9 / offered if offered else None,
             "offered_pps": offered / DURATION,
             "received_pps": (recv / DURATION) if recv is not None else None}
 
@@ -267,37 +329,43 @@ def main():
     results = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for workload in ("udp64", "mix650"):
+            for workload in WORKLOADS:
                 conf = f"{tmp}/{workload}.trafgen"
-                mean = trafgen_conf(workload, conf)
-                for run in range(RUNS):
-                    # Interleave receivers within a run so drift hits all alike.
-                    for name in RECEIVERS:
-                        res = run_once(name, workload, conf, tmp)
-                        results.setdefault((workload, name), []).append(res)
-                        print(f"{workload:7} run {run + 1} {name:10} offered {res['offered']:>9,} "
-                              f"received {res['received'] if res['received'] is not None else 'n/a':>9} "
-                              f"lost {res['lost'] if res['lost'] is not None else 'n/a':>7} "
-                              f"cpu {res['cpu_s']:.2f}s", flush=True)
+                trafgen_conf(workload, conf)
+                for phase, rate in PHASES:
+                    for run in range(RUNS):
+                        # Interleave receivers within a run so drift hits all alike.
+                        for name in RECEIVERS:
+                            res = run_once(name, workload, conf, tmp, rate)
+                            results.setdefault((workload, phase, name), []).append(res)
+                            print(f"{workload:7} {phase:9} run {run + 1} {name:10} offered {res['offered']:>9,} "
+                                  f"received {res['received'] if res['received'] is not None else 'n/a':>9} "
+                                  f"lost {res['lost'] if res['lost'] is not None else 'n/a':>7} "
+                                  f"cpu {res['cpu_s']:.2f}s"
+                                  + (f" (in batches {res['batch_ns_per_frame']:.0f} ns/frame, {res['batches']:,} batches)"
+                                     if "batches" in res else ""), flush=True)
             print()
             print(f"{DURATION:.0f} s per run, {RUNS} runs, median [min-max]; receiver on core 0, trafgen on core 1")
-            for workload in ("udp64", "mix650"):
-                print(f"\n{workload}:")
-                print(f"  {'receiver':10} {'offered pps':>24} {'received pps':>24} {'lost pkts':>18} {'CPU ns/pkt':>20}")
-                for name in RECEIVERS:
-                    rs = results[(workload, name)]
-                    print(f"  {name:10} {fmt(med([r['offered_pps'] for r in rs])):>24} "
-                          f"{fmt(med([r['received_pps'] for r in rs])):>24} {fmt(med([r['lost'] for r in rs])):>18} "
-                          f"{fmt(med([r['cpu_ns_per_pkt'] for r in rs])):>20}")
-                f = med([r["cpu_ns_per_pkt"] for r in results[(workload, "furui")]])[0] if "furui" in RECEIVERS else None
-                for name in RECEIVERS:
-                    if name == "furui" or f is None:
+            for workload in WORKLOADS:
+                for phase, rate in PHASES:
+                    print(f"\n{workload}, {phase}" + (f" ({rate})" if rate else " (generator's ceiling)") + ":")
+                    print(f"  {'receiver':10} {'offered pps':>24} {'received pps':>24} {'lost pkts':>18} {'CPU ns/pkt':>20}"
+                          f" {'on-CPU ns/pkt':>20}")
+                    for name in RECEIVERS:
+                        rs = results[(workload, phase, name)]
+                        print(f"  {name:10} {fmt(med([r['offered_pps'] for r in rs])):>24} "
+                              f"{fmt(med([r['received_pps'] for r in rs])):>24} {fmt(med([r['lost'] for r in rs])):>18} "
+                              f"{fmt(med([r['cpu_ns_per_pkt'] for r in rs])):>20} "
+                              f"{fmt(med([r['oncpu_ns_per_pkt'] for r in rs])):>20}")
+                    if "furui" not in RECEIVERS:
                         continue
-                    o = med([r["cpu_ns_per_pkt"] for r in results[(workload, name)]])[0]
-                    if o:
-                        print(f"  furui CPU/packet / {name} CPU/packet = {f / o:.2f}")
+                    f = med([r["cpu_ns_per_pkt"] for r in results[(workload, phase, "furui")]])[0]
+                    for name in RECEIVERS:
+                        o = med([r["cpu_ns_per_pkt"] for r in results[(workload, phase, name)]])[0]
+                        if name != "furui" and f and o:
+                            print(f"  furui CPU/packet / {name} CPU/packet = {f / o:.2f}")
             with open(f"{ROOT}/target/bench-veth.json", "w") as out:
-                json.dump({f"{w}/{n}": v for (w, n), v in results.items()}, out, indent=1)
+                json.dump({f"{w}/{p}/{n}": v for (w, p, n), v in results.items()}, out, indent=1)
     finally:
         cleanup()
 
