@@ -7,6 +7,7 @@
 //! and wiped as a whole when the worker ends.
 #![allow(unsafe_code)]
 
+mod nap;
 mod worker;
 
 pub use worker::{CaptureError, QueueWorker, WorkerReport};

@@ -11,6 +11,7 @@ use prometheus::IntCounter;
 use xsk_rs::config::{BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
 use xsk_rs::{FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
+use super::nap::Nap;
 use crate::config::{BindMode, Capture};
 use crate::parse::ParseError;
 use crate::pipeline::{now_ns, Pipeline};
@@ -68,8 +69,9 @@ pub struct QueueWorker {
     /// Frames we own that are not on the fill ring (all zeroed).
     free: Vec<FrameDesc>,
     batch: Vec<FrameDesc>,
-    /// Nap when the RX ring runs empty (`idle_nap_us`).
-    nap: Duration,
+    /// How long to nap when the RX ring runs empty (adaptive, at most
+    /// `idle_nap_us`).
+    nap: Nap,
     pub zero_copy: bool,
 }
 
@@ -205,7 +207,7 @@ impl QueueWorker {
             _tx: tx,
             free: descs,
             batch: vec![FrameDesc::default(); cfg.batch_size as usize],
-            nap: cfg.idle_nap,
+            nap: Nap::new(cfg.idle_nap, cfg.rx_ring_size),
             zero_copy,
         };
         w.refill();
@@ -265,7 +267,10 @@ impl QueueWorker {
             zero_copy: self.zero_copy,
         };
         let mut last_housekeeping = Instant::now();
-        let mut empty_streak = 0u32;
+        let nap_gauge = metrics.idle_nap.with_label_values(&[&q]);
+        // Frames taken since the ring last ran empty, and when that was.
+        let mut taken = 0u64;
+        let mut last_empty = Instant::now();
         let mut flows_reported: i64 = 0;
 
         loop {
@@ -273,7 +278,7 @@ impl QueueWorker {
             // frames of this UMEM.
             let n = unsafe { self.rx.consume(&mut self.batch[..self.batch_size]) };
             if n > 0 {
-                empty_streak = 0;
+                taken += n as u64;
                 // A reload swaps the selection state between batches.
                 pipeline.refresh();
                 let t0 = Instant::now();
@@ -327,17 +332,20 @@ impl QueueWorker {
                     }
                     continue;
                 }
-                // Under load, one nap lets a batch build up: each wake-up
-                // costs tens of microseconds of CPU (more in a VM), so it
-                // must pay for hundreds of frames, not a few. If the ring is
-                // still empty, block in poll(), which wakes as soon as
-                // frames arrive. The default rings (8192) hold ~5 ms at
-                // 1.5 Mpps, several naps' worth.
-                empty_streak = empty_streak.saturating_add(1);
-                if empty_streak == 1 && !self.nap.is_zero() {
-                    std::thread::sleep(self.nap);
-                } else {
-                    let _ = self.rx.poll(100);
+                // Under load, a nap lets the ring fill: each wake-up costs
+                // tens of microseconds of CPU (more in a VM), so it must pay
+                // for many frames. The nap adapts to the rate (see nap.rs).
+                // If nothing came since the last wake-up, block in poll(),
+                // which wakes as soon as frames arrive.
+                let now = Instant::now();
+                let nap = self.nap.next(taken, now - last_empty);
+                taken = 0;
+                last_empty = now;
+                match nap {
+                    Some(d) => std::thread::sleep(d),
+                    None => {
+                        let _ = self.rx.poll(100);
+                    }
                 }
             }
             if last_housekeeping.elapsed() >= Duration::from_millis(250) {
@@ -355,6 +363,7 @@ impl QueueWorker {
                 metrics.flows_active.add(active - flows_reported);
                 flows_reported = active;
                 self.read_xsk_stats(&xsk);
+                nap_gauge.set(self.nap.current().as_secs_f64());
             }
         }
 

@@ -477,10 +477,10 @@ fn validate_capture(s: CaptureSection, c: &mut Collector<'_>) -> Option<Capture>
         );
     }
     let nap = *s.idle_nap_us.get_ref();
-    if nap > 10_000 {
+    if nap > 20_000 {
         c.at(
             s.idle_nap_us.span(),
-            format!("idle_nap_us {nap} is above 10000; a long nap lets the rings overflow under load"),
+            format!("idle_nap_us {nap} is above 20000; a long nap lets the RX ring overflow under load and keeps frames waiting unerased"),
         );
     }
     if c.errors.len() != before {

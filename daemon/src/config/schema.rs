@@ -57,8 +57,9 @@ pub struct CaptureSection {
     /// Back the UMEM with 2 MiB huge pages (needs `vm.nr_hugepages`).
     #[serde(default)]
     pub huge_pages: bool,
-    /// How long a worker naps when its RX ring runs empty, so that the next
-    /// wake-up finds a batch (0 = block in poll() at once).
+    /// The longest nap a worker takes when its RX ring runs empty, so that
+    /// the next wake-up finds a batch; the nap adapts below it to the rate
+    /// (capture/nap.rs). 0 = never nap, block in poll() at once.
     #[serde(default = "default_nap")]
     pub idle_nap_us: Spanned<u32>,
 }
@@ -167,7 +168,7 @@ fn default_ring() -> Spanned<u32> {
     unspanned(8192)
 }
 fn default_nap() -> Spanned<u32> {
-    unspanned(1000)
+    unspanned(4000)
 }
 fn default_batch() -> Spanned<u32> {
     unspanned(64)

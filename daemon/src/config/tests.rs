@@ -90,13 +90,25 @@ x = 1
 
 #[test]
 fn semantic_errors_in_one_section_are_all_reported() {
-    let bad = GOOD.replace("queues = [0, 1]", "queues = [0, 0]\nframe_size = 1000\nbatch_size = 0");
+    let bad = GOOD.replace(
+        "queues = [0, 1]",
+        "queues = [0, 0]\nframe_size = 1000\nbatch_size = 0\nidle_nap_us = 20001",
+    );
     let errs = parse(&bad).unwrap_err().0;
     let text = ConfigErrors(errs.clone()).to_string();
-    assert_eq!(errs.len(), 3, "{text}");
+    assert_eq!(errs.len(), 4, "{text}");
     assert!(
-        text.contains("listed twice") && text.contains("frame_size 1000") && text.contains("batch_size 0"),
+        text.contains("listed twice")
+            && text.contains("frame_size 1000")
+            && text.contains("batch_size 0")
+            && text.contains("idle_nap_us 20001 is above 20000"),
         "{text}"
+    );
+    // The longest allowed nap is accepted.
+    let ok = GOOD.replace("queues = [0, 1]", "queues = [0, 1]\nidle_nap_us = 20000");
+    assert_eq!(
+        parse(&ok).unwrap().capture.idle_nap,
+        std::time::Duration::from_millis(20)
     );
 }
 

@@ -8,7 +8,9 @@ pub mod http;
 pub mod names;
 pub mod summary;
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 use crate::classify::{Action, Class, Measure};
 use crate::parse::ParseError;
@@ -29,6 +31,7 @@ pub struct Metrics {
     pub records_dropped: IntCounterVec,
     pub flows_active: IntGauge,
     pub flows_evicted: IntCounterVec,
+    pub idle_nap: GaugeVec,
     pub xsk_rx_dropped: IntCounterVec,
     pub xsk_rx_invalid_descs: IntCounterVec,
     pub xsk_rx_ring_full: IntCounterVec,
@@ -114,6 +117,15 @@ impl Metrics {
             "Flows ended early because the flow table was full, by reason.",
             &["reason"],
         );
+        let idle_nap = GaugeVec::new(
+            Opts::new(
+                IDLE_NAP,
+                "The nap a worker takes when its RX ring runs empty (adapts to the rate; at most idle_nap_us): also the longest a frame waits on the ring before it is read and erased.",
+            ),
+            &["queue"],
+        )
+        .expect("valid");
+        r.register(Box::new(idle_nap.clone())).expect("unique");
         let xsk_rx_dropped = counter_vec(&r, XSK_RX_DROPPED, "Kernel AF_XDP statistic rx_dropped.", &["queue"]);
         let xsk_rx_invalid_descs = counter_vec(
             &r,
@@ -296,6 +308,7 @@ impl Metrics {
             records_dropped,
             flows_active,
             flows_evicted,
+            idle_nap,
             xsk_rx_dropped,
             xsk_rx_invalid_descs,
             xsk_rx_ring_full,
