@@ -47,6 +47,21 @@ impl Class {
         }
     }
 
+    /// The class of a packet going the other way between the same two
+    /// addresses.
+    pub fn reversed(self) -> Class {
+        match self {
+            Class::Inbound => Class::Outbound,
+            Class::Outbound => Class::Inbound,
+            c => c,
+        }
+    }
+
+    /// Inbound, outbound or transit: a class a measure may capture.
+    pub fn is_cross_border(self) -> bool {
+        self.measure().is_some()
+    }
+
     /// The measure (transmission measure of the law) that may capture this
     /// class, if any.
     pub fn measure(self) -> Option<Measure> {

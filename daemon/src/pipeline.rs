@@ -5,13 +5,12 @@
 //! Invariant kept: `process_frame` erases the frame on every path — parse
 //! error, non-IP, unselected, selected — as its last step.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::classify::{class_of, Class};
+use crate::classify::class_of;
 use crate::config::Config;
 use crate::erase::erase;
-use crate::flow::{FlowTable, MechanicalRecord, Selected};
+use crate::flow::{FlowTable, Judged, MechanicalRecord, Selected};
 use crate::parse::{parse_ethernet, parse_link, Headers, LinkType, ParseError, L4};
 use crate::select::rules::RuleIdx;
 use crate::select::{SelectionState, SharedSelection};
@@ -44,6 +43,9 @@ pub struct Pipeline {
     shared: SharedSelection,
     /// The selection state this batch uses (refreshed between batches).
     cur: Arc<SelectionState>,
+    /// Bumped whenever `cur` changes: flows re-judge their class and
+    /// indicator set under a new state.
+    gen: u64,
     /// Scratch for the rules one packet matched (no per-packet allocation).
     rule_hits: Vec<RuleIdx>,
     rule_names: Vec<Arc<str>>,
@@ -73,6 +75,7 @@ impl Pipeline {
             shared,
             scan,
             cur,
+            gen: 0,
             rule_hits: Vec::new(),
             rule_names: Vec::new(),
             quic_scratch: Vec::new(),
@@ -92,13 +95,10 @@ impl Pipeline {
     pub fn refresh(&mut self) {
         if !Arc::ptr_eq(&self.cur, &self.shared.load()) {
             self.cur = self.shared.load_full();
+            self.gen += 1;
             // A new ruleset starts its behavioural counts afresh.
             self.scan = self.cur.rules.new_match_state();
         }
-    }
-
-    fn class(&self, src: IpAddr, dst: IpAddr) -> Class {
-        class_of(self.cur.domestic.contains(src), self.cur.domestic.contains(dst))
     }
 
     /// Processes one received frame and erases it. `now_ns` is the batch's
@@ -121,56 +121,62 @@ impl Pipeline {
         match parsed {
             Ok(h) => {
                 if let (Some(src), Some(dst)) = (h.src, h.dst) {
-                    let class = self.class(src, dst);
-                    // Only cross-border classes are ever tracked (offline
-                    // input can hold anything; live input cannot).
-                    if class.measure().is_some() {
-                        let st = &self.cur;
+                    let st = &self.cur;
+                    // Class and indicator set follow from the addresses: a
+                    // flow's first packet (or its first under a reloaded
+                    // state) works them out, the flow keeps them.
+                    let judge = || {
+                        let class = class_of(st.domestic.contains(src), st.domestic.contains(dst));
+                        let set = class.measure().and_then(|_| st.selector.select(class, &h));
+                        Judged { class, set }
+                    };
+                    // Only cross-border packets are ever tracked (offline
+                    // input can hold anything; live input cannot). Every
+                    // such flow is tracked so that a flow selected by a later
+                    // packet counts all of its packets; one that is never
+                    // selected ends without a record.
+                    if let Some((mut flow, Judged { class, set })) =
+                        self.flows.touch(&h, self.gen, now_ns, &mut self.records, judge)
+                    {
                         let payload = h.payload(frame);
-                        // Every flow is tracked so that a flow selected by a
-                        // later packet counts all of its packets; one that is
-                        // never selected ends without a record.
-                        if let Some(mut flow) = self.flows.touch(&h, class, now_ns, &mut self.records) {
-                            match h.l4 {
-                                L4::Tcp { .. } => flow.feed_tls(payload),
-                                L4::Udp { .. } => flow.feed_quic(payload, &mut self.quic_scratch),
-                                _ => {}
-                            }
-                            let set = st.selector.select(class, &h);
-                            self.rule_hits.clear();
-                            if !st.rules.rules.is_empty() {
-                                // Payload signatures are scanned here, in the
-                                // frame, before it is erased below.
-                                st.rules.matching(
-                                    class,
-                                    &h,
-                                    payload,
-                                    flow.fingerprint(),
-                                    &mut self.scan,
-                                    now_ns,
-                                    &mut self.rule_hits,
-                                );
-                            }
-                            if set.is_some() || !self.rule_hits.is_empty() {
-                                self.counters.selected_packets += 1;
-                                self.rule_names.clear();
-                                self.rule_names.extend(
-                                    self.rule_hits
-                                        .iter()
-                                        .map(|i| st.rules.rules[usize::from(*i)].id.clone()),
-                                );
-                                for id in &self.rule_names {
-                                    match self.counters.rule_matches.iter_mut().find(|(r, _)| Arc::ptr_eq(r, id)) {
-                                        Some((_, n)) => *n += 1,
-                                        None => self.counters.rule_matches.push((id.clone(), 1)),
-                                    }
+                        match h.l4 {
+                            L4::Tcp { .. } => flow.feed_tls(payload),
+                            L4::Udp { .. } => flow.feed_quic(payload, &mut self.quic_scratch),
+                            _ => {}
+                        }
+                        self.rule_hits.clear();
+                        if !st.rules.rules.is_empty() {
+                            // Payload signatures are scanned here, in the
+                            // frame, before it is erased below.
+                            st.rules.matching(
+                                class,
+                                &h,
+                                payload,
+                                flow.fingerprint(),
+                                &mut self.scan,
+                                now_ns,
+                                &mut self.rule_hits,
+                            );
+                        }
+                        if set.is_some() || !self.rule_hits.is_empty() {
+                            self.counters.selected_packets += 1;
+                            self.rule_names.clear();
+                            self.rule_names.extend(
+                                self.rule_hits
+                                    .iter()
+                                    .map(|i| st.rules.rules[usize::from(*i)].id.clone()),
+                            );
+                            for id in &self.rule_names {
+                                match self.counters.rule_matches.iter_mut().find(|(r, _)| Arc::ptr_eq(r, id)) {
+                                    Some((_, n)) => *n += 1,
+                                    None => self.counters.rule_matches.push((id.clone(), 1)),
                                 }
-                                flow.select(Selected {
-                                    set: set.and_then(|i| st.selector.shared_name(i)),
-                                    rules: &self.rule_names,
-                                    ruleset_version: &st.rules.version,
-                                });
                             }
+                            flow.select(Selected {
+                                set: set.and_then(|i| st.selector.shared_name(i)),
+                                rules: &self.rule_names,
+                                ruleset_version: &st.rules.version,
+                            });
                         }
                     }
                 }
@@ -229,6 +235,7 @@ pub fn now_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classify::Class;
     use crate::craft::{self, FrameSpec};
     use std::path::Path;
 
@@ -314,6 +321,75 @@ path = "r.jsonl"
         assert_eq!(p.records.len(), 1, "the unselected flow leaves no record");
         assert_eq!(p.records[0].packets_forward, 4);
         assert_eq!(p.records[0].rules, vec!["late".to_string()]);
+    }
+
+    fn udp(src: &str, sport: u16, dst: &str, dport: u16, payload: &[u8]) -> Vec<u8> {
+        FrameSpec::new(src, dst)
+            .transport(craft::Transport::Udp {
+                src_port: sport,
+                dst_port: dport,
+            })
+            .payload(payload)
+            .build()
+    }
+
+    #[test]
+    fn a_reply_has_the_reversed_class_of_its_flow() {
+        // The flow keeps its class; a reply (domestic → foreign) must still
+        // be judged outbound, or a rule for outbound would never see it.
+        let (_dir, cfg) = cfg_with_rules(
+            "version = \"v\"\n[[rule]]\nid = \"out\"\nmeasures = [\"outbound\"]\npayload = [{ text = \"GO\" }]\n",
+            "[domestic]\nprefixes = [\"192.0.2.0/24\"]",
+        );
+        let mut p = Pipeline::new(&cfg, 0);
+        p.process_frame(&mut udp("198.51.100.4", 5000, "192.0.2.9", 53, b"GO"), 1);
+        assert_eq!(p.counters.selected_packets, 0, "inbound is not the rule's measure");
+        p.process_frame(&mut udp("192.0.2.9", 53, "198.51.100.4", 5000, b"GO"), 2);
+        assert_eq!(p.counters.selected_packets, 1, "the reply is outbound");
+        p.process_frame(&mut udp("198.51.100.4", 5000, "192.0.2.9", 53, b"GO"), 3);
+        assert_eq!(p.counters.selected_packets, 1);
+        p.drain();
+        assert_eq!(p.records.len(), 1);
+        let r = &p.records[0];
+        assert_eq!(r.class, Class::Inbound, "a record has its initiator's class");
+        assert_eq!((r.packets_forward, r.packets_reverse), (2, 1));
+    }
+
+    #[test]
+    fn a_reload_rejudges_flows_already_in_the_table() {
+        let mut cfg = cfg();
+        let shared = crate::select::shared(&cfg);
+        let mut p = Pipeline::with_shared(&cfg, 0, shared.clone());
+        let send = |p: &mut Pipeline, t| {
+            p.refresh();
+            p.process_frame(&mut udp("198.51.100.4", 5000, "192.0.2.9", 53, b"x"), t);
+            p.process_frame(&mut udp("203.0.113.7", 6000, "192.0.2.9", 53, b"x"), t);
+        };
+        send(&mut p, 1);
+        assert_eq!(p.counters.selected_packets, 1, "only 203.0.113.7 is an indicator");
+        assert_eq!(p.flows.len(), 2);
+        // Reload: 198.51.100.0/24 becomes an indicator too.
+        cfg.indicators[0].prefixes.insert("198.51.100.0/24".parse().unwrap());
+        shared.store(Arc::new(SelectionState::from_config(&cfg)));
+        p.counters.clear();
+        send(&mut p, 2);
+        assert_eq!(p.counters.selected_packets, 2, "the cached set was dropped on reload");
+        // Reload: 203.0.113.0/24 becomes domestic: its flow is no longer
+        // cross-border, and its packets are no longer counted or selected.
+        cfg.domestic.insert("203.0.113.0/24".parse().unwrap());
+        shared.store(Arc::new(SelectionState::from_config(&cfg)));
+        p.counters.clear();
+        send(&mut p, 3);
+        assert_eq!(p.counters.selected_packets, 1);
+        assert_eq!(p.counters.frames_erased, 2, "erased all the same");
+        p.drain();
+        let mut got: Vec<_> = p
+            .records
+            .iter()
+            .map(|r| (r.initiator.to_string(), r.packets_forward))
+            .collect();
+        got.sort();
+        assert_eq!(got, [("198.51.100.4".to_string(), 3), ("203.0.113.7".to_string(), 2)]);
     }
 
     #[test]

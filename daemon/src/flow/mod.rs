@@ -12,4 +12,4 @@ pub mod table;
 
 pub use key::FlowKey;
 pub use record::{EndReason, MechanicalRecord};
-pub use table::{FlowRef, FlowTable, Selected};
+pub use table::{FlowRef, FlowTable, Judged, Selected};

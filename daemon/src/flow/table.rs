@@ -1,5 +1,6 @@
 //! The per-worker flow table: bounded, with timeouts and counted eviction.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use ahash::RandomState;
@@ -12,6 +13,7 @@ use super::record::{EndReason, MechanicalRecord};
 use crate::classify::Class;
 use crate::parse::Headers;
 use crate::select::tls::Fingerprints;
+use crate::select::SetId;
 use std::sync::Arc;
 
 /// What selected a packet: the names are shared with the selection state
@@ -22,6 +24,16 @@ pub struct Selected<'a> {
     pub set: Option<&'a Arc<str>>,
     pub rules: &'a [Arc<str>],
     pub ruleset_version: &'a Arc<str>,
+}
+
+/// What the selection state says about a packet: its class and the
+/// indicator set its remote end is in. Both follow from the flow's two
+/// addresses, so a flow keeps them (for one selection-state generation)
+/// and its later packets skip the prefix lookups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Judged {
+    pub class: Class,
+    pub set: Option<SetId>,
 }
 
 #[derive(Clone)]
@@ -45,6 +57,39 @@ struct FlowState {
     /// A packet of the flow was selected: it ends as a record.
     selected: bool,
     hello: Hello,
+    /// The selection-state generation `lo_to_hi` and `set_id` are from.
+    judged_gen: u64,
+    /// The class of a packet sent from the key's `lo` end to its `hi` end
+    /// (the other direction has the reversed class).
+    lo_to_hi: Class,
+    /// The indicator set of the flow's remote end(s): the same for both
+    /// directions, as the remote (foreign) end is.
+    set_id: Option<SetId>,
+}
+
+impl FlowState {
+    fn new(h: &Headers, src_is_lo: bool, now_ns: u64, j: Judged, gen: u64) -> FlowState {
+        FlowState {
+            first_seen_ns: now_ns,
+            last_seen_ns: now_ns,
+            initiator_is_lo: src_is_lo,
+            packets: [0; 2],
+            bytes: [0; 2],
+            tcp_flags: [0; 2],
+            min_ttl: u8::MAX,
+            max_ttl: 0,
+            class: j.class,
+            set: None,
+            rules: Vec::new(),
+            ruleset_version: None,
+            vlan_depth: h.vlan_depth,
+            selected: false,
+            hello: Hello::default(),
+            judged_gen: gen,
+            lo_to_hi: if src_is_lo { j.class } else { j.class.reversed() },
+            set_id: j.set,
+        }
+    }
 }
 
 /// A packet's flow, after the packet was counted.
@@ -123,15 +168,21 @@ impl FlowTable {
         self.flows.is_empty()
     }
 
-    /// Counts one packet into its flow (creating it; a full table first
-    /// ends some other flow, whose record, if selected, goes to `out`).
+    /// Counts one packet into its flow, creating it, and says what the
+    /// selection state makes of the packet. `judge` classifies the packet
+    /// and finds its indicator set; it runs only for a flow's first packet
+    /// and for the first packet after the selection state changed (`gen`).
+    /// A packet that is not cross-border is not counted (`None`). A full
+    /// table first ends some other flow, whose record, if selected, goes
+    /// to `out`.
     pub fn touch(
         &mut self,
         h: &Headers,
-        class: Class,
+        gen: u64,
         now_ns: u64,
         out: &mut Vec<MechanicalRecord>,
-    ) -> Option<FlowRef<'_>> {
+        judge: impl Fn() -> Judged,
+    ) -> Option<(FlowRef<'_>, Judged)> {
         let (Some(src), Some(dst)) = (h.src, h.dst) else {
             return None;
         };
@@ -139,28 +190,40 @@ impl FlowTable {
         let (key, src_is_lo) = FlowKey::new(h.vlans, h.protocol, (src, sport), (dst, dport));
         // Length first: the extra lookup runs only when the table is full.
         if self.flows.len() >= self.max_flows && !self.flows.contains_key(&key) {
+            if !judge().class.is_cross_border() {
+                return None;
+            }
             self.evict_one(out);
         }
-        let st = self.flows.entry(key).or_insert_with(|| FlowState {
-            first_seen_ns: now_ns,
-            last_seen_ns: now_ns,
-            initiator_is_lo: src_is_lo,
-            packets: [0; 2],
-            bytes: [0; 2],
-            tcp_flags: [0; 2],
-            min_ttl: u8::MAX,
-            max_ttl: 0,
-            class,
-            set: None,
-            rules: Vec::new(),
-            ruleset_version: None,
-            vlan_depth: h.vlan_depth,
-            selected: false,
-            hello: Hello::default(),
-        });
+        let st = match self.flows.entry(key) {
+            Entry::Occupied(o) => {
+                let st = o.into_mut();
+                if st.judged_gen != gen {
+                    let j = judge();
+                    if !j.class.is_cross_border() {
+                        return None;
+                    }
+                    st.judged_gen = gen;
+                    st.lo_to_hi = if src_is_lo { j.class } else { j.class.reversed() };
+                    st.set_id = j.set;
+                }
+                st
+            }
+            Entry::Vacant(v) => {
+                let j = judge();
+                if !j.class.is_cross_border() {
+                    return None;
+                }
+                v.insert(FlowState::new(h, src_is_lo, now_ns, j, gen))
+            }
+        };
         Self::count(st, h, src_is_lo, now_ns);
+        let judged = Judged {
+            class: if src_is_lo { st.lo_to_hi } else { st.lo_to_hi.reversed() },
+            set: st.set_id,
+        };
         let from_initiator = src_is_lo == st.initiator_is_lo;
-        Some(FlowRef { st, from_initiator })
+        Some((FlowRef { st, from_initiator }, judged))
     }
 
     /// Counts a packet and marks its flow selected (for callers that
@@ -173,7 +236,7 @@ impl FlowTable {
         now_ns: u64,
         out: &mut Vec<MechanicalRecord>,
     ) {
-        if let Some(mut f) = self.touch(h, class, now_ns, out) {
+        if let Some((mut f, _)) = self.touch(h, 0, now_ns, out, || Judged { class, set: None }) {
             f.select(sel);
         }
     }
