@@ -228,6 +228,10 @@ fn selected_flows_become_records() {
     assert_eq!(m.sum("furui_frames_received_total"), 24);
     // Both flows are tracked; only the selected one will become a record.
     assert_eq!(m.get("furui_flows_active"), 2);
+    // The ring has been idle since: the worker blocks in poll(), and its
+    // next burst starts from the shortest nap (50 µs).
+    let nap = m.0.iter().find(|(k, _)| k == "furui_idle_nap_seconds{queue=\"0\"}");
+    assert_eq!(nap.map(|(_, v)| *v), Some(50e-6), "{:?}", m.0);
     assert_eq!(d.stop(), 0);
     let (recs, text) = rig.records();
     assert_eq!(recs.len(), 1, "exactly one selected flow:\n{text}");
