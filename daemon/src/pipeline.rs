@@ -127,7 +127,8 @@ impl Pipeline {
                     // state) works them out, the flow keeps them.
                     let judge = || {
                         let class = class_of(st.domestic.contains(src), st.domestic.contains(dst));
-                        let set = class.measure().and_then(|_| st.selector.select(class, &h));
+                        // None for a class no measure captures.
+                        let set = st.selector.select(class, &h);
                         Judged { class, set }
                     };
                     // Only cross-border packets are ever tracked (offline
