@@ -67,6 +67,16 @@ struct FlowState {
     set_id: Option<SetId>,
 }
 
+/// A packet's class as the class of the flow's `lo` → `hi` direction, and
+/// back: the same for a packet from `lo`, reversed for one from `hi`.
+fn orient(class: Class, src_is_lo: bool) -> Class {
+    if src_is_lo {
+        class
+    } else {
+        class.reversed()
+    }
+}
+
 impl FlowState {
     fn new(h: &Headers, src_is_lo: bool, now_ns: u64, j: Judged, gen: u64) -> FlowState {
         FlowState {
@@ -86,7 +96,7 @@ impl FlowState {
             selected: false,
             hello: Hello::default(),
             judged_gen: gen,
-            lo_to_hi: if src_is_lo { j.class } else { j.class.reversed() },
+            lo_to_hi: orient(j.class, src_is_lo),
             set_id: j.set,
         }
     }
@@ -204,7 +214,7 @@ impl FlowTable {
                         return None;
                     }
                     st.judged_gen = gen;
-                    st.lo_to_hi = if src_is_lo { j.class } else { j.class.reversed() };
+                    st.lo_to_hi = orient(j.class, src_is_lo);
                     st.set_id = j.set;
                 }
                 st
@@ -219,7 +229,7 @@ impl FlowTable {
         };
         Self::count(st, h, src_is_lo, now_ns);
         let judged = Judged {
-            class: if src_is_lo { st.lo_to_hi } else { st.lo_to_hi.reversed() },
+            class: orient(st.lo_to_hi, src_is_lo),
             set: st.set_id,
         };
         let from_initiator = src_is_lo == st.initiator_is_lo;
