@@ -9,6 +9,7 @@ const HEADERS: &[&str] = &[
     "../ebpf/furui_consts.h",
     "../ebpf/furui_structs.h",
     "../ebpf/furui_maps.h",
+    "../ebpf/furui_walk.h",
 ];
 
 fn main() {

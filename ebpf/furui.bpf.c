@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: (MIT OR Apache-2.0)
 /* furui XDP jurisdiction classifier — stage 1 of the data path.
  *
- * Invariant kept here: a packet whose class is domestic, non_ip or malformed,
- * or whose class is not authorized right now, never reaches user space. Only
+ * The class is decided by the INNERMOST IP header: the walk in furui_walk.h
+ * opens the configured encapsulations (MPLS, GRE/ERSPAN, VXLAN, Geneve,
+ * GTP-U, IP-in-IP), bounded in depth.
+ *
+ * Invariant kept here: a packet whose class is domestic, non_ip, malformed,
+ * undecided (an encapsulation not opened) or too_deep, or whose class is not
+ * authorized right now, never reaches user space. Only
  * an authorized inbound/outbound/transit packet is redirected to the AF_XDP
  * socket of its RX queue; everything else is dropped (mirror mode) or passed
  * to the stack (inline mode). Every packet is counted by class and action.
@@ -20,25 +25,9 @@
 #include "furui_consts.h"
 #include "furui_structs.h"
 #include "furui_maps.h"
+#include "furui_walk.h"
 
 const volatile struct furui_cfg cfg = {};
-
-struct vlan_hdr {
-	__be16 tci;
-	__be16 encap_proto;
-};
-
-/* Header cursor (xdp-tools parsing_helpers style): every read is preceded by
- * a bounds check against data_end. */
-struct cursor {
-	void *pos;
-	void *end;
-};
-
-static __always_inline int proto_is_vlan(__u16 h_proto)
-{
-	return h_proto == bpf_htons(ETH_P_8021Q) || h_proto == bpf_htons(ETH_P_8021AD);
-}
 
 static __always_inline int is_domestic_v4(__u8 *addr)
 {
@@ -67,68 +56,98 @@ static __always_inline __u32 class_of(int src_dom, int dst_dom)
 	return CLASS_TRANSIT;
 }
 
-static __always_inline __u32 classify_v4(struct cursor *c)
+/* The class from the addresses of the IP header the walk ended on (the
+ * step that set ip_off already checked the whole header is there). */
+static __always_inline __u32 class_by_address(struct xdp_md *ctx, struct walk *w)
 {
-	struct iphdr *ip = c->pos;
-	__u32 hdr_len, tot_len;
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u32 off = w->ip_off;
+	__u8 *ip;
 
-	if ((void *)(ip + 1) > c->end)
+	if (off > WALK_MAX_OFFSET)
+		return CLASS_TOO_DEEP;
+	ip = data + off;
+	if (w->ip_ver == 4) {
+		if ((void *)(ip + 20) > end)
+			return CLASS_MALFORMED;
+		return class_of(is_domestic_v4(ip + 12), is_domestic_v4(ip + 16));
+	}
+	if ((void *)(ip + 40) > end)
 		return CLASS_MALFORMED;
-	if (ip->version != 4 || ip->ihl < 5)
-		return CLASS_MALFORMED;
-	hdr_len = ip->ihl * 4;
-	/* Variable-length header: check a second time with its real length. */
-	if (c->pos + hdr_len > c->end)
-		return CLASS_MALFORMED;
-	tot_len = bpf_ntohs(ip->tot_len);
-	if (tot_len < hdr_len || c->pos + tot_len > c->end)
-		return CLASS_MALFORMED;
-	return class_of(is_domestic_v4((__u8 *)&ip->saddr), is_domestic_v4((__u8 *)&ip->daddr));
+	return class_of(is_domestic_v6(ip + 8), is_domestic_v6(ip + 24));
 }
 
-static __always_inline __u32 classify_v6(struct cursor *c)
+static __always_inline void count_encaps(struct walk *w)
 {
-	struct ipv6hdr *ip6 = c->pos;
-
-	if ((void *)(ip6 + 1) > c->end)
-		return CLASS_MALFORMED;
-	if (ip6->version != 6)
-		return CLASS_MALFORMED;
-	if ((void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len) > c->end)
-		return CLASS_MALFORMED;
-	return class_of(is_domestic_v6(ip6->saddr.in6_u.u6_addr8),
-			is_domestic_v6(ip6->daddr.in6_u.u6_addr8));
-}
-
-static __always_inline __u32 classify(struct cursor *c)
-{
-	struct ethhdr *eth = c->pos;
-	__u16 proto;
+	__u32 chain = w->chain;
+	__u64 *ctr;
+	__u32 idx;
 	int i;
 
-	if ((void *)(eth + 1) > c->end)
-		return CLASS_MALFORMED;
-	proto = eth->h_proto;
-	c->pos = eth + 1;
-
+	/* Per-CPU slots: no other CPU writes them, so no atomics. */
 #pragma unroll
-	for (i = 0; i < VLAN_MAX_DEPTH; i++) {
-		struct vlan_hdr *vh = c->pos;
-
-		if (!proto_is_vlan(proto))
+	for (i = 0; i < ENCAP_MAX_LAYERS; i++) {
+		if (!(chain & 0xf))
 			break;
-		if ((void *)(vh + 1) > c->end)
-			return CLASS_MALFORMED;
-		proto = vh->encap_proto;
-		c->pos = vh + 1;
+		idx = ((chain & 0xf) - 1) * NUM_OUTCOMES + OUTCOME_OPENED;
+		ctr = bpf_map_lookup_elem(&encap_stats, &idx);
+		if (ctr)
+			(*ctr)++;
+		chain >>= 4;
 	}
+	if (w->stop_encap) {
+		idx = (w->stop_encap - 1) * NUM_OUTCOMES + w->stop_outcome;
+		ctr = bpf_map_lookup_elem(&encap_stats, &idx);
+		if (ctr)
+			(*ctr)++;
+	}
+}
 
-	if (proto == bpf_htons(ETH_P_IP))
-		return classify_v4(c);
-	if (proto == bpf_htons(ETH_P_IPV6))
-		return classify_v6(c);
-	/* Includes a third VLAN tag: we do not look deeper, so it never goes up. */
-	return CLASS_NON_IP;
+/* Walks the frame to its innermost IP header and classifies it. */
+static __always_inline __u32 classify(struct xdp_md *ctx, struct walk *w)
+{
+	__u32 zero = 0;
+	struct furui_decap *cfg = bpf_map_lookup_elem(&decap_cfg, &zero);
+	int i;
+
+	/* No settings: nothing is opened, every encapsulation is undecided. */
+	if (cfg)
+		w->cfg = *cfg;
+	w->lim = bpf_xdp_get_buff_len(ctx);
+	w->next = W_ETH;
+	for (i = 0; i < WALK_MAX_STEPS; i++) {
+		switch (w->next) {
+		case W_ETH:
+			step_eth(ctx, w);
+			break;
+		case W_MPLS:
+			step_mpls(ctx, w);
+			break;
+		case W_IPV4:
+			step_ipv4(ctx, w);
+			break;
+		case W_IPV6:
+			step_ipv6(ctx, w);
+			break;
+		case W_GRE:
+			step_gre(ctx, w);
+			break;
+		case W_UDP:
+			step_udp(ctx, w);
+			break;
+		default:
+			break;
+		}
+		if (w->next == W_DONE)
+			break;
+	}
+	if (w->next != W_DONE)
+		w->result = CLASS_TOO_DEEP;
+	count_encaps(w);
+	if (w->result == RESULT_BY_ADDRESS)
+		return class_by_address(ctx, w);
+	return w->result < NUM_CLASSES ? w->result : CLASS_MALFORMED;
 }
 
 static __always_inline void count(__u32 class, __u32 action, __u64 bytes)
@@ -146,16 +165,13 @@ static __always_inline void count(__u32 class, __u32 action, __u64 bytes)
 SEC("xdp")
 int furui_xdp(struct xdp_md *ctx)
 {
-	struct cursor c = {
-		.pos = (void *)(long)ctx->data,
-		.end = (void *)(long)ctx->data_end,
-	};
 	/* A helper rather than end - pos: pointer subtraction needs
 	 * CAP_PERFMON at load time, and the service runs without it. */
 	__u64 bytes = bpf_xdp_get_buff_len(ctx);
 	__u32 fallback = cfg.inline_mode ? XDP_PASS : XDP_DROP;
 	__u32 fallback_action = cfg.inline_mode ? ACTION_PASS : ACTION_DROP;
-	__u32 class = classify(&c);
+	struct walk w = {};
+	__u32 class = classify(ctx, &w);
 	__u32 *authorized;
 	__u32 queue;
 	int ret;

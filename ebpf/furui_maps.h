@@ -54,4 +54,21 @@ struct {
 	__type(value, struct class_counter);
 } class_stats SEC(".maps");
 
+/* The decapsulation settings (struct furui_decap), one entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct furui_decap);
+} decap_cfg SEC(".maps");
+
+/* Packets per (encapsulation, outcome): index encap * NUM_OUTCOMES + outcome.
+ * A frame counts once per encapsulation layer it carries. Per-CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NUM_ENCAPS * NUM_OUTCOMES);
+	__type(key, __u32);
+	__type(value, __u64);
+} encap_stats SEC(".maps");
+
 #endif

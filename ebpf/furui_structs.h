@@ -28,4 +28,21 @@ struct furui_cfg {
 	__u32 inline_mode;
 };
 
+/* Which encapsulations the walk opens, and on which UDP ports it
+ * recognizes them (host byte order). Written by the daemon at start and on
+ * every reload; an unwritten (all-zero) entry opens nothing, so every
+ * encapsulated frame is then undecided and never captured. */
+struct furui_decap {
+	__u32 open;  /* bit (1 << ENCAP_*) set: decapsulate */
+	__u32 outer; /* bit set (and not open): classify on the outer header */
+	__u16 vxlan_port;
+	__u16 geneve_port;
+	__u16 gtpu_port;
+	__u16 mpls_udp_port;
+	__u8 max_layers;      /* 0..ENCAP_MAX_LAYERS */
+	__u8 mpls_max_labels; /* 1..MPLS_MAX_LABELS */
+	__u8 mpls_pw;         /* MPLS_PW_* */
+	__u8 pad;
+};
+
 #endif

@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use proptest::prelude::*;
 
+use furui::classify::walk::DecapConfig;
 use furui::classify::{classify_frame, verdict, Action, Class, PrefixSet};
 use furui::craft::{FrameSpec, Transport};
 use furui::xdp::Classifier;
@@ -132,7 +133,7 @@ proptest! {
     ) {
         let c = Classifier::load(inline).expect("load the XDP program (are you root?)");
         c.set_domestic(&nets).unwrap();
-        let mut auth = [false; 6];
+        let mut auth = [false; furui::classify::NUM_CLASSES];
         for (i, a) in auth.iter_mut().enumerate() {
             *a = auth_bits & (1 << i) != 0;
         }
@@ -142,7 +143,7 @@ proptest! {
             let before = c.stats().unwrap();
             let ret = c.test_run(f).unwrap();
             let after = c.stats().unwrap();
-            let class = classify_frame(f, &set);
+            let class = classify_frame(f, &set, &DecapConfig::default());
             let (action, want_ret) = verdict(class, &auth, inline, false);
             prop_assert_eq!(ret, want_ret, "verdict differs for class {:?}", class);
             prop_assert_eq!(class_action_of(&before, &after), vec![(class, action)]);

@@ -27,7 +27,7 @@ fn classifier(inline: bool, authorized: &[Class]) -> Classifier {
     let c = Classifier::load(inline).expect("load the XDP program (are you root?)");
     let nets: Vec<ipnet::IpNet> = DOMESTIC.iter().map(|s| s.parse().unwrap()).collect();
     c.set_domestic(&nets).unwrap();
-    let mut a = [false; 6];
+    let mut a = [false; furui::classify::NUM_CLASSES];
     for cl in authorized {
         a[*cl as usize] = true;
     }
@@ -341,7 +341,7 @@ fn domestic_prefixes_load_fast() {
     let t = std::time::Instant::now();
     c.set_domestic(&nets).unwrap();
     eprintln!("loaded {} prefixes in {:?}", nets.len(), t.elapsed());
-    c.set_authorized(&[false; 6]).unwrap();
+    c.set_authorized(&[false; furui::classify::NUM_CLASSES]).unwrap();
     let before = c.stats().unwrap();
     c.test_run(&udp("10.0.19.1", "10.18.3.1")).unwrap();
     let after = c.stats().unwrap();

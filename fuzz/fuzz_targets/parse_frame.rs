@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = parse_link(l, data);
     }
     let set: PrefixSet = config().domestic.clone();
-    let _ = classify_frame(data, &set);
+    let _ = classify_frame(data, &set, &furui::classify::walk::DecapConfig::default());
 
     let _ = furui::select::tls::fingerprint_record(data);
     let mut scratch = Vec::new();

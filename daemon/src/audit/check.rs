@@ -72,7 +72,7 @@ pub fn erasure(entries: &[Value]) -> Verdict {
     Verdict { pass, lines }
 }
 
-const NEVER: [&str; 3] = ["domestic", "non_ip", "malformed"];
+const NEVER: [&str; 5] = ["domestic", "non_ip", "malformed", "undecided", "too_deep"];
 const MEASURED: [(&str, &str); 3] = [("inbound", "inbound"), ("outbound", "outbound"), ("transit", "transit")];
 
 pub fn capture(entries: &[Value]) -> Verdict {

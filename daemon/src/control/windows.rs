@@ -9,7 +9,7 @@ use crate::config::Config;
 
 /// The class-map contents for the measures authorized at `now`.
 pub fn authorized_classes(cfg: &Config, now: OffsetDateTime) -> Authorized {
-    let mut a = [false; 6];
+    let mut a = [false; crate::classify::NUM_CLASSES];
     for (m, on) in cfg.authorized_at(now) {
         a[m.class() as usize] = on;
     }

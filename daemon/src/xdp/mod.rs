@@ -28,7 +28,8 @@ use libbpf_rs::{MapCore, MapFlags, OpenObject};
 
 pub use attach::{AttachError, XdpLink};
 
-use crate::classify::{Action, Authorized, Class, NUM_ACTIONS};
+use crate::classify::walk::{DecapConfig, Encap, Outcome, NUM_ENCAPS, NUM_OUTCOMES};
+use crate::classify::{Action, Authorized, Class, NUM_ACTIONS, NUM_CLASSES};
 use crate::config::XdpMode;
 
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +49,8 @@ pub enum XdpError {
 /// Packets and bytes per (class, action), summed over CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClassStats {
-    pub packets: [[u64; NUM_ACTIONS]; 6],
-    pub bytes: [[u64; NUM_ACTIONS]; 6],
+    pub packets: [[u64; NUM_ACTIONS]; NUM_CLASSES],
+    pub bytes: [[u64; NUM_ACTIONS]; NUM_CLASSES],
 }
 
 impl ClassStats {
@@ -63,6 +64,18 @@ impl ClassStats {
 
     pub fn class_bytes(&self, c: Class) -> u64 {
         self.bytes[c as usize].iter().sum()
+    }
+}
+
+/// Packets per (encapsulation, outcome), summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EncapStats {
+    pub packets: [[u64; NUM_OUTCOMES]; NUM_ENCAPS],
+}
+
+impl EncapStats {
+    pub fn packets(&self, e: Encap, o: Outcome) -> u64 {
+        self.packets[e as usize][o as usize]
     }
 }
 
@@ -85,7 +98,12 @@ impl Classifier {
             ro.cfg.inline_mode = u32::from(inline);
         }
         let skel = open.load().map_err(XdpError::Load)?;
-        Ok(Classifier { skel })
+        let c = Classifier { skel };
+        // Until the daemon writes its configured settings, the defaults
+        // (every encapsulation opened) hold; an unwritten map would leave
+        // every tunnelled frame undecided.
+        c.set_decap(&DecapConfig::default())?;
+        Ok(c)
     }
 
     /// The trie and the key (`struct lpm_v4_key` / `lpm_v6_key`) of a prefix.
@@ -140,6 +158,44 @@ impl Classifier {
                 })?;
         }
         Ok(())
+    }
+
+    /// Writes the decapsulation settings (`struct furui_decap`).
+    pub fn set_decap(&self, d: &DecapConfig) -> Result<(), XdpError> {
+        self.skel
+            .maps
+            .decap_cfg
+            .update(&0u32.to_ne_bytes(), &d.to_bpf_bytes(), MapFlags::ANY)
+            .map_err(|source| XdpError::Map {
+                map: "decap_cfg",
+                source,
+            })
+    }
+
+    /// Reads the per-CPU encapsulation counters and sums them.
+    pub fn encap_stats(&self) -> Result<EncapStats, XdpError> {
+        let mut s = EncapStats::default();
+        for e in Encap::ALL {
+            for o in Outcome::ALL {
+                let idx = (e as u32) * NUM_OUTCOMES as u32 + o as u32;
+                let per_cpu = self
+                    .skel
+                    .maps
+                    .encap_stats
+                    .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
+                    .map_err(|source| XdpError::Map {
+                        map: "encap_stats",
+                        source,
+                    })?
+                    .unwrap_or_default();
+                for v in per_cpu {
+                    if v.len() >= 8 {
+                        s.packets[e as usize][o as usize] += u64::from_ne_bytes(v[0..8].try_into().unwrap_or_default());
+                    }
+                }
+            }
+        }
+        Ok(s)
     }
 
     /// Puts the AF_XDP socket of `queue` into the XSKMAP.

@@ -30,7 +30,7 @@ use signatures::SignatureMatcher;
 pub struct Rule {
     pub id: Arc<str>,
     pub description: String,
-    classes: [bool; 6],
+    classes: [bool; crate::classify::NUM_CLASSES],
     remote: Option<PrefixSet>,
     local: Option<PrefixSet>,
     source: Option<PrefixSet>,
@@ -450,7 +450,7 @@ fn compile_rule(
     if !ids.insert(id.clone()) {
         c.at(r.id.span(), format!("rule id `{id}` is used twice"));
     }
-    let mut classes = [false; 6];
+    let mut classes = [false; crate::classify::NUM_CLASSES];
     if r.measures.get_ref().is_empty() {
         c.at(
             r.measures.span(),

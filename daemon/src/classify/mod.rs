@@ -1,9 +1,12 @@
 //! Stage 1 (model): the jurisdiction classes, the verdicts of the XDP
-//! classifier, and a Rust reference model of `ebpf/furui.bpf.c`.
+//! classifier, and a Rust reference model of `ebpf/furui.bpf.c` (its header
+//! walk through the encapsulations is `walk.rs`).
 //!
 //! Invariant kept: the model and the BPF program agree on every packet (a
 //! differential property test checks it), so the daemon can recompute the
 //! class of a captured frame without trusting anything but its prefix set.
+
+pub mod walk;
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -24,16 +27,35 @@ pub enum Class {
     Transit = 3,
     NonIp = 4,
     Malformed = 5,
+    /// A recognized encapsulation that is not opened, or cannot be opened
+    /// (a later fragment of a tunnel packet, an undecoded payload).
+    Undecided = 6,
+    /// Deeper than the walk follows (layers, labels, extension headers).
+    TooDeep = 7,
 }
 
+/// Number of classes (`NUM_CLASSES` in furui_consts.h).
+pub const NUM_CLASSES: usize = 8;
+
 impl Class {
-    pub const ALL: [Class; 6] = [
+    pub const ALL: [Class; NUM_CLASSES] = [
         Class::Domestic,
         Class::Inbound,
         Class::Outbound,
         Class::Transit,
         Class::NonIp,
         Class::Malformed,
+        Class::Undecided,
+        Class::TooDeep,
+    ];
+
+    /// Classes that are never redirected, whatever is authorized.
+    pub const NEVER_CAPTURED: [Class; 5] = [
+        Class::Domestic,
+        Class::NonIp,
+        Class::Malformed,
+        Class::Undecided,
+        Class::TooDeep,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +66,8 @@ impl Class {
             Class::Transit => "transit",
             Class::NonIp => "non_ip",
             Class::Malformed => "malformed",
+            Class::Undecided => "undecided",
+            Class::TooDeep => "too_deep",
         }
     }
 
@@ -130,7 +154,7 @@ pub const XDP_PASS: u32 = 2;
 pub const XDP_REDIRECT: u32 = 4;
 
 /// Which classes are authorized right now, indexed by `Class as usize`.
-pub type Authorized = [bool; 6];
+pub type Authorized = [bool; NUM_CLASSES];
 
 /// Multiply-shift hashing for prefix keys. The sets are built from the
 /// configuration, not from traffic, so there is nothing for an attacker to
@@ -279,66 +303,34 @@ pub fn class_of(src_domestic: bool, dst_domestic: bool) -> Class {
     }
 }
 
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
-const ETH_P_8021Q: u16 = 0x8100;
-const ETH_P_8021AD: u16 = 0x88a8;
-const VLAN_MAX_DEPTH: usize = 2;
-
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
+/// Reference model of the BPF classifier: the walk to the innermost IP
+/// header (`walk::walk`), then the domestic lookups of its addresses.
+pub fn classify_frame(frame: &[u8], domestic: &PrefixSet, decap: &walk::DecapConfig) -> Class {
+    class_of_walk(frame, &walk::walk(frame, decap), domestic)
 }
 
-/// Reference model of the BPF classifier: exactly the checks it makes, in
-/// the order it makes them.
-pub fn classify_frame(frame: &[u8], domestic: &PrefixSet) -> Class {
-    if frame.len() < 14 {
-        return Class::Malformed;
-    }
-    let mut proto = be16(frame, 12);
-    let mut pos = 14;
-    for _ in 0..VLAN_MAX_DEPTH {
-        if proto != ETH_P_8021Q && proto != ETH_P_8021AD {
-            break;
-        }
-        if frame.len() < pos + 4 {
-            return Class::Malformed;
-        }
-        proto = be16(frame, pos + 2);
-        pos += 4;
-    }
-    let ip = &frame[pos..];
-    match proto {
-        ETH_P_IP => {
-            if ip.len() < 20 || ip[0] >> 4 != 4 || ip[0] & 0x0f < 5 {
-                return Class::Malformed;
-            }
-            let hdr_len = usize::from(ip[0] & 0x0f) * 4;
-            let tot_len = usize::from(be16(ip, 2));
-            if hdr_len > ip.len() || tot_len < hdr_len || tot_len > ip.len() {
-                return Class::Malformed;
-            }
-            let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-            let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+/// The class a finished walk gives `frame`.
+pub fn class_of_walk(frame: &[u8], w: &walk::Walk, domestic: &PrefixSet) -> Class {
+    match w.end {
+        walk::End::Fixed(c) => c,
+        walk::End::ByAddress {
+            ip_offset: o,
+            v6: false,
+        } => {
+            let src = Ipv4Addr::new(frame[o + 12], frame[o + 13], frame[o + 14], frame[o + 15]);
+            let dst = Ipv4Addr::new(frame[o + 16], frame[o + 17], frame[o + 18], frame[o + 19]);
             class_of(domestic.contains_v4(src), domestic.contains_v4(dst))
         }
-        ETH_P_IPV6 => {
-            if ip.len() < 40 || ip[0] >> 4 != 6 {
-                return Class::Malformed;
-            }
-            if 40 + usize::from(be16(ip, 4)) > ip.len() {
-                return Class::Malformed;
-            }
+        walk::End::ByAddress { ip_offset: o, v6: true } => {
             let mut s = [0u8; 16];
             let mut d = [0u8; 16];
-            s.copy_from_slice(&ip[8..24]);
-            d.copy_from_slice(&ip[24..40]);
+            s.copy_from_slice(&frame[o + 8..o + 24]);
+            d.copy_from_slice(&frame[o + 24..o + 40]);
             class_of(
                 domestic.contains_v6(Ipv6Addr::from(s)),
                 domestic.contains_v6(Ipv6Addr::from(d)),
             )
         }
-        _ => Class::NonIp,
     }
 }
 
@@ -400,7 +392,7 @@ mod tests {
 
     #[test]
     fn only_authorized_capture_classes_are_redirected() {
-        let mut auth = [false; 6];
+        let mut auth = [false; NUM_CLASSES];
         auth[Class::Transit as usize] = true;
         auth[Class::Domestic as usize] = true; // must be ignored
         assert_eq!(
