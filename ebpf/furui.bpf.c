@@ -111,9 +111,12 @@ static __always_inline __u32 classify(struct xdp_md *ctx, struct walk *w)
 	struct furui_decap *cfg = bpf_map_lookup_elem(&decap_cfg, &zero);
 	int i;
 
-	/* No settings: nothing is opened, every encapsulation is undecided. */
-	if (cfg)
-		w->cfg = *cfg;
+	/* Unwritten settings (the daemon always writes max_layers >= 1): the
+	 * walk cannot know which UDP ports carry tunnels, so no frame can be
+	 * judged; none is captured. */
+	if (!cfg || cfg->max_layers == 0)
+		return CLASS_UNDECIDED;
+	w->cfg = *cfg;
 	w->lim = bpf_xdp_get_buff_len(ctx);
 	w->next = W_ETH;
 	for (i = 0; i < WALK_MAX_STEPS; i++) {

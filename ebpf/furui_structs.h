@@ -30,8 +30,8 @@ struct furui_cfg {
 
 /* Which encapsulations the walk opens, and on which UDP ports it
  * recognizes them (host byte order). Written by the daemon at start and on
- * every reload; an unwritten (all-zero) entry opens nothing, so every
- * encapsulated frame is then undecided and never captured. */
+ * every reload; an unwritten (all-zero, max_layers 0) entry makes every
+ * frame undecided, so nothing is captured until it is written. */
 struct furui_decap {
 	__u32 open;  /* bit (1 << ENCAP_*) set: decapsulate */
 	__u32 outer; /* bit set (and not open): classify on the outer header */

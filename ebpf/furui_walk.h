@@ -407,7 +407,8 @@ __noinline int step_gre(struct xdp_md *ctx, struct walk *w)
 			session = rd16(e + 2) & 0x3ff;
 			off += 8;
 		}
-		opened(w, ENCAP_ERSPAN, session, 1);
+		/* Type I carries no session id. */
+		opened(w, ENCAP_ERSPAN, session, flags & GRE_S);
 		w->next = W_ETH;
 		w->off = off;
 		return 0;

@@ -136,24 +136,26 @@ pub struct DecapConfig {
 }
 
 impl Default for DecapConfig {
-    /// Every encapsulation opened on its standard port, 3 layers, 4 labels:
-    /// opening is the safe default, the cut is then made on the inner header.
     fn default() -> Self {
-        DecapConfig {
-            open: Encap::ALL.iter().fold(0, |m, e| m | e.bit()),
-            outer: 0,
-            vxlan_port: 4789,
-            geneve_port: 6081,
-            gtpu_port: 2152,
-            mpls_udp_port: 6635,
-            max_layers: 3,
-            mpls_max_labels: 4,
-            mpls_pw: MplsPw::None,
-        }
+        Self::DEFAULT
     }
 }
 
 impl DecapConfig {
+    /// Every encapsulation opened on its standard port, 3 layers, 4 labels:
+    /// opening is the safe default, the cut is then made on the inner header.
+    pub const DEFAULT: DecapConfig = DecapConfig {
+        open: (1 << NUM_ENCAPS) - 1,
+        outer: 0,
+        vxlan_port: 4789,
+        geneve_port: 6081,
+        gtpu_port: 2152,
+        mpls_udp_port: 6635,
+        max_layers: 3,
+        mpls_max_labels: 4,
+        mpls_pw: MplsPw::None,
+    };
+
     pub fn is_open(&self, e: Encap) -> bool {
         self.open & e.bit() != 0
     }
@@ -200,32 +202,81 @@ pub enum End {
     Fixed(Class),
 }
 
+/// The opened encapsulation layers, outermost first, 4 bits each
+/// (`Encap as u16 + 1`; 0 ends the chain) — the layout of the BPF walk's
+/// `chain`. Mechanical: which kinds of header were opened, nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct EncapChain(u16);
+
+impl EncapChain {
+    pub const NONE: EncapChain = EncapChain(0);
+
+    fn push(&mut self, depth: u8, e: Encap) {
+        if depth < ENCAP_MAX_LAYERS {
+            self.0 |= (e as u16 + 1) << (4 * depth);
+        }
+    }
+
+    /// The layers, outermost first.
+    pub fn iter(self) -> impl Iterator<Item = Encap> {
+        (0..ENCAP_MAX_LAYERS).map_while(move |i| {
+            let n = (self.0 >> (4 * i)) & 0xf;
+            (n != 0).then(|| Encap::ALL[usize::from(n - 1)])
+        })
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn depth(self) -> usize {
+        self.iter().count()
+    }
+
+    /// The innermost opened encapsulation.
+    pub fn innermost(self) -> Option<Encap> {
+        self.iter().last()
+    }
+
+    /// The record's `encap` value: the layers' names, outermost first,
+    /// joined by '/' ("" for a plain frame), e.g. "ipip/vxlan".
+    pub fn name(self) -> String {
+        self.iter().map(Encap::name).collect::<Vec<_>>().join("/")
+    }
+}
+
 /// What the walk found. Holds offsets and mechanical fields only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Walk {
     pub end: End,
     /// Opened layers, outermost first.
-    chain: [Option<Encap>; ENCAP_MAX_LAYERS as usize],
-    /// The innermost tunnel id: VXLAN/Geneve VNI, GTP-U TEID, ERSPAN
-    /// session, GRE key, MPLS bottom label.
-    pub tunnel_id: Option<u32>,
+    pub chain: EncapChain,
+    /// The innermost tunnel id and the encapsulation it belongs to:
+    /// VXLAN/Geneve VNI, GTP-U TEID, ERSPAN session, GRE key, MPLS bottom
+    /// label.
+    pub tunnel: Option<(Encap, u32)>,
     /// The encapsulation the walk stopped at, and why.
     pub stop: Option<(Encap, Outcome)>,
 }
 
 impl Walk {
     /// The opened encapsulations, outermost first.
-    pub fn chain(&self) -> impl Iterator<Item = Encap> + '_ {
-        self.chain.iter().map_while(|e| *e)
+    pub fn chain(&self) -> impl Iterator<Item = Encap> {
+        self.chain.iter()
     }
 
     pub fn depth(&self) -> usize {
-        self.chain().count()
+        self.chain.depth()
     }
 
     /// The innermost opened encapsulation.
     pub fn innermost(&self) -> Option<Encap> {
-        self.chain().last()
+        self.chain.innermost()
+    }
+
+    /// The innermost tunnel id, whatever encapsulation it belongs to.
+    pub fn tunnel_id(&self) -> Option<u32> {
+        self.tunnel.map(|(_, id)| id)
     }
 
     /// Every (encapsulation, outcome) this frame counts once under.
@@ -271,8 +322,8 @@ struct State<'a> {
     pending: Encap,
     ip: Option<(usize, bool)>,
     depth: u8,
-    chain: [Option<Encap>; ENCAP_MAX_LAYERS as usize],
-    tunnel_id: Option<u32>,
+    chain: EncapChain,
+    tunnel: Option<(Encap, u32)>,
     end: End,
     stop: Option<(Encap, Outcome)>,
 }
@@ -329,12 +380,10 @@ impl State<'_> {
     }
 
     fn opened(&mut self, e: Encap, id: Option<u32>) {
-        if let Some(slot) = self.chain.get_mut(usize::from(self.depth)) {
-            *slot = Some(e);
-        }
+        self.chain.push(self.depth, e);
         self.depth += 1;
-        if id.is_some() {
-            self.tunnel_id = id;
+        if let Some(id) = id {
+            self.tunnel = Some((e, id));
         }
     }
 
@@ -585,7 +634,8 @@ impl State<'_> {
                     session = u32::from(rd16(self.f, off + 2) & 0x3ff);
                     off += 8;
                 }
-                self.opened(Encap::Erspan, Some(session));
+                // Type I carries no session id.
+                self.opened(Encap::Erspan, (flags & GRE_S != 0).then_some(session));
                 self.next = Next::Eth;
                 self.off = off;
             }
@@ -736,22 +786,53 @@ impl State<'_> {
     }
 }
 
+/// Where a walk starts: at an Ethernet header (a live frame), or after a
+/// link layer that named its payload by ethertype (offline input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    Ethernet,
+    /// The payload's ethertype; anything but IPv4, IPv6 or MPLS is non-IP.
+    Ethertype(u16),
+}
+
 /// Walks `frame` exactly as the XDP program does.
 pub fn walk(frame: &[u8], cfg: &DecapConfig) -> Walk {
+    walk_at(frame, 0, Start::Ethernet, cfg)
+}
+
+/// Walks `frame` from byte `at`, where a header of kind `start` begins.
+pub fn walk_at(frame: &[u8], at: usize, start: Start, cfg: &DecapConfig) -> Walk {
     let mut s = State {
         f: frame,
         cfg,
         next: Next::Eth,
-        off: 0,
+        off: at,
         lim: frame.len(),
         pending: Encap::Mpls,
         ip: None,
         depth: 0,
-        chain: [None; ENCAP_MAX_LAYERS as usize],
-        tunnel_id: None,
+        chain: EncapChain::NONE,
+        tunnel: None,
         end: End::Fixed(Class::TooDeep),
         stop: None,
     };
+    // Unwritten settings (validation never lets max_layers be 0): the
+    // tunnel ports are unknown, so no frame can be judged.
+    if cfg.max_layers == 0 {
+        s.fixed(Class::Undecided);
+    } else if let Start::Ethertype(t) = start {
+        match t {
+            ETHERTYPE_IPV4 => s.next = Next::Ipv4,
+            ETHERTYPE_IPV6 => s.next = Next::Ipv6,
+            ETHERTYPE_MPLS | ETHERTYPE_MPLS_MC => {
+                if s.may_open(Encap::Mpls) {
+                    s.pending = Encap::Mpls;
+                    s.next = Next::Mpls;
+                }
+            }
+            _ => s.fixed(Class::NonIp),
+        }
+    }
     for _ in 0..WALK_MAX_STEPS {
         if s.next != Next::Done && s.off > WALK_MAX_OFFSET {
             s.fixed(Class::TooDeep);
@@ -772,7 +853,31 @@ pub fn walk(frame: &[u8], cfg: &DecapConfig) -> Walk {
     Walk {
         end: s.end,
         chain: s.chain,
-        tunnel_id: s.tunnel_id,
+        tunnel: s.tunnel,
         stop: s.stop,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_lists_layers_outermost_first() {
+        let mut c = EncapChain::NONE;
+        assert!(c.is_empty());
+        assert_eq!(c.name(), "");
+        c.push(0, Encap::Ipip);
+        c.push(1, Encap::Vxlan);
+        c.push(2, Encap::MplsUdp);
+        c.push(3, Encap::Mpls);
+        c.push(4, Encap::Gre); // past the hard bound: not recorded
+        assert_eq!(
+            c.iter().collect::<Vec<_>>(),
+            [Encap::Ipip, Encap::Vxlan, Encap::MplsUdp, Encap::Mpls]
+        );
+        assert_eq!(c.depth(), 4);
+        assert_eq!(c.innermost(), Some(Encap::Mpls));
+        assert_eq!(c.name(), "ipip/vxlan/mpls_udp/mpls");
     }
 }
