@@ -141,13 +141,22 @@ fn main() -> ExitCode {
             let mut bad = false;
             for f in &files {
                 match Config::load(f) {
-                    Ok(c) => println!(
-                        "{}: ok ({} domestic prefixes, {} indicator sets, {} measures configured)",
-                        f.display(),
-                        c.domestic.len(),
-                        c.indicators.len(),
-                        c.measures.len()
-                    ),
+                    Ok(c) => {
+                        for w in &c.warnings {
+                            eprintln!("warning: {w}");
+                        }
+                        println!(
+                            "{}: ok ({} domestic prefixes, {} indicator sets, {} measures configured, {} encapsulations opened)",
+                            f.display(),
+                            c.domestic.len(),
+                            c.indicators.len(),
+                            c.measures.len(),
+                            furui::classify::walk::Encap::ALL
+                                .iter()
+                                .filter(|e| c.decap.is_open(**e))
+                                .count()
+                        )
+                    }
                     Err(e) => {
                         bad = true;
                         eprint!("{e}");

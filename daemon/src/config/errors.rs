@@ -63,6 +63,16 @@ impl<'a> Collector<'a> {
         });
     }
 
+    /// The file this collector reports on.
+    pub fn file(&self) -> &Path {
+        self.file
+    }
+
+    /// 1-based line and column of a span's start.
+    pub fn line_col(&self, span: Range<usize>) -> (usize, usize) {
+        line_col(self.text, span.start)
+    }
+
     pub fn at_line(&mut self, line: usize, message: impl Into<String>) {
         self.errors.push(ConfigError {
             file: self.file.to_path_buf(),

@@ -4,6 +4,7 @@
 //! Invariant kept: a `Config` value exists only if the whole file is valid,
 //! so a daemon never runs on half a configuration.
 
+pub mod decap;
 pub mod errors;
 pub mod export;
 pub mod prefixes;
@@ -114,6 +115,11 @@ pub struct Config {
     pub audit: Option<export::Audit>,
     /// The retention store, when configured.
     pub retention: Option<retention::Retention>,
+    /// Which encapsulations the XDP walk opens (`[decap]`).
+    pub decap: crate::classify::walk::DecapConfig,
+    /// What is valid but weakens a guarantee (`check-config` prints them,
+    /// the daemon logs them at start and reload).
+    pub warnings: Vec<ConfigError>,
 }
 
 impl Config {
@@ -179,7 +185,7 @@ impl Config {
 }
 
 const SECTIONS: &str =
-    "capture, domestic, measures, indicators, selection, flows, records, metrics, control, deid, export, api, aggregates, audit, retention, purposes, consents, recipients";
+    "capture, decap, domestic, measures, indicators, selection, flows, records, metrics, control, deid, export, api, aggregates, audit, retention, purposes, consents, recipients";
 
 pub(crate) fn de<T: DeserializeOwned>(v: &Spanned<DeValue<'_>>, c: &mut Collector<'_>) -> Option<T> {
     match T::deserialize(ValueDeserializer::from(v.clone())) {
@@ -228,6 +234,7 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
 
     let mut capture: Option<CaptureSection> = None;
+    let mut decap: Option<decap::DecapSection> = None;
     let mut domestic: Option<PrefixSource> = None;
     let mut measures: Vec<(Measure, Spanned<MeasureSection>)> = Vec::new();
     let mut indicators: Vec<IndicatorSection> = Vec::new();
@@ -250,6 +257,10 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
     for (key, value) in root.get_ref().iter() {
         match key.get_ref().as_ref() {
             "capture" => capture = de(value, c),
+            "decap" => {
+                decap = de(value, c);
+                ok &= decap.is_some();
+            }
             "domestic" => domestic = de(value, c),
             "flows" => {
                 flows = de(value, c).unwrap_or_else(|| {
@@ -351,6 +362,8 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
     }
 
     let capture = capture.and_then(|s| validate_capture(s, c));
+    let mut warnings = Vec::new();
+    let decap = decap::validate(decap, c, &mut warnings);
     let domestic = domestic.unwrap_or_default();
     let domestic_list = prefixes::load(&domestic.prefixes, &domestic.files, &base, c);
     let measures = validate_measures(measures, c);
@@ -415,6 +428,8 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
         export: export?,
         audit,
         retention,
+        decap: decap?,
+        warnings,
     })
 }
 

@@ -152,3 +152,57 @@ fn retention_needs_the_audit_trail_and_keys_outside_the_store() {
     assert_eq!(r.transit, std::time::Duration::from_secs(30 * 86_400));
     assert_eq!(r.epoch, std::time::Duration::from_secs(3_600));
 }
+
+#[test]
+fn without_a_decap_section_every_encapsulation_is_opened() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.decap, crate::classify::walk::DecapConfig::DEFAULT);
+    for e in crate::classify::walk::Encap::ALL {
+        assert!(c.decap.is_open(e), "{}", e.name());
+    }
+    assert!(c.warnings.is_empty());
+}
+
+#[test]
+fn a_decap_section_sets_the_walk_and_warns_about_outer_classification() {
+    use crate::classify::walk::{Encap, MplsPw};
+    let text = format!(
+        "{GOOD}\n[decap]\nopen = [\"mpls\", \"vxlan\"]\nouter = [\"gre\"]\nvxlan_port = 8472\nmax_layers = 2\nmpls_max_labels = 6\nmpls_pw = \"ethernet_cw\"\n"
+    );
+    let c = parse(&text).unwrap();
+    let d = c.decap;
+    assert!(d.is_open(Encap::Mpls) && d.is_open(Encap::Vxlan));
+    assert!(!d.is_open(Encap::Gre) && !d.is_open(Encap::Geneve));
+    assert_eq!(d.outer, 1 << (Encap::Gre as u32));
+    assert_eq!((d.vxlan_port, d.geneve_port), (8472, 6081));
+    assert_eq!((d.max_layers, d.mpls_max_labels), (2, 6));
+    assert_eq!(d.mpls_pw, MplsPw::EthernetControlWord);
+    assert_eq!(c.warnings.len(), 1);
+    let w = &c.warnings[0];
+    let line = GOOD.lines().count() + 4;
+    assert_eq!(w.line, line, "{w}");
+    assert!(
+        w.message.contains("gre frames are classified on their OUTER header"),
+        "{w}"
+    );
+}
+
+#[test]
+fn decap_mistakes_are_each_reported_with_their_line() {
+    let text = format!(
+        "{GOOD}\n[decap]\nopen = [\"vxlan\", \"vxlan\", \"wireguard\"]\nouter = [\"vxlan\"]\ngeneve_port = 0\ngtpu_port = 4789\nvxlan_port = 4789\nmax_layers = 0\nmpls_max_labels = 9\nmpls_pw = \"cw\"\n"
+    );
+    let errs = parse(&text).unwrap_err().0;
+    let base = GOOD.lines().count() + 3;
+    let msgs: Vec<(usize, &str)> = errs.iter().map(|e| (e.line - base, e.message.as_str())).collect();
+    let has = |line: usize, text: &str| msgs.iter().any(|(l, m)| *l == line && m.contains(text));
+    assert!(has(0, "`vxlan` is listed twice in `open`"), "{msgs:?}");
+    assert!(has(0, "unknown encapsulation `wireguard`"), "{msgs:?}");
+    assert!(has(1, "`vxlan` is both opened and in `outer`"), "{msgs:?}");
+    assert!(has(2, "geneve_port must be a UDP port"), "{msgs:?}");
+    assert!(has(3, "gtpu_port 4789 is also vxlan_port"), "{msgs:?}");
+    assert!(has(5, "max_layers 0 must be between 1 and 4"), "{msgs:?}");
+    assert!(has(6, "mpls_max_labels 9 must be between 1 and 8"), "{msgs:?}");
+    assert!(has(7, "mpls_pw `cw`"), "{msgs:?}");
+    assert_eq!(errs.len(), 8, "{msgs:?}");
+}

@@ -11,6 +11,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::capture::{CaptureError, QueueWorker, WorkerReport};
+use crate::classify::walk::{Encap, Outcome};
 use crate::classify::{Action, Class};
 use crate::config::{CaptureMode, Config};
 use crate::pipeline::Pipeline;
@@ -134,6 +135,10 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
     })?;
 
     let classifier = Classifier::load(c.mode == CaptureMode::Inline)?;
+    classifier.set_decap(&cfg.decap)?;
+    for w in &cfg.warnings {
+        tracing::warn!(warning = %w, "configuration accepted with a warning");
+    }
     let t0 = std::time::Instant::now();
     classifier.set_domestic(&cfg.domestic_list)?;
     tracing::info!(
@@ -320,6 +325,15 @@ fn refresh_xdp_stats(classifier: &Classifier, metrics: &Metrics) {
         }
         raise_to(&metrics.xdp_bytes.with_label_values(&[c.name()]), s.class_bytes(c));
     }
+    let Ok(e) = classifier.encap_stats() else { return };
+    for encap in Encap::ALL {
+        for o in Outcome::ALL {
+            raise_to(
+                &metrics.xdp_encap_packets.with_label_values(&[encap.name(), o.name()]),
+                e.packets(encap, o),
+            );
+        }
+    }
 }
 
 /// SIGHUP: re-reads the config (and its prefixes and rules), builds the new
@@ -364,6 +378,23 @@ fn reload(
         .copied()
         .filter(|n| !new_set.contains(n))
         .collect();
+    // The walk's settings before the state user space parses with: a
+    // frame judged under either setting is judged on the header that
+    // setting names, and one neither opens is never captured.
+    if new.decap != cfg.decap {
+        if let Err(e) = classifier.set_decap(&new.decap) {
+            tracing::error!(error = %e, "reload failed while writing the decapsulation settings; the running configuration stays");
+            // Best effort back to what user space still parses with.
+            let _ = classifier.set_decap(&cfg.decap);
+            metrics.config_reloads.with_label_values(&["failed"]).inc();
+            return Err(vec![format!(
+                "writing the [decap] settings to the XDP program failed: {e}"
+            )]);
+        }
+    }
+    for w in &new.warnings {
+        tracing::warn!(warning = %w, "configuration accepted with a warning");
+    }
     if let Err(e) = classifier.set_domestic(&added) {
         tracing::error!(error = %e, "reload failed while adding domestic prefixes; removing what was added");
         classifier.remove_domestic(&added);

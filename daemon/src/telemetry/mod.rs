@@ -12,6 +12,7 @@ use prometheus::{
     GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
+use crate::classify::walk::{Encap, Outcome};
 use crate::classify::{Action, Class, Measure};
 use crate::parse::ParseError;
 
@@ -21,6 +22,7 @@ pub struct Metrics {
     pub registry: Registry,
     pub xdp_packets: IntCounterVec,
     pub xdp_bytes: IntCounterVec,
+    pub xdp_encap_packets: IntCounterVec,
     pub frames_received: IntCounterVec,
     pub frames_erased: IntCounterVec,
     pub bytes_erased: IntCounterVec,
@@ -81,6 +83,12 @@ impl Metrics {
             &["class", "action"],
         );
         let xdp_bytes = counter_vec(&r, XDP_BYTES, "Bytes seen by the XDP classifier, by class.", &["class"]);
+        let xdp_encap_packets = counter_vec(
+            &r,
+            XDP_ENCAP_PACKETS,
+            "Packets per encapsulation layer the XDP walk met, by how it left it (opened, not_opened, too_deep, malformed, outer).",
+            &["encap", "outcome"],
+        );
         let frames_received = counter_vec(&r, FRAMES_RECEIVED, "Frames taken from the AF_XDP RX ring.", &["queue"]);
         let frames_erased = counter_vec(
             &r,
@@ -282,6 +290,11 @@ impl Metrics {
                 xdp_packets.with_label_values(&[c.name(), a.name()]);
             }
         }
+        for e in Encap::ALL {
+            for o in Outcome::ALL {
+                xdp_encap_packets.with_label_values(&[e.name(), o.name()]);
+            }
+        }
         for e in ParseError::ALL {
             parse_errors.with_label_values(&[e.kind()]);
         }
@@ -298,6 +311,7 @@ impl Metrics {
             registry: r,
             xdp_packets,
             xdp_bytes,
+            xdp_encap_packets,
             frames_received,
             frames_erased,
             bytes_erased,

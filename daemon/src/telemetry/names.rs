@@ -4,6 +4,7 @@
 
 pub const XDP_PACKETS: &str = "furui_xdp_packets_total";
 pub const XDP_BYTES: &str = "furui_xdp_bytes_total";
+pub const XDP_ENCAP_PACKETS: &str = "furui_xdp_encap_packets_total";
 pub const FRAMES_RECEIVED: &str = "furui_frames_received_total";
 pub const FRAMES_ERASED: &str = "furui_frames_erased_total";
 pub const BYTES_ERASED: &str = "furui_bytes_erased_total";
