@@ -158,8 +158,19 @@ fn ipv6_extension_chains_reach_the_upper_layer() {
     assert!(h.l4 == L4::None);
     assert_eq!(h.ports(), (0, 0));
 
+    // SRv6: the segment routing header (routing type 4), then the
+    // encapsulated IPv6 packet (next header 41), opened like any IPv6-in-IPv6:
+    // the inner packet's addresses and ICMPv6 echo request are what count.
     let h = parsed("tcpdump__ipv6-srh-ext-header.pcap").remove(0).unwrap();
-    assert_eq!(h.protocol, 41, "SRH (routing type 4) walked to the inner IPv6");
+    assert_eq!(h.encap.name(), "ipip");
+    assert_eq!((h.src, h.dst), (ip("a:b:c:12::1"), ip("b2::2")));
+    assert_eq!(h.protocol, 58);
+    assert!(
+        h.l4 == L4::Icmp {
+            icmp_type: 128,
+            code: 0
+        }
+    );
 }
 
 #[test]

@@ -162,6 +162,8 @@ pub fn sample_record() -> crate::flow::MechanicalRecord {
         class: crate::classify::Class::Inbound,
         queue: 0,
         vlans: vec![100],
+        encap: String::new(),
+        tunnel_id: None,
         protocol: 6,
         initiator: LISTED_REMOTE.parse().expect("literal"),
         initiator_port: 40001,

@@ -11,7 +11,7 @@ use crate::classify::class_of;
 use crate::config::Config;
 use crate::erase::erase;
 use crate::flow::{FlowTable, Judged, MechanicalRecord, Selected};
-use crate::parse::{parse_ethernet, parse_link, Headers, LinkType, ParseError, L4};
+use crate::parse::{parse_frame, parse_link_with, Headers, LinkType, ParseError, L4};
 use crate::select::rules::RuleIdx;
 use crate::select::{SelectionState, SharedSelection};
 
@@ -105,13 +105,13 @@ impl Pipeline {
     /// receive time (ns since the Unix epoch).
     #[inline]
     pub fn process_frame(&mut self, frame: &mut [u8], now_ns: u64) {
-        let parsed = parse_ethernet(frame);
+        let parsed = parse_frame(frame, &self.cur.decap);
         self.select_and_erase(parsed, frame, now_ns);
     }
 
     /// The same for a frame of another link type (offline input).
     pub fn process_packet(&mut self, link: LinkType, frame: &mut [u8], now_ns: u64) {
-        let parsed = parse_link(link, frame);
+        let parsed = parse_link_with(link, frame, &self.cur.decap);
         self.select_and_erase(parsed, frame, now_ns);
     }
 

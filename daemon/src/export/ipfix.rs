@@ -53,6 +53,8 @@ pub mod furui_ie {
     pub const JA4: u16 = 6;
     pub const JA3: u16 = 7;
     pub const KEY_EPOCH: u16 = 8;
+    pub const ENCAP: u16 = 9;
+    pub const TUNNEL_ID: u16 = 10;
 }
 
 /// The elements a record field is exported as (in this order).
@@ -63,6 +65,9 @@ pub fn elements(field: &str, v6: bool) -> Vec<Ie> {
         "class" => vec![furui(furui_ie::MEASURE, VARLEN)],
         "queue" => vec![furui(furui_ie::QUEUE, 4)],
         "vlans" => vec![iana(58, 2), iana(245, 2)], // vlanId (outer), dot1qCustomerVlanId (inner)
+        "encap" => vec![furui(furui_ie::ENCAP, VARLEN)],
+        // unsigned64: the 32-bit id, or 2^64-1 when the flow has none.
+        "tunnel_id" => vec![furui(furui_ie::TUNNEL_ID, 8)],
         "protocol" => vec![iana(4, 1)],
         "initiator" if v6 => vec![iana(27, 16)],
         "initiator" => vec![iana(8, 4)],
@@ -125,6 +130,7 @@ pub fn encode_record(view: &View, out: &mut Vec<u8>) {
             Value::U16(x) => out.extend_from_slice(&x.to_be_bytes()),
             Value::U8(x) if name.starts_with("tcp_flags") => out.extend_from_slice(&u16::from(*x).to_be_bytes()),
             Value::U8(x) => out.push(*x),
+            Value::OptU32(x) => out.extend_from_slice(&x.map_or(u64::MAX, u64::from).to_be_bytes()),
             Value::Addr(IpAddr::V4(a)) if view.is_v6() => out.extend_from_slice(&a.to_ipv6_mapped().octets()),
             Value::Addr(IpAddr::V4(a)) => out.extend_from_slice(&a.octets()),
             Value::Addr(IpAddr::V6(a)) => out.extend_from_slice(&a.octets()),

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
+use crate::classify::walk::Encap;
 use crate::parse::headers::MAX_VLANS;
 
 /// Endpoints ordered so both directions of a conversation share one key.
@@ -18,8 +19,23 @@ pub struct FlowKey {
     ports: u32,
     /// Outer VLAN id in the high half, inner in the low half.
     vlans: u32,
+    /// The tunnel the flow lives in, where its id names a tenant or a
+    /// session (`tunnel_key`); 0 for none.
+    tunnel: u64,
     protocol: u8,
     v4: bool,
+}
+
+/// The part of a packet's tunnel that keys its flow: the encapsulation
+/// and its id for VXLAN and Geneve (VNI), GTP-U (TEID), ERSPAN (session)
+/// and GRE (key), so that two tenants' overlapping addresses stay two
+/// flows. Not for MPLS: a label names a hop's forwarding entry, differs
+/// per direction and changes along the path.
+pub fn tunnel_key(tunnel: Option<(Encap, u32)>) -> u64 {
+    match tunnel {
+        Some((Encap::Mpls | Encap::MplsUdp | Encap::Ipip, _)) | None => 0,
+        Some((e, id)) => (u64::from(e as u8) + 1) << 32 | u64::from(id),
+    }
 }
 
 fn addr_bits(a: IpAddr) -> u128 {
@@ -30,8 +46,15 @@ fn addr_bits(a: IpAddr) -> u128 {
 }
 
 impl FlowKey {
-    /// Returns the key and whether (src, sport) is the `lo` end.
-    pub fn new(vlans: [u16; MAX_VLANS], protocol: u8, src: (IpAddr, u16), dst: (IpAddr, u16)) -> (FlowKey, bool) {
+    /// Returns the key and whether (src, sport) is the `lo` end. `tunnel`
+    /// is `tunnel_key` of the packet's tunnel.
+    pub fn new(
+        vlans: [u16; MAX_VLANS],
+        tunnel: u64,
+        protocol: u8,
+        src: (IpAddr, u16),
+        dst: (IpAddr, u16),
+    ) -> (FlowKey, bool) {
         let (s, d) = (addr_bits(src.0), addr_bits(dst.0));
         let src_is_lo = (s, src.1) <= (d, dst.1);
         let ((lo, lo_port), (hi, hi_port)) = if src_is_lo {
@@ -44,6 +67,7 @@ impl FlowKey {
             hi,
             ports: u32::from(lo_port) << 16 | u32::from(hi_port),
             vlans: u32::from(vlans[0]) << 16 | u32::from(vlans[1]),
+            tunnel,
             protocol,
             v4: src.0.is_ipv4(),
         };
@@ -85,7 +109,7 @@ impl std::hash::Hash for FlowKey {
         state.write_u128(self.lo);
         state.write_u128(self.hi);
         state.write_u64(u64::from(self.ports) | u64::from(self.vlans) << 32);
-        state.write_u8(self.protocol);
+        state.write_u64(self.tunnel ^ u64::from(self.protocol));
     }
 }
 
@@ -105,15 +129,29 @@ mod tests {
     fn both_directions_share_a_key() {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "203.0.113.1".parse().unwrap();
-        let (k1, f1) = FlowKey::new([0; 2], 6, (a, 1000), (b, 80));
-        let (k2, f2) = FlowKey::new([0; 2], 6, (b, 80), (a, 1000));
+        let (k1, f1) = FlowKey::new([0; 2], 0, 6, (a, 1000), (b, 80));
+        let (k2, f2) = FlowKey::new([0; 2], 0, 6, (b, 80), (a, 1000));
         assert!(k1 == k2);
         assert_ne!(f1, f2);
         assert_eq!(k1.lo(), (a, 1000));
         assert_eq!(k1.hi(), (b, 80));
         // IPv6 endpoints come back as IPv6, v4-mapped ones included.
         let m: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
-        let (k, _) = FlowKey::new([0; 2], 17, (m, 1), ("2001:db8::1".parse().unwrap(), 2));
+        let (k, _) = FlowKey::new([0; 2], 0, 17, (m, 1), ("2001:db8::1".parse().unwrap(), 2));
         assert_eq!(k.lo().0, m);
+    }
+
+    #[test]
+    fn a_tenant_id_separates_flows_a_label_does_not() {
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let key = |t| FlowKey::new([0; 2], tunnel_key(t), 6, (a, 1000), (b, 80)).0;
+        assert!(key(Some((Encap::Vxlan, 100))) != key(Some((Encap::Vxlan, 200))));
+        assert!(key(Some((Encap::Vxlan, 100))) != key(Some((Encap::Geneve, 100))));
+        assert!(key(Some((Encap::Vxlan, 100))) != key(None));
+        assert!(key(Some((Encap::Erspan, 7))) == key(Some((Encap::Erspan, 7))));
+        // MPLS labels differ per direction and per hop: not a key.
+        assert!(key(Some((Encap::Mpls, 16))) == key(Some((Encap::Mpls, 17))));
+        assert!(key(Some((Encap::Mpls, 16))) == key(None));
     }
 }

@@ -26,6 +26,14 @@ pub struct MechanicalRecord {
     pub class: Class,
     pub queue: u32,
     pub vlans: Vec<u16>,
+    /// The encapsulations the flow's packets arrived in, outermost first,
+    /// joined by '/' (e.g. "gre/erspan", "vxlan"); "" for plain frames.
+    /// The outer headers themselves are not recorded: they are the
+    /// carrier's tunnel endpoints, not the communication's.
+    pub encap: String,
+    /// The innermost tunnel id (VXLAN/Geneve VNI, GTP-U TEID, ERSPAN
+    /// session, GRE key, MPLS bottom label), if the encapsulation has one.
+    pub tunnel_id: Option<u32>,
     pub protocol: u8,
     pub initiator: IpAddr,
     pub initiator_port: u16,
@@ -60,6 +68,8 @@ impl MechanicalRecord {
         "class",
         "queue",
         "vlans",
+        "encap",
+        "tunnel_id",
         "protocol",
         "initiator",
         "initiator_port",

@@ -54,6 +54,9 @@ struct FlowState {
     /// The ruleset version active when the flow was first selected.
     ruleset_version: Option<Arc<str>>,
     vlan_depth: u8,
+    /// The encapsulations of the flow's first packet, and its tunnel id.
+    encap: crate::classify::walk::EncapChain,
+    tunnel_id: Option<u32>,
     /// A packet of the flow was selected: it ends as a record.
     selected: bool,
     hello: Hello,
@@ -93,6 +96,8 @@ impl FlowState {
             rules: Vec::new(),
             ruleset_version: None,
             vlan_depth: h.vlan_depth,
+            encap: h.encap,
+            tunnel_id: h.tunnel.map(|(_, id)| id),
             selected: false,
             hello: Hello::default(),
             judged_gen: gen,
@@ -197,7 +202,13 @@ impl FlowTable {
             return None;
         };
         let (sport, dport) = h.ports();
-        let (key, src_is_lo) = FlowKey::new(h.vlans, h.protocol, (src, sport), (dst, dport));
+        let (key, src_is_lo) = FlowKey::new(
+            h.vlans,
+            super::key::tunnel_key(h.tunnel),
+            h.protocol,
+            (src, sport),
+            (dst, dport),
+        );
         // Length first: the extra lookup runs only when the table is full.
         if self.flows.len() >= self.max_flows && !self.flows.contains_key(&key) {
             if !judge().class.is_cross_border() {
@@ -312,6 +323,8 @@ impl FlowTable {
             class: st.class,
             queue: self.queue,
             vlans: k.vlans()[..usize::from(st.vlan_depth)].to_vec(),
+            encap: st.encap.name(),
+            tunnel_id: st.tunnel_id,
             protocol: k.protocol(),
             initiator: init.0,
             initiator_port: init.1,

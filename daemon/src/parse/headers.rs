@@ -10,6 +10,8 @@ use super::ipv6::{walk_extensions, Ipv6Packet, NH_NO_NEXT};
 use super::tcp::TcpSegment;
 use super::udp::UdpDatagram;
 use super::{ParseError, Result};
+use crate::classify::walk::{walk_at, DecapConfig, Encap, EncapChain, End, Outcome, Start};
+use crate::classify::Class;
 
 pub const PROTO_ICMP: u8 = 1;
 pub const PROTO_TCP: u8 = 6;
@@ -62,6 +64,11 @@ pub struct Headers {
     /// first byte, length). Selection scans it in place; nothing copies it.
     pub payload_offset: u16,
     pub payload_len: u16,
+    /// The encapsulations opened to reach the IP header above (empty for
+    /// a plain frame).
+    pub encap: EncapChain,
+    /// The innermost tunnel id, and the encapsulation it belongs to.
+    pub tunnel: Option<(Encap, u32)>,
 }
 
 impl fmt::Debug for Headers {
@@ -84,6 +91,8 @@ impl Headers {
             l4: L4::None,
             payload_offset: 0,
             payload_len: 0,
+            encap: EncapChain::NONE,
+            tunnel: None,
         }
     }
 
@@ -114,9 +123,18 @@ impl Headers {
     }
 }
 
-/// Parses an Ethernet frame with up to two VLAN tags. A frame of another
-/// ethertype is not an error: it comes back with `src == None`.
+/// Parses an Ethernet frame with up to two VLAN tags, through every
+/// encapsulation on its standard port (`DecapConfig::DEFAULT`). A frame of
+/// another ethertype is not an error: it comes back with `src == None`.
 pub fn parse_ethernet(frame: &[u8]) -> Result<Headers> {
+    parse_frame(frame, &DecapConfig::DEFAULT)
+}
+
+/// Parses an Ethernet frame: its VLAN tags, then the IP header the XDP
+/// classifier judged — the innermost one, through the encapsulations
+/// `decap` opens (the same walk, `classify::walk`). The addresses, ports
+/// and payload are the inner packet's; the tunnel is in `encap`/`tunnel`.
+pub fn parse_frame(frame: &[u8], decap: &DecapConfig) -> Result<Headers> {
     let mut h = Headers::empty();
     let eth = EthernetFrame::new_checked(frame)?;
     let mut ethertype = eth.ethertype();
@@ -129,36 +147,94 @@ pub fn parse_ethernet(frame: &[u8]) -> Result<Headers> {
         rest = tag.into_payload();
     }
     h.ethertype = ethertype;
-    parse_l3(ethertype, rest, frame.len() - rest.len(), &mut h)?;
+    parse_network(
+        frame,
+        (0, Start::Ethernet),
+        ethertype,
+        frame.len() - rest.len(),
+        decap,
+        &mut h,
+    )?;
     Ok(h)
 }
 
-/// Parses what follows an ethertype (IPv4, IPv6, or an MPLS stack over
-/// IP); any other ethertype leaves `h` without addresses.
+/// Parses what follows an ethertype at `at`. The plain path parses one IP
+/// header; only a packet that can carry an encapsulation (MPLS, IP
+/// protocols 4, 41 and 47, UDP to a tunnel port) is walked from `walk_from`
+/// like the XDP program walks it, and its innermost IP header parsed.
+pub(crate) fn parse_network(
+    frame: &[u8],
+    walk_from: (usize, Start),
+    ethertype: u16,
+    at: usize,
+    decap: &DecapConfig,
+    h: &mut Headers,
+) -> Result<()> {
+    parse_l3(ethertype, &frame[at..], at, h)?;
+    if !may_be_tunnel(h, decap) {
+        return Ok(());
+    }
+    let w = walk_at(frame, walk_from.0, walk_from.1, decap);
+    let (ip_offset, v6) = match w.end {
+        End::ByAddress { ip_offset, v6 } => (ip_offset, v6),
+        End::Fixed(Class::NonIp) => {
+            // An encapsulated ARP or signalling message: nothing to track.
+            *h = Headers {
+                encap: w.chain,
+                tunnel: w.tunnel,
+                ..Headers::empty()
+            };
+            return Ok(());
+        }
+        End::Fixed(Class::Undecided) => return Err(ParseError::EncapsulationNotOpened),
+        End::Fixed(Class::TooDeep) => return Err(ParseError::TooDeep),
+        End::Fixed(_) if matches!(w.stop, Some((_, Outcome::Malformed))) => return Err(ParseError::BadEncapsulation),
+        End::Fixed(_) => return Err(ParseError::BadInnerHeader),
+    };
+    let mut inner = Headers {
+        vlans: h.vlans,
+        vlan_depth: h.vlan_depth,
+        ethertype: h.ethertype,
+        encap: w.chain,
+        tunnel: w.tunnel,
+        ..Headers::empty()
+    };
+    let t = if v6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 };
+    parse_l3(t, &frame[ip_offset..], ip_offset, &mut inner)?;
+    *h = inner;
+    Ok(())
+}
+
+/// Whether the walk could open something in this packet (whether or not
+/// the config opens it: the walk then says undecided).
+fn may_be_tunnel(h: &Headers, decap: &DecapConfig) -> bool {
+    use super::mpls::{ETHERTYPE_MPLS_MULTICAST, ETHERTYPE_MPLS_UNICAST};
+    if h.src.is_none() {
+        return h.ethertype == ETHERTYPE_MPLS_UNICAST || h.ethertype == ETHERTYPE_MPLS_MULTICAST;
+    }
+    match (h.protocol, h.l4) {
+        (4 | 41 | 47, _) => true,
+        (PROTO_UDP, L4::Udp { dst_port, .. }) => {
+            dst_port == decap.vxlan_port
+                || dst_port == decap.geneve_port
+                || dst_port == decap.gtpu_port
+                || dst_port == decap.mpls_udp_port
+        }
+        _ => false,
+    }
+}
+
+/// Parses one IPv4 or IPv6 header and its upper layer (what follows an
+/// ethertype); any other ethertype leaves `h` without addresses.
 /// `at` is the offset of `rest` in the frame.
 pub(crate) fn parse_l3(ethertype: u16, rest: &[u8], at: usize, h: &mut Headers) -> Result<()> {
-    let (ip, ip_at) = match ethertype {
-        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => (rest, at),
-        super::mpls::ETHERTYPE_MPLS_UNICAST | super::mpls::ETHERTYPE_MPLS_MULTICAST => {
-            let inner = super::mpls::pop_stack(rest)?;
-            (inner, at + rest.len() - inner.len())
-        }
-        _ => return Ok(()),
-    };
-    let v = if ethertype == ETHERTYPE_IPV4 {
-        4
-    } else if ethertype == ETHERTYPE_IPV6 {
-        6
-    } else {
-        ip.first().map_or(0, |b| b >> 4)
-    };
-    match v {
-        4 => parse_ipv4(ip, h)?,
-        6 => parse_ipv6(ip, h)?,
+    match ethertype {
+        ETHERTYPE_IPV4 => parse_ipv4(rest, h)?,
+        ETHERTYPE_IPV6 => parse_ipv6(rest, h)?,
         _ => return Ok(()),
     }
     if h.payload_len > 0 {
-        match u16::try_from(ip_at + usize::from(h.payload_offset)) {
+        match u16::try_from(at + usize::from(h.payload_offset)) {
             Ok(o) => h.payload_offset = o,
             Err(_) => h.payload_len = 0,
         }

@@ -1,8 +1,9 @@
 //! Link layers other than Ethernet, for offline input (pcap files): raw IP,
 //! BSD loopback (DLT_NULL), Linux cooked capture (SLL, SLL2) and PPP.
 
-use super::headers::{parse_l3, Headers};
-use super::{be16, parse_ethernet, ParseError, Result};
+use super::headers::{parse_network, Headers};
+use super::{be16, parse_frame, ParseError, Result};
+use crate::classify::walk::{DecapConfig, Start};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkType {
@@ -29,34 +30,39 @@ impl LinkType {
     }
 }
 
-fn ip_by_version(b: &[u8], at: usize, h: &mut Headers) -> Result<()> {
+/// The ethertype of a raw IP packet, by its version nibble (0: neither).
+fn ethertype_by_version(b: &[u8]) -> u16 {
     match b.first().map(|v| v >> 4) {
-        Some(4) => parse_l3(0x0800, b, at, h),
-        Some(6) => parse_l3(0x86dd, b, at, h),
-        _ => Ok(()),
+        Some(4) => 0x0800,
+        Some(6) => 0x86dd,
+        _ => 0,
     }
 }
 
-/// Parses a frame of link type `link`.
+/// Parses a frame of link type `link`, through every encapsulation on its
+/// standard port (`DecapConfig::DEFAULT`).
 pub fn parse_link(link: LinkType, frame: &[u8]) -> Result<Headers> {
-    let mut h = Headers::empty();
-    match link {
-        LinkType::Ethernet => return parse_ethernet(frame),
-        LinkType::RawIp => ip_by_version(frame, 0, &mut h)?,
+    parse_link_with(link, frame, &DecapConfig::DEFAULT)
+}
+
+/// Parses a frame of link type `link`, through the encapsulations `decap`
+/// opens.
+pub fn parse_link_with(link: LinkType, frame: &[u8], decap: &DecapConfig) -> Result<Headers> {
+    let (ethertype, at) = match link {
+        LinkType::Ethernet => return parse_frame(frame, decap),
+        LinkType::RawIp => (ethertype_by_version(frame), 0),
         LinkType::Null => {
             // 4-byte address family in the capturing host's byte order.
             let rest = frame.get(4..).ok_or(ParseError::TruncatedLinkHeader)?;
-            ip_by_version(rest, 4, &mut h)?;
+            (ethertype_by_version(rest), 4)
         }
         LinkType::LinuxSll => {
-            let rest = frame.get(16..).ok_or(ParseError::TruncatedLinkHeader)?;
-            h.ethertype = be16(frame, 14);
-            parse_l3(h.ethertype, rest, 16, &mut h)?;
+            frame.get(16..).ok_or(ParseError::TruncatedLinkHeader)?;
+            (be16(frame, 14), 16)
         }
         LinkType::LinuxSll2 => {
-            let rest = frame.get(20..).ok_or(ParseError::TruncatedLinkHeader)?;
-            h.ethertype = be16(frame, 0);
-            parse_l3(h.ethertype, rest, 20, &mut h)?;
+            frame.get(20..).ok_or(ParseError::TruncatedLinkHeader)?;
+            (be16(frame, 0), 20)
         }
         LinkType::Ppp => {
             // Optional address/control (ff 03), then a 2-byte protocol.
@@ -66,16 +72,19 @@ pub fn parse_link(link: LinkType, frame: &[u8]) -> Result<Headers> {
                 frame
             };
             let proto = b.get(..2).map(|p| be16(p, 0)).ok_or(ParseError::TruncatedLinkHeader)?;
-            let rest = &b[2..];
-            let at = frame.len() - rest.len();
-            match proto {
-                0x0021 => parse_l3(0x0800, rest, at, &mut h)?,
-                0x0057 => parse_l3(0x86dd, rest, at, &mut h)?,
-                0x0281 => parse_l3(0x8847, rest, at, &mut h)?,
-                0x0283 => parse_l3(0x8848, rest, at, &mut h)?,
-                _ => {}
-            }
+            let at = frame.len() - b.len() + 2;
+            let ethertype = match proto {
+                0x0021 => 0x0800,
+                0x0057 => 0x86dd,
+                0x0281 => 0x8847,
+                0x0283 => 0x8848,
+                _ => 0,
+            };
+            (ethertype, at)
         }
-    }
+    };
+    let mut h = Headers::empty();
+    h.ethertype = ethertype;
+    parse_network(frame, (at, Start::Ethertype(ethertype)), ethertype, at, decap, &mut h)?;
     Ok(h)
 }

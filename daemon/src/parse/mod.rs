@@ -15,8 +15,8 @@ pub mod mpls;
 pub mod tcp;
 pub mod udp;
 
-pub use headers::{parse_ethernet, parse_ip, Headers, L4};
-pub use link::{parse_link, LinkType};
+pub use headers::{parse_ethernet, parse_frame, parse_ip, Headers, L4};
+pub use link::{parse_link, parse_link_with, LinkType};
 
 /// Why a frame could not be parsed. `kind()` is the metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -55,12 +55,18 @@ pub enum ParseError {
     TruncatedIcmp,
     #[error("link-layer header truncated")]
     TruncatedLinkHeader,
-    #[error("MPLS label stack truncated or too deep")]
-    BadMplsStack,
+    #[error("encapsulation header truncated or invalid")]
+    BadEncapsulation,
+    #[error("a header inside an opened encapsulation is truncated or invalid")]
+    BadInnerHeader,
+    #[error("encapsulation recognized but not opened by [decap]")]
+    EncapsulationNotOpened,
+    #[error("deeper than the classifier walks (encapsulation layers, MPLS labels, IPv6 extension headers)")]
+    TooDeep,
 }
 
 impl ParseError {
-    pub const ALL: [ParseError; 18] = [
+    pub const ALL: [ParseError; 21] = [
         ParseError::TruncatedEthernet,
         ParseError::TruncatedVlan,
         ParseError::TruncatedIpv4,
@@ -78,7 +84,10 @@ impl ParseError {
         ParseError::BadUdpLength,
         ParseError::TruncatedIcmp,
         ParseError::TruncatedLinkHeader,
-        ParseError::BadMplsStack,
+        ParseError::BadEncapsulation,
+        ParseError::BadInnerHeader,
+        ParseError::EncapsulationNotOpened,
+        ParseError::TooDeep,
     ];
 
     /// Bounded label for `furui_parse_errors_total{kind}`.
@@ -101,7 +110,10 @@ impl ParseError {
             ParseError::BadUdpLength => "bad_udp_length",
             ParseError::TruncatedIcmp => "truncated_icmp",
             ParseError::TruncatedLinkHeader => "truncated_link_header",
-            ParseError::BadMplsStack => "bad_mpls_stack",
+            ParseError::BadEncapsulation => "bad_encapsulation",
+            ParseError::BadInnerHeader => "bad_inner_header",
+            ParseError::EncapsulationNotOpened => "encapsulation_not_opened",
+            ParseError::TooDeep => "too_deep",
         }
     }
 

@@ -147,15 +147,17 @@ fn windows(r: &Report) -> String {
 
 pub fn render(r: &Report) -> String {
     let t = &r.totals;
-    let classes = ["inbound", "outbound", "transit", "domestic", "non_ip", "malformed"];
+    // Every class the kernel counts, the never-captured ones (domestic,
+    // non-IP, malformed, undecided tunnels, too deep) in their own colour.
+    let never: Vec<&str> = crate::classify::Class::NEVER_CAPTURED
+        .iter()
+        .map(|c| c.name())
+        .collect();
+    let classes: Vec<&str> = crate::classify::Class::ALL.iter().map(|c| c.name()).collect();
     let seen: Vec<(String, u64, &str)> = classes
         .iter()
         .map(|c| {
-            let colour = if ["domestic", "non_ip", "malformed"].contains(c) {
-                NEVER
-            } else {
-                MEASURED
-            };
+            let colour = if never.contains(c) { NEVER } else { MEASURED };
             (c.to_string(), t.packets_seen.get(*c).copied().unwrap_or(0), colour)
         })
         .collect();
@@ -163,7 +165,7 @@ pub fn render(r: &Report) -> String {
         ("frames copied".to_string(), t.frames_received, MEASURED),
         ("frames erased".to_string(), t.frames_erased, ERASED),
     ];
-    let never_copied: u64 = ["domestic", "non_ip", "malformed"]
+    let never_copied: u64 = never
         .iter()
         .map(|c| t.packets_redirected.get(*c).copied().unwrap_or(0))
         .sum();

@@ -21,6 +21,8 @@ pub struct SelectionState {
     pub domestic: crate::classify::PrefixSet,
     pub selector: Selector,
     pub rules: std::sync::Arc<rules::RuleSet>,
+    /// The encapsulations parsing opens: the same as the XDP walk's.
+    pub decap: crate::classify::walk::DecapConfig,
 }
 
 impl SelectionState {
@@ -29,6 +31,7 @@ impl SelectionState {
             domestic: cfg.domestic.clone(),
             selector: Selector::new(cfg.indicators.clone()),
             rules: cfg.rules.clone(),
+            decap: cfg.decap,
         }
     }
 }
