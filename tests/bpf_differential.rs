@@ -150,3 +150,119 @@ proptest! {
         }
     }
 }
+
+// Random nested encapsulations under random [decap] settings: the class,
+// the action and every per-encapsulation outcome counter agree.
+
+use furui::classify::walk::{walk, Encap, MplsPw, Outcome};
+use furui::craft::tunnel::{wrap, Wrap};
+
+fn a_wrap() -> impl Strategy<Value = Wrap> {
+    let labels = || prop::collection::vec(0u32..0xfffff, 1..6);
+    prop_oneof![
+        labels().prop_map(|labels| Wrap::Mpls { labels }),
+        (prop::option::of(any::<u32>()), any::<bool>(), any::<bool>()).prop_map(|(key, seq, csum)| Wrap::Gre {
+            key,
+            seq,
+            csum
+        }),
+        prop::option::of(any::<u32>()).prop_map(|key| Wrap::GreEth { key }),
+        labels().prop_map(|labels| Wrap::GreMpls { labels }),
+        Just(Wrap::ErspanI),
+        any::<u16>().prop_map(|session| Wrap::ErspanII { session }),
+        (any::<u16>(), any::<bool>()).prop_map(|(session, platform)| Wrap::ErspanIII { session, platform }),
+        (0u32..1 << 24).prop_map(|vni| Wrap::Vxlan { vni }),
+        (0u32..1 << 24, 0u8..8).prop_map(|(vni, opt_words)| Wrap::Geneve { vni, opt_words }),
+        (any::<u32>(), any::<bool>()).prop_map(|(teid, ext)| Wrap::Gtpu { teid, ext }),
+        Just(Wrap::IpIp),
+        labels().prop_map(|labels| Wrap::MplsUdp { labels }),
+    ]
+}
+
+fn decap() -> impl Strategy<Value = DecapConfig> {
+    (any::<u8>(), any::<u8>(), 1u8..=4, 1u8..=8, 0u8..3, any::<bool>()).prop_map(
+        |(open, outer, max_layers, mpls_max_labels, pw, odd_port)| DecapConfig {
+            open: u32::from(open),
+            outer: u32::from(outer & !open),
+            // Sometimes VXLAN on another port: its frames are then plain UDP.
+            vxlan_port: if odd_port { 8472 } else { 4789 },
+            max_layers,
+            mpls_max_labels,
+            mpls_pw: match pw {
+                0 => MplsPw::None,
+                1 => MplsPw::Ethernet,
+                _ => MplsPw::EthernetControlWord,
+            },
+            ..DecapConfig::DEFAULT
+        },
+    )
+}
+
+/// An inner frame wrapped in 0-4 random layers between random outer
+/// endpoints, then optionally damaged.
+fn nested_frame() -> impl Strategy<Value = Vec<u8>> {
+    let addrs = || prop_oneof![(addr_v4(), addr_v4()), (addr_v6(), addr_v6())];
+    (
+        addrs(),
+        prop::collection::vec((a_wrap(), addrs()), 0..=4),
+        prop::option::of((0usize..200, any::<u8>())),
+        prop::option::of(14usize..300),
+    )
+        .prop_map(|((s, d), layers, poke, trunc)| {
+            let mut f = FrameSpec::from_addrs(s, d).payload(b"inner").build();
+            for (w, (os, od)) in layers {
+                f = wrap(&f, &w, os, od);
+            }
+            if let Some((at, v)) = poke {
+                if at < f.len() {
+                    f[at] = v;
+                }
+            }
+            if let Some(n) = trunc {
+                f.truncate(n.max(14));
+            }
+            f
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn rust_model_and_bpf_program_agree_on_nested_encapsulations(
+        nets in prop::collection::vec(prop_oneof![prefix_v4(), prefix_v6()], 0..24),
+        frames in prop::collection::vec(nested_frame(), 1..40),
+        cfg in decap(),
+        auth_bits in any::<u8>(),
+    ) {
+        let c = Classifier::load(false).expect("load the XDP program (are you root?)");
+        c.set_domestic(&nets).unwrap();
+        c.set_decap(&cfg).unwrap();
+        let mut auth = [false; furui::classify::NUM_CLASSES];
+        for (i, a) in auth.iter_mut().enumerate() {
+            *a = auth_bits & (1 << i) != 0;
+        }
+        c.set_authorized(&auth).unwrap();
+        let set: PrefixSet = nets.iter().copied().collect();
+        for f in &frames {
+            let (before, e0) = (c.stats().unwrap(), c.encap_stats().unwrap());
+            let ret = c.test_run(f).unwrap();
+            let (after, e1) = (c.stats().unwrap(), c.encap_stats().unwrap());
+            let class = classify_frame(f, &set, &cfg);
+            let (action, want_ret) = verdict(class, &auth, false, false);
+            prop_assert_eq!(ret, want_ret, "verdict differs for class {:?}", class);
+            prop_assert_eq!(class_action_of(&before, &after), vec![(class, action)]);
+            let mut bpf = Vec::new();
+            for e in Encap::ALL {
+                for o in Outcome::ALL {
+                    for _ in 0..e1.packets(e, o) - e0.packets(e, o) {
+                        bpf.push((e, o));
+                    }
+                }
+            }
+            let mut model: Vec<_> = walk(f, &cfg).outcomes().collect();
+            model.sort_by_key(|(e, o)| (*e as u8, *o as u8));
+            prop_assert_eq!(bpf, model);
+        }
+    }
+}

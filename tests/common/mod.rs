@@ -366,6 +366,14 @@ impl Metrics {
         ))
     }
 
+    /// Packets of `class` whatever the XDP program did with them.
+    pub fn sum_class(&self, class: &str) -> u64 {
+        ["redirect", "drop", "pass", "no_socket"]
+            .iter()
+            .map(|a| self.xdp(class, a))
+            .sum()
+    }
+
     pub fn sum(&self, name: &str) -> u64 {
         self.0
             .iter()

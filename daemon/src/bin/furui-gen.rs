@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
+use furui::craft::tunnel::{add_vlans, wrap, Wrap};
 use furui::craft::{self, FrameSpec, Transport};
 use furui::sys::PacketSocket;
 
@@ -35,9 +36,17 @@ struct Args {
     /// Payload marker written at the start of every payload.
     #[arg(long, default_value = "")]
     marker: String,
-    /// VLAN ids, outermost first (repeatable, at most 2).
+    /// VLAN ids, outermost first (repeatable, at most 2); with --encap,
+    /// on the outermost frame.
     #[arg(long = "vlan")]
     vlans: Vec<u16>,
+    /// Wrap every --flow frame in an encapsulation layer:
+    /// KIND[:ID],OUTER_SRC,OUTER_DST with KIND one of mpls, gre, gre-eth,
+    /// gre-mpls, erspan1, erspan2, erspan3, vxlan, geneve, gtpu, ipip,
+    /// mpls-udp (e.g. vxlan:100,192.0.2.1,192.0.2.2). Repeatable: the
+    /// first is the innermost layer.
+    #[arg(long = "encap")]
+    encaps: Vec<String>,
     /// Frame size in bytes (padded).
     #[arg(long, default_value_t = 64)]
     size: usize,
@@ -119,12 +128,30 @@ fn parse_flow(s: &str, a: &Args) -> Result<Vec<u8>, String> {
             "--flow `{s}`: source and destination must be the same address family"
         ));
     }
-    Ok(FrameSpec::from_addrs(src, dst)
-        .vlans(&a.vlans)
+    let spec = FrameSpec::from_addrs(src, dst)
         .transport(t)
         .payload(a.marker.as_bytes())
-        .frame_len(a.size)
-        .build())
+        .frame_len(a.size);
+    if a.encaps.is_empty() {
+        return Ok(spec.vlans(&a.vlans).build());
+    }
+    let mut f = spec.build();
+    for e in &a.encaps {
+        let parts: Vec<&str> = e.split(',').collect();
+        let [kind, os, od] = parts[..] else {
+            return Err(format!("--encap `{e}`: expected KIND[:ID],OUTER_SRC,OUTER_DST"));
+        };
+        let w = Wrap::parse(kind).map_err(|m| format!("--encap {m}"))?;
+        let os: IpAddr = os.parse().map_err(|_| format!("--encap `{e}`: bad outer source"))?;
+        let od: IpAddr = od
+            .parse()
+            .map_err(|_| format!("--encap `{e}`: bad outer destination"))?;
+        if os.is_ipv4() != od.is_ipv4() {
+            return Err(format!("--encap `{e}`: outer addresses of two families"));
+        }
+        f = wrap(&f, &w, os, od);
+    }
+    Ok(add_vlans(f, &a.vlans))
 }
 
 fn write_bench_fixture(dir: &std::path::Path, size: usize, counts: &[usize]) -> std::io::Result<()> {

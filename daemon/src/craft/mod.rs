@@ -194,3 +194,5 @@ mod tests {
         assert_eq!(ipv4_checksum(&f[14..34]), 0);
     }
 }
+
+pub mod tunnel;
