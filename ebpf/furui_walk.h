@@ -263,9 +263,11 @@ static __always_inline int after_ip(struct walk *w, __u32 proto, __u32 l4, int l
 		w->next = W_GRE;
 		return 0;
 	}
-	/* A later UDP fragment has no port to recognize a tunnel by: it is
-	 * classified on this header, like any other datagram. */
-	if (proto == 17 && !later_fragment) {
+	if (proto == 17) {
+		/* A later UDP fragment has no port: whether it carries a tunnel
+		 * (and whose traffic is inside) is said in another fragment. */
+		if (later_fragment)
+			return done(w, CLASS_UNDECIDED);
 		w->off = l4;
 		w->next = W_UDP;
 		return 0;

@@ -572,3 +572,37 @@ fn gtpu_signalling_and_mpls_pseudowires() {
     ));
     report(failures, 5);
 }
+
+#[test]
+fn a_later_fragment_of_a_protocol_that_can_carry_a_tunnel_is_undecided() {
+    let rig = Rig::new();
+    let mut failures = Vec::new();
+    // A later fragment (offset 64 bytes) from 203.0.113.1 to 8.8.4.4:
+    // transit by its addresses, but for UDP, GRE and IP-in-IP the header
+    // that says what it carries is in the first fragment.
+    for (proto, want) in [
+        (17u8, Class::Undecided),
+        (47, Class::Undecided),
+        (4, Class::Undecided),
+        (41, Class::Undecided),
+        (6, Class::Transit),
+        (1, Class::Transit),
+        (50, Class::Transit),
+    ] {
+        let mut f = ipv4_outer([203, 0, 113, 1], [8, 8, 4, 4], proto, &[0u8; 48]);
+        f[14 + 6..14 + 8].copy_from_slice(&8u16.to_be_bytes());
+        failures.extend(rig.check(&format!("later fragment, protocol {proto}"), &f, &Decap::DEFAULT, want));
+    }
+    // The first fragment of a UDP datagram to the VXLAN port is opened
+    // like any VXLAN packet.
+    let inner = FrameSpec::new("192.0.2.10", "198.51.100.20").build();
+    let mut first = wrap(&inner, &Wrap::Vxlan { vni: 1 }, addr("203.0.113.1"), addr("8.8.4.4"));
+    first[14 + 6] |= 0x20; // MF
+    failures.extend(rig.check(
+        "first fragment of VXLAN, inner domestic",
+        &first,
+        &Decap::DEFAULT,
+        Class::Domestic,
+    ));
+    report(failures, 8);
+}

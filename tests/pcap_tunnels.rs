@@ -251,3 +251,84 @@ fn domestic_inner_traffic_is_never_tracked_whatever_the_outer_endpoints() {
         assert!(outer.is_empty());
     }
 }
+
+fn top(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/pcaps")
+        .join(name)
+}
+
+/// Replays a capture; returns the records and the fragment events.
+fn replay_frags(path: &Path) -> (Vec<MechanicalRecord>, Vec<(&'static str, u64)>) {
+    let mut p = Pipeline::new(&cfg(&["192.0.2.0/24"]), 0);
+    for_each_packet(path, |link, ts, frame| p.process_packet(link, frame, ts)).unwrap();
+    p.drain();
+    let events = furui::flow::FragEvent::ALL
+        .iter()
+        .map(|e| (e.kind(), p.frags.counts[*e as usize]))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let mut records = std::mem::take(&mut p.records);
+    records.sort_by_key(|r| r.first_seen_ns);
+    (records, events)
+}
+
+#[test]
+fn later_fragments_count_into_their_first_fragments_flow() {
+    // IPv4: an ICMP echo request in two fragments, then its (whole) reply.
+    let (r, ev) = replay_frags(&tunnels("sv__ipv4frags.pcap"));
+    let got: Vec<_> = r.iter().map(|r| (summary(r), r.bytes_forward, r.fragments)).collect();
+    let want = [
+        (("2.1.1.2", 0, "2.1.1.1", ECHO_REQ, 1, "", None, 2, 0), 996 + 452, 2),
+        (("2.1.1.1", 0, "2.1.1.2", ECHO_REP, 1, "", None, 1, 0), 1428, 0),
+    ];
+    let want: Vec<_> = want
+        .iter()
+        .map(|(w, b, f)| {
+            (
+                (
+                    w.0.to_string(),
+                    w.1,
+                    w.2.to_string(),
+                    w.3,
+                    w.4,
+                    w.5.to_string(),
+                    w.6,
+                    w.7,
+                    w.8,
+                ),
+                *b,
+                *f,
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(ev, [("first", 1), ("attributed", 1)]);
+    // IPv6: a TCP segment in three fragments (fragment extension header).
+    let (r, ev) = replay_frags(&tunnels("sv__defrag-ipv6-tcp.pcap"));
+    assert_eq!(r.len(), 1);
+    assert_eq!(
+        (
+            r[0].initiator_port,
+            r[0].responder_port,
+            r[0].packets_forward,
+            r[0].fragments
+        ),
+        (12345, 8080, 3, 3)
+    );
+    assert_eq!(ev, [("first", 1), ("attributed", 2)]);
+    // IPv4: a TCP SYN whose first fragment holds only 8 bytes of TCP and
+    // whose second starts at offset 8 (both RFC 1858 tiny fragments).
+    let (r, ev) = replay_frags(&top("sv__defrag-ipv4-tcp-syn.pcap"));
+    assert_eq!(r.len(), 1);
+    assert_eq!(
+        (
+            r[0].initiator_port,
+            r[0].responder_port,
+            r[0].packets_forward,
+            r[0].fragments
+        ),
+        (12345, 8080, 3, 3)
+    );
+    assert_eq!(ev, [("first", 1), ("attributed", 2), ("tiny", 2)]);
+}

@@ -164,6 +164,7 @@ pub fn sample_record() -> crate::flow::MechanicalRecord {
         vlans: vec![100],
         encap: String::new(),
         tunnel_id: None,
+        fragments: 0,
         protocol: 6,
         initiator: LISTED_REMOTE.parse().expect("literal"),
         initiator_port: 40001,

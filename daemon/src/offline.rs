@@ -141,6 +141,8 @@ pub struct ReplayReport {
     pub read: ReadSummary,
     pub counters: BatchCounters,
     pub records: u64,
+    /// Fragment events, indexed like `FragEvent::ALL`.
+    pub fragments: [u64; crate::flow::FragEvent::ALL.len()],
 }
 
 impl std::fmt::Display for ReplayReport {
@@ -156,6 +158,11 @@ impl std::fmt::Display for ReplayReport {
             let n = c.parse_errors[e.index()];
             if n > 0 {
                 writeln!(f, "parse error {:<28} {n}", e.kind())?;
+            }
+        }
+        for (e, n) in crate::flow::FragEvent::ALL.iter().zip(self.fragments) {
+            if n > 0 {
+                writeln!(f, "fragments {:<30} {n}", e.kind())?;
             }
         }
         if self.read.clamped_timestamps > 0 {
@@ -196,5 +203,6 @@ pub fn replay(cfg: &Config, pcap: &Path, out: &mut dyn std::io::Write) -> Result
     }
     report.records = records.len() as u64;
     report.counters = p.counters.clone();
+    report.fragments = p.frags.take_counts();
     Ok(report)
 }

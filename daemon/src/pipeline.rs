@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::classify::class_of;
 use crate::config::Config;
 use crate::erase::erase;
-use crate::flow::{FlowTable, Judged, MechanicalRecord, Selected};
+use crate::flow::{FlowTable, FragTable, FragVerdict, Judged, MechanicalRecord, Selected};
 use crate::parse::{parse_frame, parse_link_with, Headers, LinkType, ParseError, L4};
 use crate::select::rules::RuleIdx;
 use crate::select::{SelectionState, SharedSelection};
@@ -56,6 +56,8 @@ pub struct Pipeline {
     /// after every packet.
     quic_scratch: Vec<u8>,
     pub flows: FlowTable,
+    /// Fragments waiting for (or attributed through) their first one.
+    pub frags: FragTable,
     pub counters: BatchCounters,
     /// Records of flows that ended; the caller drains it.
     pub records: Vec<MechanicalRecord>,
@@ -85,6 +87,7 @@ impl Pipeline {
                 cfg.flows.active_timeout,
                 cfg.flows.max_flows,
             ),
+            frags: FragTable::new(cfg.flows.max_fragments, cfg.flows.fragment_timeout),
             counters: BatchCounters::default(),
             records: Vec::new(),
         }
@@ -119,7 +122,17 @@ impl Pipeline {
     fn select_and_erase(&mut self, parsed: Result<Headers, ParseError>, frame: &mut [u8], now_ns: u64) {
         self.counters.frames += 1;
         match parsed {
-            Ok(h) => {
+            Ok(mut h) => {
+                // A fragment: a later one takes its first's ports, or waits
+                // for them (counted in the fragment table, in no flow).
+                let mut held = (0, 0);
+                if h.frag.is_some() {
+                    let tunnel = crate::flow::key::tunnel_key(h.tunnel);
+                    match self.frags.on_fragment(&mut h, tunnel, now_ns) {
+                        FragVerdict::Track { held: n } => held = n,
+                        FragVerdict::Hold => h.src = None,
+                    }
+                }
                 if let (Some(src), Some(dst)) = (h.src, h.dst) {
                     let st = &self.cur;
                     // Class and indicator set follow from the addresses: a
@@ -139,6 +152,9 @@ impl Pipeline {
                     if let Some((mut flow, Judged { class, set })) =
                         self.flows.touch(&h, self.gen, now_ns, &mut self.records, judge)
                     {
+                        if held.0 > 0 {
+                            flow.count_held(held.0, held.1);
+                        }
                         let payload = h.payload(frame);
                         match h.l4 {
                             L4::Tcp { .. } => flow.feed_tls(payload),
@@ -195,11 +211,13 @@ impl Pipeline {
     /// Ends flows past their timeouts (records go to `self.records`).
     pub fn expire(&mut self, now_ns: u64) {
         self.flows.expire(now_ns, &mut self.records);
+        self.frags.expire(now_ns);
     }
 
     /// Ends all flows (shutdown).
     pub fn drain(&mut self) {
         self.flows.drain(&mut self.records);
+        self.frags.drain();
     }
 }
 
@@ -391,6 +409,41 @@ path = "r.jsonl"
             .collect();
         got.sort();
         assert_eq!(got, [("198.51.100.4".to_string(), 3), ("203.0.113.7".to_string(), 2)]);
+    }
+
+    #[test]
+    fn fragments_in_any_order_count_into_their_datagrams_flow() {
+        let mut p = Pipeline::new(&cfg(), 0);
+        let raw = |p: &mut Pipeline, f: &[u8]| p.process_packet(LinkType::RawIp, &mut f.to_vec(), 1);
+        // Datagram 1 in order, datagram 2 backwards (its later fragments
+        // wait for the first), datagram 3 has a fragment twice (overlap),
+        // datagram 4 never gets its first fragment.
+        for f in craft::ipv4_tcp_fragments(1, &[24, 32]) {
+            raw(&mut p, &f);
+        }
+        for f in craft::ipv4_tcp_fragments(2, &[24, 32]).iter().rev() {
+            raw(&mut p, f);
+        }
+        let d3 = craft::ipv4_tcp_fragments(3, &[24]);
+        for f in [&d3[0], &d3[1], &d3[1]] {
+            raw(&mut p, f);
+        }
+        raw(&mut p, &craft::ipv4_tcp_fragments(4, &[24])[1]);
+        assert_eq!(p.counters.frames_erased, 10);
+        p.drain();
+        assert_eq!(p.records.len(), 1, "one flow: 203.0.113.5:4444 -> 192.0.2.10:80");
+        let r = &p.records[0];
+        assert_eq!((r.initiator_port, r.responder_port), (4444, 80));
+        // Datagram 4's lone fragment is in no flow: it is orphaned.
+        assert_eq!((r.packets_forward, r.fragments), (9, 9));
+        // Every fragment's IP length: 2 x (44 + 28 + 28) + 44 + 36 + 36.
+        assert_eq!(r.bytes_forward, 2 * 100 + 116);
+        let c = |e: crate::flow::FragEvent| p.frags.counts[e as usize];
+        use crate::flow::FragEvent::*;
+        assert_eq!(
+            [c(First), c(Attributed), c(OutOfOrder), c(Overlap), c(Orphaned), c(Tiny)],
+            [3, 4, 2, 1, 1, 0]
+        );
     }
 
     #[test]

@@ -359,6 +359,11 @@ impl QueueWorker {
                     .with_label_values(&["table_full"])
                     .inc_by(pipeline.flows.evicted);
                 pipeline.flows.evicted = 0;
+                for (e, n) in crate::flow::FragEvent::ALL.iter().zip(pipeline.frags.take_counts()) {
+                    if n > 0 {
+                        metrics.fragments.with_label_values(&[e.kind()]).inc_by(n);
+                    }
+                }
                 let active = pipeline.flows.len() as i64;
                 metrics.flows_active.add(active - flows_reported);
                 flows_reported = active;

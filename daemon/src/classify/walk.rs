@@ -484,7 +484,10 @@ impl State<'_> {
                 self.off = l4;
                 self.next = Next::Gre;
             }
-            17 if !later_fragment => {
+            // A later UDP fragment has no port: whether it carries a tunnel
+            // (and whose traffic is inside) is said in another fragment.
+            17 if later_fragment => self.fixed(Class::Undecided),
+            17 => {
                 self.off = l4;
                 self.next = Next::Udp;
             }

@@ -83,6 +83,8 @@ pub struct Flows {
     pub idle_timeout: Duration,
     pub active_timeout: Duration,
     pub max_flows: usize,
+    pub max_fragments: usize,
+    pub fragment_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -624,10 +626,22 @@ fn validate_flows(s: FlowsSection, c: &mut Collector<'_>) -> Option<Flows> {
     if *s.max_flows.get_ref() == 0 {
         c.at(s.max_flows.span(), "max_flows must be at least 1");
     }
+    if *s.max_fragments.get_ref() == 0 {
+        c.at(s.max_fragments.span(), "max_fragments must be at least 1");
+    }
+    let ft = *s.fragment_timeout_secs.get_ref();
+    if !(1..=120).contains(&ft) {
+        c.at(
+            s.fragment_timeout_secs.span(),
+            format!("fragment_timeout_secs {ft} must be between 1 and 120"),
+        );
+    }
     (c.errors.len() == before).then(|| Flows {
         idle_timeout: Duration::from_secs(idle),
         active_timeout: Duration::from_secs(active),
         max_flows: *s.max_flows.get_ref() as usize,
+        max_fragments: *s.max_fragments.get_ref() as usize,
+        fragment_timeout: Duration::from_secs(ft),
     })
 }
 

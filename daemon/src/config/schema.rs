@@ -105,6 +105,12 @@ pub struct FlowsSection {
     pub active_timeout_secs: Spanned<u64>,
     #[serde(default = "default_max_flows")]
     pub max_flows: Spanned<u64>,
+    /// Datagrams whose fragments are tracked at once (per queue).
+    #[serde(default = "default_max_fragments")]
+    pub max_fragments: Spanned<u64>,
+    /// How long a datagram's fragments are waited for.
+    #[serde(default = "default_fragment_timeout")]
+    pub fragment_timeout_secs: Spanned<u64>,
 }
 
 impl Default for FlowsSection {
@@ -113,6 +119,8 @@ impl Default for FlowsSection {
             idle_timeout_secs: default_idle(),
             active_timeout_secs: default_active(),
             max_flows: default_max_flows(),
+            max_fragments: default_max_fragments(),
+            fragment_timeout_secs: default_fragment_timeout(),
         }
     }
 }
@@ -181,6 +189,14 @@ fn default_active() -> Spanned<u64> {
 }
 fn default_max_flows() -> Spanned<u64> {
     unspanned(1_000_000)
+}
+// Each entry is ~200 bytes: 65,536 datagrams is ~13 MB per queue at most.
+fn default_max_fragments() -> Spanned<u64> {
+    unspanned(65_536)
+}
+// Linux's ipfrag_time.
+fn default_fragment_timeout() -> Spanned<u64> {
+    unspanned(30)
 }
 fn default_records_queue() -> Spanned<u32> {
     unspanned(65_536)

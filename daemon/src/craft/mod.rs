@@ -154,6 +154,35 @@ fn ipv4_checksum(h: &[u8]) -> u16 {
     !(sum as u16)
 }
 
+/// Raw IPv4 packets (no Ethernet): a TCP SYN datagram 203.0.113.5:4444 →
+/// 192.0.2.10:80 of 40 data bytes (20 of TCP header, 20 of payload) with
+/// IP id `id`, cut into fragments at the byte offsets `cuts` (multiples of
+/// 8), in datagram order.
+pub fn ipv4_tcp_fragments(id: u16, cuts: &[usize]) -> Vec<Vec<u8>> {
+    let mut data = [0u8; 40];
+    data[0..2].copy_from_slice(&4444u16.to_be_bytes());
+    data[2..4].copy_from_slice(&80u16.to_be_bytes());
+    data[12] = 5 << 4;
+    data[13] = 0x02;
+    let mut bounds = vec![0];
+    bounds.extend_from_slice(cuts);
+    bounds.push(data.len());
+    bounds
+        .windows(2)
+        .map(|w| {
+            let (s, e) = (w[0], w[1]);
+            let mut p = vec![0x45, 0];
+            p.extend_from_slice(&((20 + e - s) as u16).to_be_bytes());
+            p.extend_from_slice(&id.to_be_bytes());
+            let more = if e < data.len() { 0x2000 } else { 0 };
+            p.extend_from_slice(&(more | (s / 8) as u16).to_be_bytes());
+            p.extend_from_slice(&[64, 6, 0, 0, 203, 0, 113, 5, 192, 0, 2, 10]);
+            p.extend_from_slice(&data[s..e]);
+            p
+        })
+        .collect()
+}
+
 /// An ARP request: a non-IP frame.
 pub fn arp_frame() -> Vec<u8> {
     let mut f = Vec::with_capacity(42);

@@ -55,6 +55,7 @@ pub mod furui_ie {
     pub const KEY_EPOCH: u16 = 8;
     pub const ENCAP: u16 = 9;
     pub const TUNNEL_ID: u16 = 10;
+    pub const FRAGMENTS: u16 = 11;
 }
 
 /// The elements a record field is exported as (in this order).
@@ -83,6 +84,7 @@ pub fn elements(field: &str, v6: bool) -> Vec<Ie> {
         "tcp_flags_reverse" => vec![rev(6, 2)],
         "min_ttl" => vec![iana(52, 1)],
         "max_ttl" => vec![iana(53, 1)],
+        "fragments" => vec![furui(furui_ie::FRAGMENTS, 8)],
         "indicator_set" => vec![furui(furui_ie::INDICATOR_SET, VARLEN)],
         "rules" => vec![furui(furui_ie::RULES, VARLEN)],
         "ruleset_version" => vec![furui(furui_ie::RULESET_VERSION, VARLEN)],

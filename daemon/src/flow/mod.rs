@@ -5,11 +5,13 @@
 //! Invariant kept: the flow table holds only mechanical fields, and a
 //! selected flow always ends as a record — eviction included.
 
+pub mod frag;
 pub mod hello;
 pub mod key;
 pub mod record;
 pub mod table;
 
+pub use frag::{FragEvent, FragTable, FragVerdict};
 pub use key::FlowKey;
 pub use record::{EndReason, MechanicalRecord};
 pub use table::{FlowRef, FlowTable, Judged, Selected};

@@ -47,6 +47,9 @@ pub struct MechanicalRecord {
     pub tcp_flags_reverse: u8,
     pub min_ttl: u8,
     pub max_ttl: u8,
+    /// Packets of the flow that were IP fragments (later fragments are
+    /// attributed through their datagram's first fragment).
+    pub fragments: u64,
     /// Name of the indicator set that selected the flow ("" if only rules did).
     pub indicator_set: String,
     /// Ids of every rule that matched a packet of the flow.
@@ -83,6 +86,7 @@ impl MechanicalRecord {
         "tcp_flags_reverse",
         "min_ttl",
         "max_ttl",
+        "fragments",
         "indicator_set",
         "rules",
         "ruleset_version",

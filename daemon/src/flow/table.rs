@@ -57,6 +57,8 @@ struct FlowState {
     /// The encapsulations of the flow's first packet, and its tunnel id.
     encap: crate::classify::walk::EncapChain,
     tunnel_id: Option<u32>,
+    /// Packets of the flow that were IP fragments.
+    fragments: u64,
     /// A packet of the flow was selected: it ends as a record.
     selected: bool,
     hello: Hello,
@@ -98,6 +100,7 @@ impl FlowState {
             vlan_depth: h.vlan_depth,
             encap: h.encap,
             tunnel_id: h.tunnel.map(|(_, id)| id),
+            fragments: 0,
             selected: false,
             hello: Hello::default(),
             judged_gen: gen,
@@ -129,6 +132,15 @@ impl FlowRef<'_> {
         if self.from_initiator {
             self.st.hello.feed_quic(datagram, scratch);
         }
+    }
+
+    /// Counts later fragments of this packet's datagram that came before
+    /// it (the first fragment) and were held: they went the same way.
+    pub fn count_held(&mut self, packets: u64, bytes: u64) {
+        let dir = usize::from(!self.from_initiator);
+        self.st.packets[dir] += packets;
+        self.st.bytes[dir] += bytes;
+        self.st.fragments += packets;
     }
 
     pub fn fingerprint(&self) -> Option<&Fingerprints> {
@@ -271,6 +283,7 @@ impl FlowTable {
         st.min_ttl = st.min_ttl.min(h.ttl);
         st.max_ttl = st.max_ttl.max(h.ttl);
         st.last_seen_ns = st.last_seen_ns.max(now_ns);
+        st.fragments += u64::from(h.frag.is_some());
     }
 
     fn evict_one(&mut self, out: &mut Vec<MechanicalRecord>) {
@@ -325,6 +338,7 @@ impl FlowTable {
             vlans: k.vlans()[..usize::from(st.vlan_depth)].to_vec(),
             encap: st.encap.name(),
             tunnel_id: st.tunnel_id,
+            fragments: st.fragments,
             protocol: k.protocol(),
             initiator: init.0,
             initiator_port: init.1,

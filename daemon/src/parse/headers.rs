@@ -42,6 +42,28 @@ pub enum L4 {
     },
 }
 
+/// Where an IP fragment lies in its datagram (mechanical fields only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fragment {
+    /// The IP identification (IPv4: 16 bits; IPv6: the fragment header's 32).
+    pub id: u32,
+    /// Offset of this fragment's data in the datagram, in 8-byte units.
+    pub offset: u16,
+    /// More fragments follow.
+    pub more: bool,
+    /// Bytes of datagram data this fragment carries.
+    pub len: u16,
+    /// RFC 1858: a first fragment too short for its whole transport
+    /// header, or a TCP fragment at offset 8 bytes (it can rewrite flags).
+    pub tiny: bool,
+}
+
+impl Fragment {
+    pub fn is_first(&self) -> bool {
+        self.offset == 0
+    }
+}
+
 /// Mechanical header fields of one packet. Holds no byte buffers.
 ///
 /// `Debug` is redacted on purpose: this type describes packets that may not
@@ -69,6 +91,8 @@ pub struct Headers {
     pub encap: EncapChain,
     /// The innermost tunnel id, and the encapsulation it belongs to.
     pub tunnel: Option<(Encap, u32)>,
+    /// Set when the IP packet is a fragment of a larger datagram.
+    pub frag: Option<Fragment>,
 }
 
 impl fmt::Debug for Headers {
@@ -93,6 +117,7 @@ impl Headers {
             payload_len: 0,
             encap: EncapChain::NONE,
             tunnel: None,
+            frag: None,
         }
     }
 
@@ -186,9 +211,15 @@ pub(crate) fn parse_network(
             };
             return Ok(());
         }
-        End::Fixed(Class::Undecided) => return Err(ParseError::EncapsulationNotOpened),
+        End::Fixed(Class::Undecided) if w.stop.is_some() && h.frag.is_none_or(|f| f.is_first()) => {
+            return Err(ParseError::EncapsulationNotOpened)
+        }
+        End::Fixed(Class::Undecided) => return Err(ParseError::UndecidedFragment),
         End::Fixed(Class::TooDeep) => return Err(ParseError::TooDeep),
         End::Fixed(_) if matches!(w.stop, Some((_, Outcome::Malformed))) => return Err(ParseError::BadEncapsulation),
+        // A first UDP fragment too short for the UDP header: its port
+        // (a tunnel's?) is unknown.
+        End::Fixed(_) if w.chain.is_empty() && h.protocol == PROTO_UDP => return Err(ParseError::TruncatedUdp),
         End::Fixed(_) => return Err(ParseError::BadInnerHeader),
     };
     let mut inner = Headers {
@@ -214,6 +245,8 @@ fn may_be_tunnel(h: &Headers, decap: &DecapConfig) -> bool {
     }
     match (h.protocol, h.l4) {
         (4 | 41 | 47, _) => true,
+        // A later fragment (or a cut first one): no port to tell by.
+        (PROTO_UDP, L4::None) => true,
         (PROTO_UDP, L4::Udp { dst_port, .. }) => {
             dst_port == decap.vxlan_port
                 || dst_port == decap.geneve_port
@@ -268,9 +301,22 @@ fn parse_ipv4(bytes: &[u8], h: &mut Headers) -> Result<()> {
     h.protocol = ip.protocol();
     h.ttl = ip.ttl();
     h.ip_len = ip.total_len();
+    if ip.frag_offset() != 0 || ip.more_fragments() {
+        h.frag = Some(Fragment {
+            id: u32::from(ip.ident()),
+            offset: ip.frag_offset(),
+            more: ip.more_fragments(),
+            len: u16::try_from(ip.payload().len()).unwrap_or(u16::MAX),
+            tiny: ip.frag_offset() == 1 && ip.protocol() == PROTO_TCP,
+        });
+    }
     if ip.frag_offset() == 0 {
         if ip.more_fragments() {
-            h.l4 = parse_l4_first_fragment(ip.protocol(), ip.payload());
+            let (l4, whole) = parse_l4_first_fragment(ip.protocol(), ip.payload());
+            h.l4 = l4;
+            if let Some(f) = h.frag.as_mut() {
+                f.tiny = !whole;
+            }
         } else {
             let (l4, range) = parse_l4_with_payload(ip.protocol(), ip.payload())?;
             h.l4 = l4;
@@ -289,10 +335,23 @@ fn parse_ipv6(bytes: &[u8], h: &mut Headers) -> Result<()> {
     let payload = ip.payload();
     let up = walk_extensions(ip.next_header(), payload)?;
     h.protocol = up.protocol;
+    if let Some((id, offset, more)) = up.fragment {
+        h.frag = Some(Fragment {
+            id,
+            offset,
+            more,
+            len: u16::try_from(payload.len().saturating_sub(up.offset)).unwrap_or(u16::MAX),
+            tiny: offset == 1 && up.protocol == PROTO_TCP,
+        });
+    }
     if !up.later_fragment && up.protocol != NH_NO_NEXT {
         let l4 = &payload[up.offset..];
         if up.first_fragment {
-            h.l4 = parse_l4_first_fragment(up.protocol, l4);
+            let (l4, whole) = parse_l4_first_fragment(up.protocol, l4);
+            h.l4 = l4;
+            if let Some(f) = h.frag.as_mut() {
+                f.tiny = !whole;
+            }
         } else {
             let (l4, range) = parse_l4_with_payload(up.protocol, l4)?;
             h.l4 = l4;
@@ -304,11 +363,12 @@ fn parse_ipv6(bytes: &[u8], h: &mut Headers) -> Result<()> {
 
 /// A first fragment may be too short for the whole L4 header (RFC 1858
 /// tiny fragments): take what the 8 guaranteed bytes give, no error.
-fn parse_l4_first_fragment(protocol: u8, bytes: &[u8]) -> L4 {
+/// Also says whether the whole transport header was there.
+fn parse_l4_first_fragment(protocol: u8, bytes: &[u8]) -> (L4, bool) {
     if let Ok(l4) = parse_l4(protocol, bytes) {
-        return l4;
+        return (l4, true);
     }
-    match (protocol, bytes) {
+    let l4 = match (protocol, bytes) {
         (PROTO_TCP, [a, b, c, d, ..]) => L4::Tcp {
             src_port: u16::from_be_bytes([*a, *b]),
             dst_port: u16::from_be_bytes([*c, *d]),
@@ -319,7 +379,8 @@ fn parse_l4_first_fragment(protocol: u8, bytes: &[u8]) -> L4 {
             dst_port: u16::from_be_bytes([*c, *d]),
         },
         _ => L4::None,
-    }
+    };
+    (l4, false)
 }
 
 fn parse_l4(protocol: u8, bytes: &[u8]) -> Result<L4> {

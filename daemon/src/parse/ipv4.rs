@@ -73,6 +73,11 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         be16(self.buffer.as_ref(), field::FLAGS_FRAG) & 0x1fff
     }
 
+    /// The identification field (which datagram a fragment belongs to).
+    pub fn ident(&self) -> u16 {
+        be16(self.buffer.as_ref(), 4)
+    }
+
     pub fn more_fragments(&self) -> bool {
         be16(self.buffer.as_ref(), field::FLAGS_FRAG) & 0x2000 != 0
     }

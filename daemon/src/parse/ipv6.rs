@@ -91,6 +91,9 @@ pub struct UpperLayer {
     pub later_fragment: bool,
     /// The first of several fragments: the upper-layer header may be cut.
     pub first_fragment: bool,
+    /// The fragment header's identification, offset (8-byte units) and
+    /// M flag, when the packet is a fragment (not an atomic one).
+    pub fragment: Option<(u32, u16, bool)>,
 }
 
 /// Walks the extension-header chain starting at `next_header` over
@@ -98,6 +101,7 @@ pub struct UpperLayer {
 pub fn walk_extensions(mut next_header: u8, payload: &[u8]) -> Result<UpperLayer> {
     let mut offset = 0usize;
     let mut first_fragment = false;
+    let mut fragment = None;
     for _ in 0..MAX_EXTENSION_HEADERS {
         let len = match next_header {
             NH_HOP_BY_HOP | NH_ROUTING | NH_DEST_OPTS | NH_MOBILITY | NH_HIP | NH_SHIM6 => {
@@ -117,16 +121,20 @@ pub fn walk_extensions(mut next_header: u8, payload: &[u8]) -> Result<UpperLayer
                     .get(offset..offset + 8)
                     .ok_or(ParseError::TruncatedExtensionHeader)?;
                 let frag_offset = be16(h, 2) >> 3;
+                let more = be16(h, 2) & 1 != 0;
+                let id = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
                 if frag_offset != 0 {
                     return Ok(UpperLayer {
                         protocol: h[0],
                         offset: offset + 8,
                         later_fragment: true,
                         first_fragment: false,
+                        fragment: Some((id, frag_offset, more)),
                     });
                 }
-                if be16(h, 2) & 1 != 0 {
+                if more {
                     first_fragment = true;
+                    fragment = Some((id, 0, true));
                 }
                 8
             }
@@ -136,6 +144,7 @@ pub fn walk_extensions(mut next_header: u8, payload: &[u8]) -> Result<UpperLayer
                     offset,
                     later_fragment: false,
                     first_fragment,
+                    fragment,
                 })
             }
         };
@@ -154,6 +163,7 @@ pub fn walk_extensions(mut next_header: u8, payload: &[u8]) -> Result<UpperLayer
             offset,
             later_fragment: false,
             first_fragment,
+            fragment,
         }),
     }
 }
@@ -175,7 +185,8 @@ mod tests {
                 protocol: 17,
                 offset: 24,
                 later_fragment: false,
-                first_fragment: false
+                first_fragment: false,
+                fragment: None,
             }
         );
     }

@@ -15,7 +15,7 @@ pub mod mpls;
 pub mod tcp;
 pub mod udp;
 
-pub use headers::{parse_ethernet, parse_frame, parse_ip, Headers, L4};
+pub use headers::{parse_ethernet, parse_frame, parse_ip, Fragment, Headers, L4};
 pub use link::{parse_link, parse_link_with, LinkType};
 
 /// Why a frame could not be parsed. `kind()` is the metric label.
@@ -63,10 +63,12 @@ pub enum ParseError {
     EncapsulationNotOpened,
     #[error("deeper than the classifier walks (encapsulation layers, MPLS labels, IPv6 extension headers)")]
     TooDeep,
+    #[error("a later fragment of UDP, GRE or IP-in-IP: whether it carries a tunnel is said in another fragment")]
+    UndecidedFragment,
 }
 
 impl ParseError {
-    pub const ALL: [ParseError; 21] = [
+    pub const ALL: [ParseError; 22] = [
         ParseError::TruncatedEthernet,
         ParseError::TruncatedVlan,
         ParseError::TruncatedIpv4,
@@ -88,6 +90,7 @@ impl ParseError {
         ParseError::BadInnerHeader,
         ParseError::EncapsulationNotOpened,
         ParseError::TooDeep,
+        ParseError::UndecidedFragment,
     ];
 
     /// Bounded label for `furui_parse_errors_total{kind}`.
@@ -114,6 +117,7 @@ impl ParseError {
             ParseError::BadInnerHeader => "bad_inner_header",
             ParseError::EncapsulationNotOpened => "encapsulation_not_opened",
             ParseError::TooDeep => "too_deep",
+            ParseError::UndecidedFragment => "undecided_fragment",
         }
     }
 

@@ -33,6 +33,7 @@ pub struct Metrics {
     pub records_dropped: IntCounterVec,
     pub flows_active: IntGauge,
     pub flows_evicted: IntCounterVec,
+    pub fragments: IntCounterVec,
     pub idle_nap: GaugeVec,
     pub xsk_rx_dropped: IntCounterVec,
     pub xsk_rx_invalid_descs: IntCounterVec,
@@ -119,6 +120,12 @@ impl Metrics {
         let flows_active =
             IntGauge::new(FLOWS_ACTIVE, "Selected flows currently held in the flow tables.").expect("valid");
         r.register(Box::new(flows_active.clone())).expect("unique");
+        let fragments = counter_vec(
+            &r,
+            FRAGMENTS,
+            "IP fragments by what became of them: first, attributed (to their first fragment's flow), out_of_order (came before their first, attributed when it came), orphaned (their first never came), overlap, tiny (RFC 1858), evicted (a datagram dropped from the full table).",
+            &["kind"],
+        );
         let flows_evicted = counter_vec(
             &r,
             FLOWS_EVICTED,
@@ -306,6 +313,9 @@ impl Metrics {
             records_dropped.with_label_values(&[reason]);
         }
         flows_evicted.with_label_values(&["table_full"]);
+        for e in crate::flow::FragEvent::ALL {
+            fragments.with_label_values(&[e.kind()]);
+        }
 
         Metrics {
             registry: r,
@@ -322,6 +332,7 @@ impl Metrics {
             records_dropped,
             flows_active,
             flows_evicted,
+            fragments,
             idle_nap,
             xsk_rx_dropped,
             xsk_rx_invalid_descs,

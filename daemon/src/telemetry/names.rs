@@ -15,6 +15,7 @@ pub const RECORDS_WRITTEN: &str = "furui_records_written_total";
 pub const RECORDS_DROPPED: &str = "furui_records_dropped_total";
 pub const FLOWS_ACTIVE: &str = "furui_flows_active";
 pub const FLOWS_EVICTED: &str = "furui_flows_evicted_total";
+pub const FRAGMENTS: &str = "furui_fragments_total";
 pub const IDLE_NAP: &str = "furui_idle_nap_seconds";
 pub const XSK_RX_DROPPED: &str = "furui_xsk_rx_dropped_total";
 pub const XSK_RX_INVALID_DESCS: &str = "furui_xsk_rx_invalid_descs_total";
