@@ -47,7 +47,7 @@ struct Args {
     /// first is the innermost layer.
     #[arg(long = "encap")]
     encaps: Vec<String>,
-    /// Frame size in bytes (padded).
+    /// Frame size in bytes (padded); with --encap, the inner frame's.
     #[arg(long, default_value_t = 64)]
     size: usize,
     /// Send for this many seconds instead of --count (continuous mode).
@@ -130,12 +130,13 @@ fn parse_flow(s: &str, a: &Args) -> Result<Vec<u8>, String> {
     }
     let spec = FrameSpec::from_addrs(src, dst)
         .transport(t)
-        .payload(a.marker.as_bytes())
-        .frame_len(a.size);
+        .payload(a.marker.as_bytes());
     if a.encaps.is_empty() {
-        return Ok(spec.vlans(&a.vlans).build());
+        // --size counts the VLAN tags.
+        return Ok(spec.vlans(&a.vlans).frame_len(a.size).build());
     }
-    let mut f = spec.build();
+    // With --encap, --size is the inner frame's; the tags go outside.
+    let mut f = spec.frame_len(a.size).build();
     for e in &a.encaps {
         let parts: Vec<&str> = e.split(',').collect();
         let [kind, os, od] = parts[..] else {
