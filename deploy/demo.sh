@@ -61,6 +61,13 @@ gen --count 100 --flow 8.8.8.8,9.9.9.9
 gen --count 100 --vlan 100 --vlan 200 --flow 2a00:1450::1,2001:4860::8888,icmp
 echo "  outbound:  5 frames carrying a command string a sealed rule knows (no indicator address)"
 ip netns exec "$NS_GEN" "$GEN" --iface "$GEN_IF" --marker "EVIL-CMD" --count 5 --flow 192.0.2.77,198.18.7.7,udp,5000,8080 >/dev/null
+echo "  tunnelled: the carrier's feeds, router and probe in the carrier's own space (outer 192.0.2.1 -> 192.0.2.2):"
+echo "             VXLAN 5001, GTP-U, MPLS, ERSPAN II: 20 domestic + 20 inbound inner frames each (cut on the inner header)"
+for e in vxlan:5001 gtpu:305419896 mpls:1000 erspan2:666; do
+  gen --count 20 --encap "$e,192.0.2.1,192.0.2.2" --flow 192.0.2.20,198.51.100.20 --flow 203.0.113.80,192.0.2.20,udp,7000,53
+done
+echo "             VXLAN with a foreign outer header and a domestic inner one: 20 frames -> never captured"
+gen --count 20 --encap vxlan:7,203.0.113.1,8.8.4.4 --flow 192.0.2.30,198.51.100.30
 echo "  non-IP:    25 ARP frames; malformed: 25 IPv4 frames with IHL 4"
 gen --non-ip 25 --malformed 25
 sleep 3   # flows go idle after 2 s and become records
@@ -85,6 +92,8 @@ step "records ($RECORDS): $(wc -l <"$RECORDS") selected flows"
 cat "$RECORDS"
 grep -q -e DEMO-PAYLOAD -e EVIL-CMD "$RECORDS" && { echo "payload found in records!"; exit 1; }
 grep -q '"rules":\["beacon-command"\]' "$RECORDS" || { echo "the sealed-signature rule did not select its flow"; exit 1; }
+grep -q '"encap":"vxlan","tunnel_id":5001,"protocol":17,"initiator":"203.0.113.80"' "$RECORDS" \
+  || { echo "no record of the inner flow in VXLAN 5001"; exit 1; }
 echo
 echo "No record holds payload (the beacon-command record names its rule, not the bytes);"
 echo "unselected flows (198.18.0.9, 8.8.8.8, ...) left nothing behind but counters."

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::names;
+use crate::classify::walk::{Encap, Outcome};
 use crate::classify::{Action, Class, Measure};
 
 fn get(m: &[(String, f64)], key: &str) -> u64 {
@@ -48,6 +49,46 @@ pub fn render(m: &[(String, f64)]) -> String {
             v[2],
             v[3]
         );
+    }
+    // Encapsulations the walk met (rows with no packets left out).
+    let rows: Vec<(Encap, Vec<u64>)> = Encap::ALL
+        .iter()
+        .map(|e| {
+            let v = Outcome::ALL
+                .iter()
+                .map(|o| {
+                    get(
+                        m,
+                        &format!(
+                            "{}{{encap=\"{}\",outcome=\"{}\"}}",
+                            names::XDP_ENCAP_PACKETS,
+                            e.name(),
+                            o.name()
+                        ),
+                    )
+                })
+                .collect();
+            (*e, v)
+        })
+        .filter(|(_, v): &(Encap, Vec<u64>)| v.iter().any(|n| *n > 0))
+        .collect();
+    if !rows.is_empty() {
+        let _ = writeln!(
+            s,
+            "Encapsulations (packets per layer; the class is the inner header's):"
+        );
+        let _ = write!(s, "  {:<10}", "encap");
+        for o in Outcome::ALL {
+            let _ = write!(s, " {:>10}", o.name());
+        }
+        let _ = writeln!(s);
+        for (e, v) in rows {
+            let _ = write!(s, "  {:<10}", e.name());
+            for n in v {
+                let _ = write!(s, " {n:>10}");
+            }
+            let _ = writeln!(s);
+        }
     }
     let _ = writeln!(s, "Measures authorized now:");
     for me in Measure::ALL {
