@@ -59,6 +59,7 @@ bench: deps build
 	@dpkg -s $(BENCH_DEPS) >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_DEPS) >/dev/null
 	$(CARGO) bench --bench parse_erase
 	bash deploy/bench/callgrind.sh
+	bash deploy/bench/xdp-cost.sh
 	bash deploy/bench/veth-rig.sh
 
 deb: build

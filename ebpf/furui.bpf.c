@@ -104,10 +104,81 @@ static __always_inline void count_encaps(struct walk *w)
 	}
 }
 
+static __always_inline int is_tunnel_port(struct furui_decap *cfg, __u16 port)
+{
+	return port == cfg->vxlan_port || port == cfg->geneve_port || port == cfg->gtpu_port ||
+	       port == cfg->mpls_udp_port;
+}
+
+/* The plain frame, inline: Ethernet with at most two VLAN tags, then one
+ * IPv4 header without options or one IPv6 header without extension
+ * headers, not a fragment, whose upper layer cannot carry a tunnel (not IP
+ * protocol 4, 41 or 47, not UDP to a tunnel port). Such a frame gets the
+ * class the walk would give it, without the walk. Returns 0 for anything
+ * else (malformed, truncated, encapsulated, fragmented, ...): the walk
+ * then decides, with all its checks. */
+static __always_inline int fast_path(struct xdp_md *ctx, struct furui_decap *cfg, __u32 *class)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u8 *p = data;
+	__u8 *ip;
+	__u16 proto;
+	__u32 len;
+
+	if ((void *)(p + 14) > end)
+		return 0;
+	proto = rd16(p + 12);
+	ip = p + 14;
+	if (proto == ETHERTYPE_VLAN || proto == ETHERTYPE_QINQ) {
+		if ((void *)(p + 18) > end)
+			return 0;
+		proto = rd16(p + 16);
+		ip = p + 18;
+		if (proto == ETHERTYPE_VLAN || proto == ETHERTYPE_QINQ) {
+			if ((void *)(p + 22) > end)
+				return 0;
+			proto = rd16(p + 20);
+			ip = p + 22;
+		}
+	}
+	if (proto == ETHERTYPE_IPV4) {
+		if ((void *)(ip + 28) > end || ip[0] != 0x45)
+			return 0;
+		len = rd16(ip + 2);
+		/* The whole packet in the linear part, not a fragment. */
+		if (len < 28 || (void *)(ip + len) > end || (rd16(ip + 6) & 0x3fff))
+			return 0;
+		if (ip[9] == 4 || ip[9] == 41 || ip[9] == 47)
+			return 0;
+		if (ip[9] == 17 && is_tunnel_port(cfg, rd16(ip + 22)))
+			return 0;
+		*class = class_of(is_domestic_v4(ip + 12), is_domestic_v4(ip + 16));
+		return 1;
+	}
+	if (proto == ETHERTYPE_IPV6) {
+		if ((void *)(ip + 48) > end || (ip[0] >> 4) != 6)
+			return 0;
+		len = rd16(ip + 4);
+		if (len < 8 || (void *)(ip + 40 + len) > end)
+			return 0;
+		switch (ip[6]) {
+		case 0: case 43: case 60: case 44: case 51: case 4: case 41: case 47:
+			return 0;
+		case 17:
+			if (is_tunnel_port(cfg, rd16(ip + 42)))
+				return 0;
+		}
+		*class = class_of(is_domestic_v6(ip + 8), is_domestic_v6(ip + 24));
+		return 1;
+	}
+	return 0;
+}
+
 /* Walks the frame to its innermost IP header and classifies it. */
 static __always_inline __u32 classify(struct xdp_md *ctx, struct walk *w)
 {
-	__u32 zero = 0;
+	__u32 zero = 0, class;
 	struct furui_decap *cfg = bpf_map_lookup_elem(&decap_cfg, &zero);
 	int i;
 
@@ -116,6 +187,8 @@ static __always_inline __u32 classify(struct xdp_md *ctx, struct walk *w)
 	 * judged; none is captured. */
 	if (!cfg || cfg->max_layers == 0)
 		return CLASS_UNDECIDED;
+	if (fast_path(ctx, cfg, &class))
+		return class;
 	w->cfg = *cfg;
 	w->lim = bpf_xdp_get_buff_len(ctx);
 	w->next = W_ETH;

@@ -81,6 +81,73 @@ fn loaded(c: &mut Criterion) {
     g.finish();
 }
 
+/// The same pair of 64-byte inner frames (one selected, one not) inside
+/// each encapsulation furui opens, the outer endpoints domestic (a
+/// carrier's router and probe): what user space pays to find the inner
+/// packet, beside `per_frame` for plain frames.
+fn encapsulated(c: &mut Criterion) {
+    use furui::craft::tunnel::{wrap, Wrap};
+    let (os, od) = (
+        "192.0.2.250".parse().expect("literal"),
+        "192.0.2.251".parse().expect("literal"),
+    );
+    let selected = FrameSpec::new("203.0.113.9", "192.0.2.1")
+        .transport(Transport::Tcp {
+            src_port: 4444,
+            dst_port: 443,
+            flags: 0x18,
+        })
+        .frame_len(64)
+        .build();
+    let unselected = FrameSpec::new("198.18.0.1", "192.0.2.1").frame_len(64).build();
+    let mut g = c.benchmark_group("encapsulated");
+    g.throughput(Throughput::Elements(2));
+    for (name, w) in [
+        ("mpls", Wrap::Mpls { labels: vec![16, 17] }),
+        (
+            "gre",
+            Wrap::Gre {
+                key: Some(1),
+                seq: false,
+                csum: false,
+            },
+        ),
+        ("erspan2", Wrap::ErspanII { session: 7 }),
+        (
+            "erspan3",
+            Wrap::ErspanIII {
+                session: 7,
+                platform: true,
+            },
+        ),
+        ("vxlan", Wrap::Vxlan { vni: 5001 }),
+        (
+            "geneve",
+            Wrap::Geneve {
+                vni: 5001,
+                opt_words: 2,
+            },
+        ),
+        ("gtpu", Wrap::Gtpu { teid: 1, ext: true }),
+        ("ipip", Wrap::IpIp),
+        ("mpls_udp", Wrap::MplsUdp { labels: vec![21] }),
+    ] {
+        let (s, u) = (wrap(&selected, &w, os, od), wrap(&unselected, &w, os, od));
+        let mut buf = vec![0u8; s.len().max(u.len())];
+        let mut p = Pipeline::new(&cfg(), 0);
+        g.bench_function(format!("copy_parse_select_erase/{name}"), |b| {
+            b.iter(|| {
+                buf[..s.len()].copy_from_slice(&s);
+                p.process_frame(&mut buf[..s.len()], 1);
+                buf[..u.len()].copy_from_slice(&u);
+                p.process_frame(&mut buf[..u.len()], 1);
+                p.counters.clear();
+            })
+        });
+    }
+    g.finish();
+}
+
 /// Cost of de-identifying one address for export (Crypto-PAn: one AES
 /// block per address bit); a record has two.
 fn deid(c: &mut Criterion) {
@@ -215,5 +282,5 @@ fn store(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, loaded, deid, export, store);
+criterion_group!(benches, bench, encapsulated, loaded, deid, export, store);
 criterion_main!(benches);

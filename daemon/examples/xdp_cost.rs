@@ -1,0 +1,170 @@
+//! `make bench`, part 4: the XDP program's own cost per packet, side by
+//! side for several builds of it (e.g. before and after a change), from
+//! the kernel's BPF_PROG_TEST_RUN timing (the average over `repeat` runs
+//! of one frame, in ns). Plain frames and every encapsulation, the outer
+//! endpoints domestic, the inner frame transit and authorized (so the
+//! redirect path is taken; no socket is bound, so it falls back to drop).
+//!
+//! Usage (root): xdp_cost NAME=OBJECT.bpf.o [NAME=OBJECT.bpf.o ...]
+//! `deploy/bench/xdp-cost.sh` builds the objects and runs this.
+
+use std::net::IpAddr;
+
+use libbpf_rs::{MapCore, MapFlags, Object, ObjectBuilder, ProgramInput};
+
+use furui::classify::walk::DecapConfig;
+use furui::craft::tunnel::{add_vlans, wrap, Wrap};
+use furui::craft::FrameSpec;
+
+const REPEAT: u32 = 200_000;
+const ROUNDS: usize = 5;
+
+fn load(path: &str) -> Result<Object, String> {
+    let obj = ObjectBuilder::default()
+        .open_file(path)
+        .and_then(|o| o.load())
+        .map_err(|e| format!("{path}: {e}"))?;
+    for m in obj.maps() {
+        let name = m.name().to_string_lossy().into_owned();
+        let set = |k: &[u8], v: &[u8]| {
+            m.update(k, v, MapFlags::ANY)
+                .map_err(|e| format!("{path}: {name}: {e}"))
+        };
+        match name.as_str() {
+            // 192.0.2.0/24 domestic: the outer endpoints below.
+            "domestic_v4" => {
+                let mut k = 24u32.to_ne_bytes().to_vec();
+                k.extend_from_slice(&[192, 0, 2, 0]);
+                set(&k, &[1])?;
+            }
+            "class_authorized" => {
+                for class in 1u32..=3 {
+                    set(&class.to_ne_bytes(), &1u32.to_ne_bytes())?;
+                }
+            }
+            // Only builds that walk encapsulations have it.
+            "decap_cfg" => set(&0u32.to_ne_bytes(), &DecapConfig::DEFAULT.to_bpf_bytes())?,
+            _ => {}
+        }
+    }
+    Ok(obj)
+}
+
+fn ns_per_packet(obj: &Object, frame: &[u8]) -> Result<f64, String> {
+    let prog = obj
+        .progs_mut()
+        .find(|p| p.name() == "furui_xdp")
+        .ok_or("no furui_xdp program")?;
+    let input = ProgramInput {
+        data_in: Some(frame),
+        repeat: REPEAT,
+        ..ProgramInput::default()
+    };
+    let out = prog.test_run(input).map_err(|e| e.to_string())?;
+    // The kernel reports whole nanoseconds, averaged over the repeats.
+    Ok(out.duration.as_nanos() as f64)
+}
+
+fn frames() -> Vec<(String, Vec<u8>)> {
+    let inner = FrameSpec::new("203.0.113.9", "8.8.8.8").frame_len(64).build();
+    let (os, od): (IpAddr, IpAddr) = ("192.0.2.250".parse().unwrap(), "192.0.2.251".parse().unwrap());
+    let mut out = vec![
+        ("plain IPv4 64B".to_string(), inner.clone()),
+        (
+            "plain IPv6, QinQ".to_string(),
+            FrameSpec::new("2001:4860::1", "2a00:1450::1")
+                .vlans(&[10, 20])
+                .frame_len(86)
+                .build(),
+        ),
+        ("plain IPv4, VLAN".to_string(), add_vlans(inner.clone(), &[100])),
+    ];
+    for (name, w) in [
+        ("mpls", Wrap::Mpls { labels: vec![16, 17] }),
+        (
+            "gre",
+            Wrap::Gre {
+                key: Some(1),
+                seq: false,
+                csum: false,
+            },
+        ),
+        ("erspan2", Wrap::ErspanII { session: 7 }),
+        (
+            "erspan3",
+            Wrap::ErspanIII {
+                session: 7,
+                platform: true,
+            },
+        ),
+        ("vxlan", Wrap::Vxlan { vni: 5001 }),
+        (
+            "geneve",
+            Wrap::Geneve {
+                vni: 5001,
+                opt_words: 2,
+            },
+        ),
+        ("gtpu", Wrap::Gtpu { teid: 1, ext: true }),
+        ("ipip", Wrap::IpIp),
+        ("mpls_udp", Wrap::MplsUdp { labels: vec![21] }),
+    ] {
+        out.push((name.to_string(), wrap(&inner, &w, os, od)));
+    }
+    out
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() -> std::process::ExitCode {
+    let objs: Vec<(String, Object)> = match std::env::args()
+        .skip(1)
+        .map(|a| {
+            let (name, path) = a.split_once('=').ok_or(format!("`{a}`: expected NAME=OBJECT"))?;
+            Ok((name.to_string(), load(path)?))
+        })
+        .collect::<Result<Vec<_>, String>>()
+    {
+        Ok(o) if !o.is_empty() => o,
+        Ok(_) => {
+            eprintln!("usage: xdp_cost NAME=OBJECT.bpf.o [NAME=OBJECT.bpf.o ...]");
+            return std::process::ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("xdp_cost: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let frames = frames();
+    // Rounds alternate the builds so that a noisy moment hits all alike.
+    let mut ns = vec![vec![Vec::new(); objs.len()]; frames.len()];
+    for _ in 0..ROUNDS {
+        for (fi, (_, f)) in frames.iter().enumerate() {
+            for (oi, (_, o)) in objs.iter().enumerate() {
+                match ns_per_packet(o, f) {
+                    Ok(v) => ns[fi][oi].push(v),
+                    Err(e) => {
+                        eprintln!("xdp_cost: {e}");
+                        return std::process::ExitCode::from(1);
+                    }
+                }
+            }
+        }
+    }
+    print!("{:<18}", "ns/packet (median)");
+    for (n, _) in &objs {
+        print!(" {n:>12}");
+    }
+    println!();
+    for (fi, (name, _)) in frames.iter().enumerate() {
+        print!("{name:<18}");
+        for v in &ns[fi] {
+            print!(" {:>12.1}", median(v.clone()));
+        }
+        println!();
+    }
+    std::process::ExitCode::SUCCESS
+}
