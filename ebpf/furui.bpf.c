@@ -117,7 +117,7 @@ static __always_inline int is_tunnel_port(struct furui_decap *cfg, __u16 port)
  * class the walk would give it, without the walk. Returns 0 for anything
  * else (malformed, truncated, encapsulated, fragmented, ...): the walk
  * then decides, with all its checks. */
-static __always_inline int fast_path(struct xdp_md *ctx, struct furui_decap *cfg, __u32 *class)
+static __always_inline int fast_path(struct xdp_md *ctx, struct furui_decap *cfg, struct walk *w, __u32 *class)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -153,6 +153,8 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct furui_decap *cfg
 			return 0;
 		if (ip[9] == 17 && is_tunnel_port(cfg, rd16(ip + 22)))
 			return 0;
+		w->ip_off = ip - p;
+		w->ip_ver = 4;
 		*class = class_of(is_domestic_v4(ip + 12), is_domestic_v4(ip + 16));
 		return 1;
 	}
@@ -169,6 +171,8 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct furui_decap *cfg
 			if (is_tunnel_port(cfg, rd16(ip + 42)))
 				return 0;
 		}
+		w->ip_off = ip - p;
+		w->ip_ver = 6;
 		*class = class_of(is_domestic_v6(ip + 8), is_domestic_v6(ip + 24));
 		return 1;
 	}
@@ -187,7 +191,7 @@ static __always_inline __u32 classify(struct xdp_md *ctx, struct walk *w)
 	 * judged; none is captured. */
 	if (!cfg || cfg->max_layers == 0)
 		return CLASS_UNDECIDED;
-	if (fast_path(ctx, cfg, &class))
+	if (fast_path(ctx, cfg, w, &class))
 		return class;
 	w->cfg = *cfg;
 	w->lim = bpf_xdp_get_buff_len(ctx);
@@ -238,6 +242,30 @@ static __always_inline void count(__u32 class, __u32 action, __u64 bytes)
 	}
 }
 
+/* The metadata of a captured frame (struct furui_meta). If the driver has
+ * no room for it, user space finds no magic and walks the frame itself. */
+static __always_inline void write_meta(struct xdp_md *ctx, struct walk *w, __u32 class, __u64 len)
+{
+	struct furui_meta *m;
+	void *data;
+
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct furui_meta)))
+		return;
+	data = (void *)(long)ctx->data;
+	m = (void *)(long)ctx->data_meta;
+	if ((void *)(m + 1) > data)
+		return;
+	m->magic = FURUI_META_MAGIC;
+	m->ip_off = w->ip_off;
+	m->ip_ver = w->ip_ver;
+	m->class = class;
+	m->chain = w->chain;
+	m->tunnel_encap = w->tunnel_encap;
+	m->pad = 0;
+	m->tunnel_id = w->tunnel_id;
+	m->orig_len = len;
+}
+
 SEC("xdp")
 int furui_xdp(struct xdp_md *ctx)
 {
@@ -258,6 +286,7 @@ int furui_xdp(struct xdp_md *ctx)
 	if (!authorized || *authorized != 1)
 		goto not_captured;
 
+	write_meta(ctx, &w, class, bytes);
 	queue = ctx->rx_queue_index;
 	ret = bpf_redirect_map(&xsks, queue, fallback);
 	count(class, ret == XDP_REDIRECT ? ACTION_REDIRECT : ACTION_NO_SOCKET, bytes);

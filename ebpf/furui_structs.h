@@ -45,4 +45,21 @@ struct furui_decap {
 	__u8 pad;
 };
 
+/* Written just before the frame of every redirected packet
+ * (bpf_xdp_adjust_meta); AF_XDP copies it into the UMEM right before the
+ * frame's first byte, so user space parses the packet the walk judged
+ * without walking again. Mechanical fields only. */
+#define FURUI_META_MAGIC 0x66757231 /* "fur1" */
+struct furui_meta {
+	__u32 magic;        /* FURUI_META_MAGIC: the rest is valid */
+	__u16 ip_off;       /* the judged IP header, from the frame's first byte */
+	__u8 ip_ver;        /* 4 or 6 */
+	__u8 class;         /* CLASS_* */
+	__u16 chain;        /* opened layers, 4 bits each (ENCAP_* + 1), outermost lowest */
+	__u8 tunnel_encap;  /* ENCAP_* + 1 of the innermost tunnel id's layer; 0: none */
+	__u8 pad;
+	__u32 tunnel_id;
+	__u32 orig_len;     /* the frame's length as it arrived */
+};
+
 #endif

@@ -71,6 +71,7 @@ struct walk {
 	__u32 depth;    /* encapsulation layers opened */
 	__u32 chain;    /* opened layers, 4 bits each (ENCAP_* + 1), outermost lowest */
 	__u32 tunnel_id;
+	__u32 tunnel_encap; /* ENCAP_* + 1 of tunnel_id's layer, 0 = none */
 	__u32 result;   /* CLASS_* or RESULT_BY_ADDRESS, once next == W_DONE */
 	__u32 stop_encap;   /* ENCAP_* + 1 of the layer the walk stopped at, or 0 */
 	__u32 stop_outcome; /* OUTCOME_* for stop_encap */
@@ -128,8 +129,10 @@ static __always_inline void opened(struct walk *w, __u32 encap, __u32 id, int ha
 	if (w->depth < 8)
 		w->chain |= (encap + 1) << (4 * w->depth);
 	w->depth++;
-	if (has_id)
+	if (has_id) {
 		w->tunnel_id = id;
+		w->tunnel_encap = encap + 1;
+	}
 }
 
 /* Where a step reads: the frame's start + off, bounded for the verifier. */

@@ -262,6 +262,39 @@ impl Rig {
         }
     }
 
+    /// The metadata the program writes before a captured frame must say
+    /// what the model's walk found, and parsing by it must give what a
+    /// full parse gives; an uncaptured frame gets none.
+    fn meta_mismatch(&self, frame: &[u8], cfg: &Decap, want: Class) -> Option<String> {
+        let (_, meta) = self.c.test_run_meta(frame).unwrap();
+        let w = walk(frame, cfg);
+        let Some(m) = meta else {
+            return want
+                .is_cross_border()
+                .then(|| "no metadata before a captured frame".into());
+        };
+        if !want.is_cross_border() {
+            return Some(format!("metadata {m:?} before an uncaptured frame"));
+        }
+        let furui::classify::walk::End::ByAddress { ip_offset, v6 } = w.end else {
+            return Some(format!("captured, but the model ended {:?}", w.end));
+        };
+        let expect = furui::classify::meta::XdpMeta {
+            ip_offset: ip_offset as u16,
+            v6,
+            class: want,
+            chain: w.chain,
+            tunnel: w.tunnel,
+            orig_len: frame.len() as u32,
+        };
+        if m != expect {
+            return Some(format!("metadata {m:?}, model {expect:?}"));
+        }
+        let by_meta = furui::parse::parse_with_meta(frame, &m, cfg);
+        let full = furui::parse::parse_frame(frame, cfg);
+        (by_meta != full).then(|| "parsing by the metadata differs from the full parse".into())
+    }
+
     /// Runs `frame` through BPF under `cfg`; returns a failure line if the
     /// class, the action or the per-encapsulation counters differ from
     /// `want` and from the model.
@@ -296,6 +329,9 @@ impl Rig {
         }
         let mut model_outcomes: Vec<_> = walk(frame, cfg).outcomes().collect();
         model_outcomes.sort_by_key(|(e, o)| (*e as u8, *o as u8));
+        if let Some(m) = self.meta_mismatch(frame, cfg, want) {
+            return Some(format!("{desc}: {m}"));
+        }
         if ret != XDP_DROP || moved != vec![(want, action, 1)] || model != want || bpf_outcomes != model_outcomes {
             Some(format!(
                 "{desc}: bpf {moved:?} ret {ret} encaps {bpf_outcomes:?}; model {model:?} encaps {model_outcomes:?}; want {want:?}"

@@ -103,6 +103,9 @@ fn every_encapsulation_is_cut_on_its_inner_header_end_to_end() {
         let opened = format!("furui_xdp_encap_packets_total{{encap=\"{outer_encap}\",outcome=\"opened\"}}");
         assert_eq!(m.get(&opened) - before.get(&opened), 8 * n, "{ctx}");
         assert_eq!(m.sum("furui_parse_errors_total"), 0, "{ctx}");
+        // Every captured frame came with the kernel walk's metadata: user
+        // space parsed the inner packet where it said, without walking.
+        assert_eq!(m.sum("furui_frames_without_metadata_total"), 0, "{ctx}");
         before = m;
     }
     assert_eq!(count_in_process_memory(d.pid(), b"DOMESTIC-IN-A-TUNNEL"), 0);
@@ -205,4 +208,49 @@ fn an_encapsulation_not_opened_is_never_captured_end_to_end() {
     assert_eq!(m.sum("furui_frames_erased_total"), n);
     assert_eq!(count_in_process_memory(d.pid(), b"DOMESTIC-IN-VXLAN"), 0);
     assert_eq!(d.stop(), 0);
+}
+
+#[test]
+fn generic_xdp_also_hands_the_walks_metadata_to_user_space() {
+    // Generic (skb) XDP, as on a NIC whose driver has no native XDP.
+    let rig = Rig::new();
+    let measures = format!("[measures.transit]\nenabled = true\n{WINDOW_OPEN}\n");
+    let cfg = rig.config("xdp_mode = \"generic\"", &format!("{DOMESTIC}\n{measures}\n{SELECT}"));
+    let d = Daemon::start(&rig, &cfg);
+    let n = 30u64;
+    rig.send(&[
+        "--count",
+        &n.to_string(),
+        "--encap",
+        "geneve:77,192.0.2.1,192.0.2.2",
+        "--encap",
+        "ipip,192.0.2.3,192.0.2.4",
+        "--flow",
+        "203.0.113.5,8.8.8.8,tcp,5555,443",
+    ]);
+    let m = d.settled_metrics();
+    assert_eq!(m.xdp("transit", "redirect"), n);
+    assert_eq!(m.sum("furui_frames_received_total"), n);
+    assert_eq!(m.sum("furui_frames_erased_total"), n);
+    assert_eq!(m.sum("furui_frames_without_metadata_total"), 0);
+    assert_eq!(d.stop(), 0);
+    let (records, _) = rig.records();
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!(
+        (
+            &r["initiator"],
+            &r["responder_port"],
+            &r["encap"],
+            &r["tunnel_id"],
+            &r["packets_forward"]
+        ),
+        (
+            &serde_json::json!("203.0.113.5"),
+            &serde_json::json!(443),
+            &serde_json::json!("ipip/geneve"),
+            &serde_json::json!(77),
+            &serde_json::json!(n)
+        )
+    );
 }

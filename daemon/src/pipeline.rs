@@ -8,10 +8,11 @@
 use std::sync::Arc;
 
 use crate::classify::class_of;
+use crate::classify::meta::XdpMeta;
 use crate::config::Config;
 use crate::erase::erase;
 use crate::flow::{FlowTable, FragTable, FragVerdict, Judged, MechanicalRecord, Selected};
-use crate::parse::{parse_frame, parse_link_with, Headers, LinkType, ParseError, L4};
+use crate::parse::{parse_frame, parse_link_with, parse_with_meta, Headers, LinkType, ParseError, L4};
 use crate::select::rules::RuleIdx;
 use crate::select::{SelectionState, SharedSelection};
 
@@ -23,6 +24,8 @@ pub struct BatchCounters {
     pub bytes_erased: u64,
     pub parse_errors: [u64; ParseError::ALL.len()],
     pub selected_packets: u64,
+    /// Captured frames that came without XDP metadata (walked again here).
+    pub frames_without_meta: u64,
     /// Packets matched per rule id (few rules match a batch; linear).
     pub rule_matches: Vec<(Arc<str>, u64)>,
 }
@@ -109,6 +112,20 @@ impl Pipeline {
     #[inline]
     pub fn process_frame(&mut self, frame: &mut [u8], now_ns: u64) {
         let parsed = parse_frame(frame, &self.cur.decap);
+        self.select_and_erase(parsed, frame, now_ns);
+    }
+
+    /// Processes one captured frame with the XDP metadata found before it
+    /// (None: there was none; the frame is walked here) and erases it.
+    #[inline]
+    pub fn process_captured(&mut self, frame: &mut [u8], meta: Option<XdpMeta>, now_ns: u64) {
+        let parsed = match meta {
+            Some(m) => parse_with_meta(frame, &m, &self.cur.decap),
+            None => {
+                self.counters.frames_without_meta += 1;
+                parse_frame(frame, &self.cur.decap)
+            }
+        };
         self.select_and_erase(parsed, frame, now_ns);
     }
 

@@ -7,6 +7,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::classify::meta::{XdpMeta, META_LEN};
 use prometheus::IntCounter;
 use xsk_rs::config::{BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
 use xsk_rs::{FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
@@ -63,10 +64,12 @@ pub struct QueueWorker {
     umem: Umem,
     umem_base: *mut u8,
     umem_len: usize,
+    frame_size: usize,
     fq: FillQueue,
     rx: RxQueue,
     _tx: TxQueue,
-    /// Frames we own that are not on the fill ring (all zeroed).
+    /// Frames we own that are not on the fill ring (all zeroed, and the
+    /// metadata bytes before them too).
     free: Vec<FrameDesc>,
     batch: Vec<FrameDesc>,
     /// How long to nap when the RX ring runs empty (adaptive, at most
@@ -202,6 +205,7 @@ impl QueueWorker {
             umem,
             umem_base,
             umem_len,
+            frame_size: cfg.frame_size as usize,
             fq,
             rx,
             _tx: tx,
@@ -220,6 +224,25 @@ impl QueueWorker {
     }
 
     /// Hands as many free (zeroed) frames to the fill ring as it has room for.
+    /// Reads and zeroes the XDP metadata the kernel copied just before the
+    /// frame at `addr` (`classify::meta`); None if there is none.
+    fn take_meta(&self, addr: usize) -> Option<XdpMeta> {
+        // The kernel puts a received frame at least XDP_PACKET_HEADROOM
+        // (256) bytes into its chunk; anything closer to the chunk's start
+        // has no room for metadata.
+        if addr % self.frame_size < META_LEN || addr > self.umem_len {
+            return None;
+        }
+        // SAFETY: addr - META_LEN .. addr lies inside the UMEM mapping
+        // (checked above) and inside this frame's own chunk, which the
+        // kernel handed to us through the RX ring: nothing else reads or
+        // writes it until the frame goes back to the fill ring.
+        let bytes = unsafe { &mut *(self.umem_base.add(addr - META_LEN) as *mut [u8; META_LEN]) };
+        let meta = XdpMeta::decode(bytes);
+        crate::erase::erase(bytes);
+        meta
+    }
+
     fn refill(&mut self) {
         if self.free.is_empty() {
             return;
@@ -251,6 +274,7 @@ impl QueueWorker {
         let received = metrics.frames_received.with_label_values(&[&q]);
         let erased = metrics.frames_erased.with_label_values(&[&q]);
         let bytes_erased = metrics.bytes_erased.with_label_values(&[&q]);
+        let without_meta = metrics.frames_without_metadata.with_label_values(&[&q]);
         let parse_errors: Vec<IntCounter> = ParseError::ALL
             .iter()
             .map(|e| metrics.parse_errors.with_label_values(&[e.kind()]))
@@ -294,12 +318,13 @@ impl QueueWorker {
                     if let Some(ahead) = self.batch.get(i + PREFETCH_AHEAD).filter(|_| i + PREFETCH_AHEAD < n) {
                         prefetch_for_write(self.umem_base.wrapping_add(ahead.addr()));
                     }
+                    let meta = self.take_meta(self.batch[i].addr());
                     let desc = &mut self.batch[i];
                     // SAFETY: the kernel handed this frame to us through the
                     // RX ring; until it is produced to the fill ring nobody
                     // else touches it.
                     let mut data = unsafe { self.umem.data_mut(desc) };
-                    pipeline.process_frame(data.contents_mut(), now);
+                    pipeline.process_captured(data.contents_mut(), meta, now);
                 }
                 metrics.erase_latency.observe(t0.elapsed().as_secs_f64());
                 let c = &pipeline.counters;
@@ -308,6 +333,7 @@ impl QueueWorker {
                 received.inc_by(n as u64);
                 erased.inc_by(c.frames_erased);
                 bytes_erased.inc_by(c.bytes_erased);
+                without_meta.inc_by(c.frames_without_meta);
                 for (i, v) in c.parse_errors.iter().enumerate() {
                     if *v > 0 {
                         parse_errors[i].inc_by(*v);

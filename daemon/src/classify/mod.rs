@@ -6,6 +6,7 @@
 //! differential property test checks it), so the daemon can recompute the
 //! class of a captured frame without trusting anything but its prefix set.
 
+pub mod meta;
 pub mod walk;
 
 use std::collections::HashSet;

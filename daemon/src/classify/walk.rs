@@ -229,6 +229,26 @@ impl EncapChain {
         self.0 == 0
     }
 
+    /// The BPF layout's bits.
+    pub fn bits(self) -> u16 {
+        self.0
+    }
+
+    /// From the BPF layout: None unless every layer is a known
+    /// encapsulation and no layer follows an empty one.
+    pub fn from_bits(bits: u16) -> Option<EncapChain> {
+        let mut ended = false;
+        for i in 0..4 {
+            let n = (bits >> (4 * i)) & 0xf;
+            if n == 0 {
+                ended = true;
+            } else if ended || usize::from(n) > NUM_ENCAPS {
+                return None;
+            }
+        }
+        Some(EncapChain(bits))
+    }
+
     pub fn depth(self) -> usize {
         self.iter().count()
     }

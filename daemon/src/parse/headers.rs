@@ -160,6 +160,14 @@ pub fn parse_ethernet(frame: &[u8]) -> Result<Headers> {
 /// `decap` opens (the same walk, `classify::walk`). The addresses, ports
 /// and payload are the inner packet's; the tunnel is in `encap`/`tunnel`.
 pub fn parse_frame(frame: &[u8], decap: &DecapConfig) -> Result<Headers> {
+    let (mut h, at) = ethernet_and_vlans(frame)?;
+    parse_network(frame, (0, Start::Ethernet), h.ethertype, at, decap, &mut h)?;
+    Ok(h)
+}
+
+/// The Ethernet header and up to two VLAN tags: headers holding the tags
+/// and the ethertype after them, and the offset of what follows.
+fn ethernet_and_vlans(frame: &[u8]) -> Result<(Headers, usize)> {
     let mut h = Headers::empty();
     let eth = EthernetFrame::new_checked(frame)?;
     let mut ethertype = eth.ethertype();
@@ -172,14 +180,23 @@ pub fn parse_frame(frame: &[u8], decap: &DecapConfig) -> Result<Headers> {
         rest = tag.into_payload();
     }
     h.ethertype = ethertype;
-    parse_network(
-        frame,
-        (0, Start::Ethernet),
-        ethertype,
-        frame.len() - rest.len(),
-        decap,
-        &mut h,
-    )?;
+    Ok((h, frame.len() - rest.len()))
+}
+
+/// Parses a captured frame where the XDP metadata says the judged IP
+/// header is: the outer Ethernet header's VLAN tags, then that IP header
+/// and its upper layer — no walk. Metadata that does not fit the frame
+/// (an IP header past its end) is not trusted: the frame is walked.
+pub fn parse_with_meta(frame: &[u8], meta: &crate::classify::meta::XdpMeta, decap: &DecapConfig) -> Result<Headers> {
+    let at = usize::from(meta.ip_offset);
+    if at < 14 || at >= frame.len() {
+        return parse_frame(frame, decap);
+    }
+    let (mut h, _) = ethernet_and_vlans(frame)?;
+    h.encap = meta.chain;
+    h.tunnel = meta.tunnel;
+    let t = if meta.v6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 };
+    parse_l3(t, &frame[at..], at, &mut h)?;
     Ok(h)
 }
 

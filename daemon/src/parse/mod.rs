@@ -15,7 +15,7 @@ pub mod mpls;
 pub mod tcp;
 pub mod udp;
 
-pub use headers::{parse_ethernet, parse_frame, parse_ip, Fragment, Headers, L4};
+pub use headers::{parse_ethernet, parse_frame, parse_ip, parse_with_meta, Fragment, Headers, L4};
 pub use link::{parse_link, parse_link_with, LinkType};
 
 /// Why a frame could not be parsed. `kind()` is the metric label.

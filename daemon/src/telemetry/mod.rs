@@ -26,6 +26,7 @@ pub struct Metrics {
     pub frames_received: IntCounterVec,
     pub frames_erased: IntCounterVec,
     pub bytes_erased: IntCounterVec,
+    pub frames_without_metadata: IntCounterVec,
     pub erase_latency: Histogram,
     pub parse_errors: IntCounterVec,
     pub records_selected: IntCounter,
@@ -98,6 +99,12 @@ impl Metrics {
             &["queue"],
         );
         let bytes_erased = counter_vec(&r, BYTES_ERASED, "Bytes zeroed in erased frames.", &["queue"]);
+        let frames_without_metadata = counter_vec(
+            &r,
+            FRAMES_WITHOUT_METADATA,
+            "Captured frames that came without the XDP program's metadata (the driver had no room): user space walked them itself.",
+            &["queue"],
+        );
         let erase_latency = Histogram::with_opts(
             HistogramOpts::new(ERASE_LATENCY, "Time from taking a batch off the RX ring to its last frame being zeroed (per batch: the worst frame of the batch).")
                 .buckets(vec![1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 1e-2, 1e-1]),
@@ -325,6 +332,7 @@ impl Metrics {
             frames_received,
             frames_erased,
             bytes_erased,
+            frames_without_metadata,
             erase_latency,
             parse_errors,
             records_selected,

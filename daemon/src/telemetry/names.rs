@@ -8,6 +8,7 @@ pub const XDP_ENCAP_PACKETS: &str = "furui_xdp_encap_packets_total";
 pub const FRAMES_RECEIVED: &str = "furui_frames_received_total";
 pub const FRAMES_ERASED: &str = "furui_frames_erased_total";
 pub const BYTES_ERASED: &str = "furui_bytes_erased_total";
+pub const FRAMES_WITHOUT_METADATA: &str = "furui_frames_without_metadata_total";
 pub const ERASE_LATENCY: &str = "furui_erase_latency_seconds";
 pub const PARSE_ERRORS: &str = "furui_parse_errors_total";
 pub const RECORDS_SELECTED: &str = "furui_records_selected_total";

@@ -249,6 +249,29 @@ impl Classifier {
         Ok(out.return_value)
     }
 
+    /// Runs the program on `frame` and returns its verdict and the XDP
+    /// metadata it wrote before the frame (None if it wrote none).
+    pub fn test_run_meta(&self, frame: &[u8]) -> Result<(u32, Option<crate::classify::meta::XdpMeta>), XdpError> {
+        use crate::classify::meta::{XdpMeta, META_LEN};
+        let mut out = vec![0u8; frame.len() + 64];
+        let input = libbpf_rs::ProgramInput {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..libbpf_rs::ProgramInput::default()
+        };
+        let res = self.skel.progs.furui_xdp.test_run(input).map_err(XdpError::TestRun)?;
+        // The output starts at the metadata when there is some.
+        let meta = match res.data {
+            Some(d) if d.len() == frame.len() + META_LEN => {
+                let mut b = [0u8; META_LEN];
+                b.copy_from_slice(&d[..META_LEN]);
+                XdpMeta::decode(&b)
+            }
+            _ => None,
+        };
+        Ok((res.return_value, meta))
+    }
+
     /// Attaches the program the old way (netlink, no link): it then stays
     /// attached after this process exits. Only for tests that recreate
     /// what older tools leave behind.
