@@ -332,3 +332,34 @@ fn later_fragments_count_into_their_first_fragments_flow() {
     );
     assert_eq!(ev, [("first", 1), ("attributed", 2), ("tiny", 2)]);
 }
+
+#[test]
+fn furui_replay_writes_the_inner_flows_of_every_tunnel_capture() {
+    // What `furui replay --config … --pcap …` runs: records as JSON lines.
+    for (name, domestic, records) in [
+        ("tcpdump__erspan-type-i-1.pcap", "1.1.1.1/32", 2),
+        ("tcpdump__erspan-type-ii-1.pcap", "1.1.1.2/32", 1),
+        ("tcpdump__erspan-type-iii-ft-0.pcap", "10.29.30.104/32", 1),
+        ("sv__erspan-typeII-01.pcap", "2.2.2.2/32", 2),
+        ("tcpdump__gso-ipv4-vxlan-ipv4.pcap", "10.25.132.0/24", 1),
+        ("sv__vxlan-arp.pcap", "192.168.202.0/24", 0),
+        ("sv__geneve-decoder.pcap", "192.168.56.0/24", 2),
+        ("tcpdump__gso-ipv6-geneve-ipv6.pcap", "2604:1380:4091:ce00::/64", 1),
+        ("tcpdump__mpls-over-udp.pcap", "10.100.0.0/16", 2),
+        ("sv__gre-ppp-max-ip-packet.pcap", "7.7.7.7/32", 0),
+        ("sv__ipv4frags.pcap", "192.0.2.0/24", 2),
+        ("sv__defrag-ipv6-tcp.pcap", "192.0.2.0/24", 1),
+    ] {
+        let mut out = Vec::new();
+        let report = furui::offline::replay(&cfg(&[domestic]), &tunnels(name), &mut out).unwrap();
+        assert_eq!(report.records, records, "{name}");
+        assert_eq!(report.counters.frames_erased, report.read.packets, "{name}");
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), records as usize, "{name}");
+        for line in text.lines() {
+            let r: serde_json::Value = serde_json::from_str(line).unwrap();
+            let outer_free = !line.contains(domestic.split('/').next().unwrap());
+            assert!(outer_free, "{name}: an outer endpoint in a record: {r}");
+        }
+    }
+}

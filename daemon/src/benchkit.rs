@@ -138,8 +138,19 @@ pub fn frame_mix(size: usize) -> Vec<Vec<u8>> {
 /// Writes `count` repetitions of the mix at `size` bytes as a pcap, 1 µs
 /// apart (a fixed replay input).
 pub fn write_replay(path: &Path, size: usize, count: usize) -> io::Result<()> {
+    write_replay_wrapped(path, size, count, |f| f)
+}
+
+/// The same, every frame of the mix passed through `wrap` first (e.g. into
+/// an encapsulation).
+pub fn write_replay_wrapped(
+    path: &Path,
+    size: usize,
+    count: usize,
+    wrap: impl Fn(Vec<u8>) -> Vec<u8>,
+) -> io::Result<()> {
     use pcap_file::pcap::{PcapPacket, PcapWriter};
-    let mix = frame_mix(size);
+    let mix: Vec<Vec<u8>> = frame_mix(size).into_iter().map(wrap).collect();
     let mut w = PcapWriter::new(io::BufWriter::new(std::fs::File::create(path)?)).map_err(io::Error::other)?;
     let start = std::time::Duration::from_secs(1_800_000_000);
     let mut i = 0u64;

@@ -26,9 +26,16 @@ pipeline_instructions() { # out-file → inclusive instructions of the per-frame
     awk '/Pipeline::select_and_erase/ && !seen { gsub(",", "", $1); print $1; seen = 1 }'
 }
 
-printf '%-8s %16s %16s %14s %18s\n' size "Ir (4,000 fr)" "Ir (44,000 fr)" "Ir per packet" "of which pipeline"
-for size in 64 1500; do
-  "$GEN" --bench-fixture "$dir" --size "$size"
+# Plain frames at 64 and 1500 bytes, then the 64-byte mix inside each
+# encapsulation (CALLGRIND_ENCAPS="" for the plain rows only).
+ENCAPS=${CALLGRIND_ENCAPS-"mpls:16 gre:1 erspan2:7 vxlan:5001 geneve:5001 gtpu:1 ipip mpls-udp:21"}
+printf '%-14s %16s %16s %14s %18s\n' frames "Ir (4,000 fr)" "Ir (44,000 fr)" "Ir per packet" "of which pipeline"
+for run in 64 1500 $ENCAPS; do
+  case $run in
+    64|1500) size=$run; label="${run}B"; encap=() ;;
+    *) size=64; label="$run"; encap=(--encap "$run,198.18.0.1,198.18.0.2") ;;
+  esac
+  "$GEN" --bench-fixture "$dir" --size "$size" "${encap[@]}"
   declare -A ir=() pl=()
   for n in 1000 11000; do
     # Records go to stdout, the counters to stderr.
@@ -39,6 +46,6 @@ for size in 64 1500; do
     ir[$n]=$(instructions "$dir/cg-$size-$n.out")
     pl[$n]=$(pipeline_instructions "$dir/cg-$size-$n.out")
   done
-  printf '%-8s %16s %16s %14s %18s\n' "${size}B" "${ir[1000]}" "${ir[11000]}" \
+  printf '%-14s %16s %16s %14s %18s\n' "$label" "${ir[1000]}" "${ir[11000]}" \
     "$(( (ir[11000] - ir[1000]) / 40000 ))" "$(( (${pl[11000]:-0} - ${pl[1000]:-0}) / 40000 ))"
 done

@@ -66,7 +66,8 @@ struct Args {
     pcaps: Vec<std::path::PathBuf>,
     /// Write the bench's loaded workload into this directory instead of
     /// sending: config, rules (100,000 CIDRs, 1,000 patterns, 1,000 JA4)
-    /// and replay-SIZE-N.pcap files of N mixes for --size (bench only).
+    /// and replay-SIZE-N.pcap files of N mixes for --size, each frame
+    /// wrapped in the --encap layers if any (bench only).
     #[arg(long)]
     bench_fixture: Option<std::path::PathBuf>,
 }
@@ -136,8 +137,15 @@ fn parse_flow(s: &str, a: &Args) -> Result<Vec<u8>, String> {
         return Ok(spec.vlans(&a.vlans).frame_len(a.size).build());
     }
     // With --encap, --size is the inner frame's; the tags go outside.
-    let mut f = spec.frame_len(a.size).build();
-    for e in &a.encaps {
+    Ok(add_vlans(
+        encapsulate(spec.frame_len(a.size).build(), &a.encaps)?,
+        &a.vlans,
+    ))
+}
+
+/// Wraps `f` in the --encap layers, the first innermost.
+fn encapsulate(mut f: Vec<u8>, encaps: &[String]) -> Result<Vec<u8>, String> {
+    for e in encaps {
         let parts: Vec<&str> = e.split(',').collect();
         let [kind, os, od] = parts[..] else {
             return Err(format!("--encap `{e}`: expected KIND[:ID],OUTER_SRC,OUTER_DST"));
@@ -152,13 +160,18 @@ fn parse_flow(s: &str, a: &Args) -> Result<Vec<u8>, String> {
         }
         f = wrap(&f, &w, os, od);
     }
-    Ok(add_vlans(f, &a.vlans))
+    Ok(f)
 }
 
-fn write_bench_fixture(dir: &std::path::Path, size: usize, counts: &[usize]) -> std::io::Result<()> {
-    furui::benchkit::write_fixture(dir)?;
+fn write_bench_fixture(dir: &std::path::Path, size: usize, counts: &[usize], encaps: &[String]) -> Result<(), String> {
+    // Fail on a bad --encap before writing anything.
+    encapsulate(FrameSpec::new("192.0.2.1", "192.0.2.2").build(), encaps)?;
+    let io = |e: std::io::Error| format!("cannot write the bench fixture in {}: {e}", dir.display());
+    furui::benchkit::write_fixture(dir).map_err(io)?;
     for n in counts {
-        furui::benchkit::write_replay(&dir.join(format!("replay-{size}-{n}.pcap")), size, *n)?;
+        let path = dir.join(format!("replay-{size}-{n}.pcap"));
+        furui::benchkit::write_replay_wrapped(&path, size, *n, |f| encapsulate(f, encaps).expect("checked above"))
+            .map_err(io)?;
     }
     Ok(())
 }
@@ -167,10 +180,10 @@ fn main() -> ExitCode {
     let a = Args::parse();
     if let Some(dir) = &a.bench_fixture {
         // Two lengths, so a caller can subtract start-up cost.
-        return match write_bench_fixture(dir, a.size, &[1_000, 11_000]) {
+        return match write_bench_fixture(dir, a.size, &[1_000, 11_000], &a.encaps) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("furui-gen: cannot write the bench fixture in {}: {e}", dir.display());
+                eprintln!("furui-gen: {e}");
                 ExitCode::from(1)
             }
         };
