@@ -31,13 +31,18 @@ const ENCAPS: [(&str, &str, Option<u64>); 12] = [
 /// usual case), then foreign ones.
 const OUTER: [(&str, &str); 2] = [("192.0.2.1", "192.0.2.2"), ("203.0.113.200", "8.8.4.4")];
 
+/// Every measure authorized, its window open.
+fn all_measures() -> String {
+    ["transit", "inbound", "outbound"]
+        .iter()
+        .map(|m| format!("[measures.{m}]\nenabled = true\n{WINDOW_OPEN}\n\n"))
+        .collect()
+}
+
 #[test]
 fn every_encapsulation_is_cut_on_its_inner_header_end_to_end() {
     let rig = Rig::new();
-    let mut measures = String::new();
-    for m in ["transit", "inbound", "outbound"] {
-        measures += &format!("[measures.{m}]\nenabled = true\n{WINDOW_OPEN}\n\n");
-    }
+    let measures = all_measures();
     let cfg = rig.config(
         "",
         &format!("{DOMESTIC}\n{measures}\n{SELECT}\n[flows]\nidle_timeout_secs = 300\n"),
@@ -142,10 +147,7 @@ fn every_encapsulation_is_cut_on_its_inner_header_end_to_end() {
 #[test]
 fn an_encapsulation_not_opened_is_never_captured_end_to_end() {
     let rig = Rig::new();
-    let mut measures = String::new();
-    for m in ["transit", "inbound", "outbound"] {
-        measures += &format!("[measures.{m}]\nenabled = true\n{WINDOW_OPEN}\n\n");
-    }
+    let measures = all_measures();
     // VXLAN is not opened: its frames, whatever their outer header, are
     // undecided. GRE is classified on its outer header, as asked.
     let cfg = rig.config(

@@ -41,12 +41,20 @@ struct Run {
     records: Vec<MechanicalRecord>,
     frames: u64,
     parse_errors: Vec<(ParseError, u64)>,
+    /// Fragment events with a count, by kind.
+    fragments: Vec<(&'static str, u64)>,
 }
 
 fn replay(name: &str, domestic: &[&str]) -> Run {
+    replay_path(&tunnels(name), domestic)
+}
+
+/// Replays a capture through the pipeline; every buffer must be erased.
+fn replay_path(path: &Path, domestic: &[&str]) -> Run {
+    let name = path.display();
     let mut p = Pipeline::new(&cfg(domestic), 0);
     let mut unerased = 0;
-    let summary = for_each_packet(&tunnels(name), |link, ts, frame| {
+    let summary = for_each_packet(path, |link, ts, frame| {
         p.process_packet(link, frame, ts);
         unerased += usize::from(frame.iter().any(|b| *b != 0));
     })
@@ -61,10 +69,16 @@ fn replay(name: &str, domestic: &[&str]) -> Run {
         .map(|e| (*e, p.counters.parse_errors[e.index()]))
         .filter(|(_, n)| *n > 0)
         .collect();
+    let fragments = furui::flow::FragEvent::ALL
+        .iter()
+        .map(|e| (e.kind(), p.frags.counts[*e as usize]))
+        .filter(|(_, n)| *n > 0)
+        .collect();
     Run {
         records,
         frames: summary.packets,
         parse_errors,
+        fragments,
     }
 }
 
@@ -96,24 +110,23 @@ fn summary(r: &MechanicalRecord) -> (String, u16, String, u16, u8, String, Optio
     )
 }
 
+fn owned(w: &Want) -> (String, u16, String, u16, u8, String, Option<u32>, u64, u64) {
+    (
+        w.0.to_string(),
+        w.1,
+        w.2.to_string(),
+        w.3,
+        w.4,
+        w.5.to_string(),
+        w.6,
+        w.7,
+        w.8,
+    )
+}
+
 fn assert_records(name: &str, run: &Run, want: &[Want]) {
     let got: Vec<_> = run.records.iter().map(summary).collect();
-    let want: Vec<_> = want
-        .iter()
-        .map(|w| {
-            (
-                w.0.to_string(),
-                w.1,
-                w.2.to_string(),
-                w.3,
-                w.4,
-                w.5.to_string(),
-                w.6,
-                w.7,
-                w.8,
-            )
-        })
-        .collect();
+    let want: Vec<_> = want.iter().map(owned).collect();
     assert_eq!(got, want, "{name}");
 }
 
@@ -258,54 +271,22 @@ fn top(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Replays a capture; returns the records and the fragment events.
-fn replay_frags(path: &Path) -> (Vec<MechanicalRecord>, Vec<(&'static str, u64)>) {
-    let mut p = Pipeline::new(&cfg(&["192.0.2.0/24"]), 0);
-    for_each_packet(path, |link, ts, frame| p.process_packet(link, frame, ts)).unwrap();
-    p.drain();
-    let events = furui::flow::FragEvent::ALL
-        .iter()
-        .map(|e| (e.kind(), p.frags.counts[*e as usize]))
-        .filter(|(_, n)| *n > 0)
-        .collect();
-    let mut records = std::mem::take(&mut p.records);
-    records.sort_by_key(|r| r.first_seen_ns);
-    (records, events)
-}
-
 #[test]
 fn later_fragments_count_into_their_first_fragments_flow() {
     // IPv4: an ICMP echo request in two fragments, then its (whole) reply.
-    let (r, ev) = replay_frags(&tunnels("sv__ipv4frags.pcap"));
+    let run = replay("sv__ipv4frags.pcap", &["192.0.2.0/24"]);
+    let (r, ev) = (run.records, run.fragments);
     let got: Vec<_> = r.iter().map(|r| (summary(r), r.bytes_forward, r.fragments)).collect();
     let want = [
         (("2.1.1.2", 0, "2.1.1.1", ECHO_REQ, 1, "", None, 2, 0), 996 + 452, 2),
         (("2.1.1.1", 0, "2.1.1.2", ECHO_REP, 1, "", None, 1, 0), 1428, 0),
     ];
-    let want: Vec<_> = want
-        .iter()
-        .map(|(w, b, f)| {
-            (
-                (
-                    w.0.to_string(),
-                    w.1,
-                    w.2.to_string(),
-                    w.3,
-                    w.4,
-                    w.5.to_string(),
-                    w.6,
-                    w.7,
-                    w.8,
-                ),
-                *b,
-                *f,
-            )
-        })
-        .collect();
+    let want: Vec<_> = want.iter().map(|(w, b, f)| (owned(w), *b, *f)).collect();
     assert_eq!(got, want);
     assert_eq!(ev, [("first", 1), ("attributed", 1)]);
     // IPv6: a TCP segment in three fragments (fragment extension header).
-    let (r, ev) = replay_frags(&tunnels("sv__defrag-ipv6-tcp.pcap"));
+    let run = replay("sv__defrag-ipv6-tcp.pcap", &["192.0.2.0/24"]);
+    let (r, ev) = (run.records, run.fragments);
     assert_eq!(r.len(), 1);
     assert_eq!(
         (
@@ -319,7 +300,8 @@ fn later_fragments_count_into_their_first_fragments_flow() {
     assert_eq!(ev, [("first", 1), ("attributed", 2)]);
     // IPv4: a TCP SYN whose first fragment holds only 8 bytes of TCP and
     // whose second starts at offset 8 (both RFC 1858 tiny fragments).
-    let (r, ev) = replay_frags(&top("sv__defrag-ipv4-tcp-syn.pcap"));
+    let run = replay_path(&top("sv__defrag-ipv4-tcp-syn.pcap"), &["192.0.2.0/24"]);
+    let (r, ev) = (run.records, run.fragments);
     assert_eq!(r.len(), 1);
     assert_eq!(
         (

@@ -86,7 +86,7 @@ fn loaded(c: &mut Criterion) {
 /// carrier's router and probe): what user space pays to find the inner
 /// packet, beside `per_frame` for plain frames.
 fn encapsulated(c: &mut Criterion) {
-    use furui::craft::tunnel::{wrap, Wrap};
+    use furui::craft::tunnel::wrap;
     let (os, od) = (
         "192.0.2.250".parse().expect("literal"),
         "192.0.2.251".parse().expect("literal"),
@@ -102,36 +102,7 @@ fn encapsulated(c: &mut Criterion) {
     let unselected = FrameSpec::new("198.18.0.1", "192.0.2.1").frame_len(64).build();
     let mut g = c.benchmark_group("encapsulated");
     g.throughput(Throughput::Elements(2));
-    for (name, w) in [
-        ("mpls", Wrap::Mpls { labels: vec![16, 17] }),
-        (
-            "gre",
-            Wrap::Gre {
-                key: Some(1),
-                seq: false,
-                csum: false,
-            },
-        ),
-        ("erspan2", Wrap::ErspanII { session: 7 }),
-        (
-            "erspan3",
-            Wrap::ErspanIII {
-                session: 7,
-                platform: true,
-            },
-        ),
-        ("vxlan", Wrap::Vxlan { vni: 5001 }),
-        (
-            "geneve",
-            Wrap::Geneve {
-                vni: 5001,
-                opt_words: 2,
-            },
-        ),
-        ("gtpu", Wrap::Gtpu { teid: 1, ext: true }),
-        ("ipip", Wrap::IpIp),
-        ("mpls_udp", Wrap::MplsUdp { labels: vec![21] }),
-    ] {
+    for (name, w) in furui::craft::tunnel::bench_wraps() {
         let (s, u) = (wrap(&selected, &w, os, od), wrap(&unselected, &w, os, od));
         let mut buf = vec![0u8; s.len().max(u.len())];
         let mut p = Pipeline::new(&cfg(), 0);

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use libbpf_rs::{MapCore, MapFlags, Object, ObjectBuilder, ProgramInput};
 
 use furui::classify::walk::DecapConfig;
-use furui::craft::tunnel::{add_vlans, wrap, Wrap};
+use furui::craft::tunnel::{add_vlans, wrap};
 use furui::craft::FrameSpec;
 
 const REPEAT: u32 = 200_000;
@@ -79,36 +79,7 @@ fn frames() -> Vec<(String, Vec<u8>)> {
         ),
         ("plain IPv4, VLAN".to_string(), add_vlans(inner.clone(), &[100])),
     ];
-    for (name, w) in [
-        ("mpls", Wrap::Mpls { labels: vec![16, 17] }),
-        (
-            "gre",
-            Wrap::Gre {
-                key: Some(1),
-                seq: false,
-                csum: false,
-            },
-        ),
-        ("erspan2", Wrap::ErspanII { session: 7 }),
-        (
-            "erspan3",
-            Wrap::ErspanIII {
-                session: 7,
-                platform: true,
-            },
-        ),
-        ("vxlan", Wrap::Vxlan { vni: 5001 }),
-        (
-            "geneve",
-            Wrap::Geneve {
-                vni: 5001,
-                opt_words: 2,
-            },
-        ),
-        ("gtpu", Wrap::Gtpu { teid: 1, ext: true }),
-        ("ipip", Wrap::IpIp),
-        ("mpls_udp", Wrap::MplsUdp { labels: vec![21] }),
-    ] {
+    for (name, w) in furui::craft::tunnel::bench_wraps() {
         out.push((name.to_string(), wrap(&inner, &w, os, od)));
     }
     out

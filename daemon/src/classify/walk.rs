@@ -425,6 +425,12 @@ impl State<'_> {
             off += 4;
         }
         self.off = off;
+        self.after_ethertype(proto);
+    }
+
+    /// What an ethertype leads to: IP, an MPLS stack, or nothing we look
+    /// into (ARP, LLDP, a third VLAN tag, ...).
+    fn after_ethertype(&mut self, proto: u16) {
         match proto {
             ETHERTYPE_IPV4 => self.next = Next::Ipv4,
             ETHERTYPE_IPV6 => self.next = Next::Ipv6,
@@ -844,17 +850,7 @@ pub fn walk_at(frame: &[u8], at: usize, start: Start, cfg: &DecapConfig) -> Walk
     if cfg.max_layers == 0 {
         s.fixed(Class::Undecided);
     } else if let Start::Ethertype(t) = start {
-        match t {
-            ETHERTYPE_IPV4 => s.next = Next::Ipv4,
-            ETHERTYPE_IPV6 => s.next = Next::Ipv6,
-            ETHERTYPE_MPLS | ETHERTYPE_MPLS_MC => {
-                if s.may_open(Encap::Mpls) {
-                    s.pending = Encap::Mpls;
-                    s.next = Next::Mpls;
-                }
-            }
-            _ => s.fixed(Class::NonIp),
-        }
+        s.after_ethertype(t);
     }
     for _ in 0..WALK_MAX_STEPS {
         if s.next != Next::Done && s.off > WALK_MAX_OFFSET {

@@ -237,6 +237,40 @@ pub fn wrap(inner: &[u8], w: &Wrap, outer_src: IpAddr, outer_dst: IpAddr) -> Vec
     }
 }
 
+/// One of each encapsulation, as the benches measure them (name, layer).
+pub fn bench_wraps() -> Vec<(&'static str, Wrap)> {
+    vec![
+        ("mpls", Wrap::Mpls { labels: vec![16, 17] }),
+        (
+            "gre",
+            Wrap::Gre {
+                key: Some(1),
+                seq: false,
+                csum: false,
+            },
+        ),
+        ("erspan2", Wrap::ErspanII { session: 7 }),
+        (
+            "erspan3",
+            Wrap::ErspanIII {
+                session: 7,
+                platform: true,
+            },
+        ),
+        ("vxlan", Wrap::Vxlan { vni: 5001 }),
+        (
+            "geneve",
+            Wrap::Geneve {
+                vni: 5001,
+                opt_words: 2,
+            },
+        ),
+        ("gtpu", Wrap::Gtpu { teid: 1, ext: true }),
+        ("ipip", Wrap::IpIp),
+        ("mpls_udp", Wrap::MplsUdp { labels: vec![21] }),
+    ]
+}
+
 /// Inserts VLAN tags after the MAC addresses of `frame`, outermost first
 /// (the outer of two is 802.1ad).
 pub fn add_vlans(mut frame: Vec<u8>, ids: &[u16]) -> Vec<u8> {
