@@ -51,6 +51,30 @@ fn bench(c: &mut Criterion) {
                 p.counters.clear();
             })
         });
+        // As the live path runs: with the metadata the XDP program wrote
+        // (the IP header at 14), so nothing is walked again.
+        let meta = |class| furui::classify::meta::XdpMeta {
+            ip_offset: 14,
+            v6: false,
+            class,
+            chain: furui::classify::walk::EncapChain::NONE,
+            tunnel: None,
+            orig_len: size as u32,
+        };
+        let (ms, mu) = (
+            meta(furui::classify::Class::Inbound),
+            meta(furui::classify::Class::Inbound),
+        );
+        let mut p = Pipeline::new(&cfg(), 0);
+        g.bench_function(format!("copy_parse_select_erase_with_metadata/{size}B"), |b| {
+            b.iter(|| {
+                buf.copy_from_slice(&selected);
+                p.process_captured(&mut buf, Some(ms), 1);
+                buf.copy_from_slice(&unselected);
+                p.process_captured(&mut buf, Some(mu), 1);
+                p.counters.clear();
+            })
+        });
     }
     g.finish();
 }

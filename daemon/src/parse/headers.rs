@@ -160,15 +160,16 @@ pub fn parse_ethernet(frame: &[u8]) -> Result<Headers> {
 /// `decap` opens (the same walk, `classify::walk`). The addresses, ports
 /// and payload are the inner packet's; the tunnel is in `encap`/`tunnel`.
 pub fn parse_frame(frame: &[u8], decap: &DecapConfig) -> Result<Headers> {
-    let (mut h, at) = ethernet_and_vlans(frame)?;
+    let mut h = Headers::empty();
+    let at = ethernet_and_vlans(frame, &mut h)?;
     parse_network(frame, (0, Start::Ethernet), h.ethertype, at, decap, &mut h)?;
     Ok(h)
 }
 
-/// The Ethernet header and up to two VLAN tags: headers holding the tags
-/// and the ethertype after them, and the offset of what follows.
-fn ethernet_and_vlans(frame: &[u8]) -> Result<(Headers, usize)> {
-    let mut h = Headers::empty();
+/// The Ethernet header and up to two VLAN tags into `h` (the tags and the
+/// ethertype after them); returns the offset of what follows.
+#[inline]
+fn ethernet_and_vlans(frame: &[u8], h: &mut Headers) -> Result<usize> {
     let eth = EthernetFrame::new_checked(frame)?;
     let mut ethertype = eth.ethertype();
     let mut rest = eth.into_payload();
@@ -180,7 +181,7 @@ fn ethernet_and_vlans(frame: &[u8]) -> Result<(Headers, usize)> {
         rest = tag.into_payload();
     }
     h.ethertype = ethertype;
-    Ok((h, frame.len() - rest.len()))
+    Ok(frame.len() - rest.len())
 }
 
 /// Parses a captured frame where the XDP metadata says the judged IP
@@ -192,7 +193,8 @@ pub fn parse_with_meta(frame: &[u8], meta: &crate::classify::meta::XdpMeta, deca
     if at < 14 || at >= frame.len() {
         return parse_frame(frame, decap);
     }
-    let (mut h, _) = ethernet_and_vlans(frame)?;
+    let mut h = Headers::empty();
+    ethernet_and_vlans(frame, &mut h)?;
     h.encap = meta.chain;
     h.tunnel = meta.tunnel;
     let t = if meta.v6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 };
