@@ -33,15 +33,20 @@ static __always_inline int is_domestic_v4(__u8 *addr)
 {
 	struct lpm_v4_key key = { .prefixlen = 32 };
 
-	__builtin_memcpy(key.addr, addr, 4);
+	/* Word loads (a byte-wise copy is four times the instructions). */
+	*(__u32 *)key.addr = *(__u32 *)addr;
 	return bpf_map_lookup_elem(&domestic_v4, &key) != NULL;
 }
 
 static __always_inline int is_domestic_v6(__u8 *addr)
 {
 	struct lpm_v6_key key = { .prefixlen = 128 };
+	__u32 *k = (__u32 *)key.addr, *a = (__u32 *)addr;
 
-	__builtin_memcpy(key.addr, addr, 16);
+	k[0] = a[0];
+	k[1] = a[1];
+	k[2] = a[2];
+	k[3] = a[3];
 	return bpf_map_lookup_elem(&domestic_v6, &key) != NULL;
 }
 
@@ -193,6 +198,9 @@ static __always_inline __u32 classify(struct xdp_md *ctx, struct walk *w)
 		return CLASS_UNDECIDED;
 	if (fast_path(ctx, cfg, w, &class))
 		return class;
+	/* Only the walk needs the rest of its state (zeroing all of it for
+	 * every plain frame was a measurable part of the fast path's cost). */
+	__builtin_memset(w, 0, sizeof(*w));
 	w->cfg = *cfg;
 	w->lim = bpf_xdp_get_buff_len(ctx);
 	w->next = W_ETH;
@@ -274,11 +282,18 @@ int furui_xdp(struct xdp_md *ctx)
 	__u64 bytes = bpf_xdp_get_buff_len(ctx);
 	__u32 fallback = cfg.inline_mode ? XDP_PASS : XDP_DROP;
 	__u32 fallback_action = cfg.inline_mode ? ACTION_PASS : ACTION_DROP;
-	struct walk w = {};
-	__u32 class = classify(ctx, &w);
+	struct walk w;
 	__u32 *authorized;
-	__u32 queue;
+	__u32 class, queue;
 	int ret;
+
+	/* What write_meta reads, for the fast path; the walk zeroes all. */
+	w.ip_off = 0;
+	w.ip_ver = 0;
+	w.chain = 0;
+	w.tunnel_id = 0;
+	w.tunnel_encap = 0;
+	class = classify(ctx, &w);
 
 	if (class != CLASS_INBOUND && class != CLASS_OUTBOUND && class != CLASS_TRANSIT)
 		goto not_captured;
