@@ -12,7 +12,7 @@ use crate::classify::meta::XdpMeta;
 use crate::config::Config;
 use crate::erase::erase;
 use crate::flow::{FlowTable, FragTable, FragVerdict, Judged, MechanicalRecord, Selected};
-use crate::parse::{parse_frame, parse_link_with, parse_with_meta, Headers, LinkType, ParseError, L4};
+use crate::parse::{parse_frame_into, parse_link_into, parse_with_meta_into, Headers, LinkType, ParseError, L4};
 use crate::select::rules::RuleIdx;
 use crate::select::{SelectionState, SharedSelection};
 
@@ -111,41 +111,47 @@ impl Pipeline {
     /// receive time (ns since the Unix epoch).
     #[inline]
     pub fn process_frame(&mut self, frame: &mut [u8], now_ns: u64) {
-        let parsed = parse_frame(frame, &self.cur.decap);
-        self.select_and_erase(parsed, frame, now_ns);
+        let mut h = Headers::empty();
+        let parsed = parse_frame_into(frame, &self.cur.decap, &mut h);
+        self.select_and_erase(parsed, &mut h, frame, now_ns);
     }
 
     /// Processes one captured frame with the XDP metadata found before it
     /// (None: there was none; the frame is walked here) and erases it.
     #[inline]
     pub fn process_captured(&mut self, frame: &mut [u8], meta: Option<XdpMeta>, now_ns: u64) {
+        let mut h = Headers::empty();
         let parsed = match meta {
-            Some(m) => parse_with_meta(frame, &m, &self.cur.decap),
+            Some(m) => parse_with_meta_into(frame, &m, &self.cur.decap, &mut h),
             None => {
                 self.counters.frames_without_meta += 1;
-                parse_frame(frame, &self.cur.decap)
+                parse_frame_into(frame, &self.cur.decap, &mut h)
             }
         };
-        self.select_and_erase(parsed, frame, now_ns);
+        self.select_and_erase(parsed, &mut h, frame, now_ns);
     }
 
-    /// The same for a frame of another link type (offline input).
+    /// The same for a frame of another link type (offline input). Not
+    /// inlined: the file reader's loop around it stays tight.
+    #[inline(never)]
     pub fn process_packet(&mut self, link: LinkType, frame: &mut [u8], now_ns: u64) {
-        let parsed = parse_link_with(link, frame, &self.cur.decap);
-        self.select_and_erase(parsed, frame, now_ns);
+        let mut h = Headers::empty();
+        let parsed = parse_link_into(link, frame, &self.cur.decap, &mut h);
+        self.select_and_erase(parsed, &mut h, frame, now_ns);
     }
 
+    /// `h` holds what the parse filled in (complete when `parsed` is Ok).
     #[inline]
-    fn select_and_erase(&mut self, parsed: Result<Headers, ParseError>, frame: &mut [u8], now_ns: u64) {
+    fn select_and_erase(&mut self, parsed: Result<(), ParseError>, h: &mut Headers, frame: &mut [u8], now_ns: u64) {
         self.counters.frames += 1;
         match parsed {
-            Ok(mut h) => {
+            Ok(()) => {
                 // A fragment: a later one takes its first's ports, or waits
                 // for them (counted in the fragment table, in no flow).
                 let mut held = (0, 0);
                 if h.frag.is_some() {
                     let tunnel = crate::flow::key::tunnel_key(h.tunnel);
-                    match self.frags.on_fragment(&mut h, tunnel, now_ns) {
+                    match self.frags.on_fragment(h, tunnel, now_ns) {
                         FragVerdict::Track { held: n } => held = n,
                         FragVerdict::Hold => h.src = None,
                     }
@@ -158,7 +164,7 @@ impl Pipeline {
                     let judge = || {
                         let class = class_of(st.domestic.contains(src), st.domestic.contains(dst));
                         // None for a class no measure captures.
-                        let set = st.selector.select(class, &h);
+                        let set = st.selector.select(class, h);
                         Judged { class, set }
                     };
                     // Only cross-border packets are ever tracked (offline
@@ -167,7 +173,7 @@ impl Pipeline {
                     // packet counts all of its packets; one that is never
                     // selected ends without a record.
                     if let Some((mut flow, Judged { class, set })) =
-                        self.flows.touch(&h, self.gen, now_ns, &mut self.records, judge)
+                        self.flows.touch(h, self.gen, now_ns, &mut self.records, judge)
                     {
                         if held.0 > 0 {
                             flow.count_held(held.0, held.1);
@@ -184,7 +190,7 @@ impl Pipeline {
                             // frame, before it is erased below.
                             st.rules.matching(
                                 class,
-                                &h,
+                                h,
                                 payload,
                                 flow.fingerprint(),
                                 &mut self.scan,

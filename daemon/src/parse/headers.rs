@@ -161,14 +161,21 @@ pub fn parse_ethernet(frame: &[u8]) -> Result<Headers> {
 /// and payload are the inner packet's; the tunnel is in `encap`/`tunnel`.
 pub fn parse_frame(frame: &[u8], decap: &DecapConfig) -> Result<Headers> {
     let mut h = Headers::empty();
-    let at = ethernet_and_vlans(frame, &mut h)?;
-    parse_network(frame, (0, Start::Ethernet), h.ethertype, at, decap, &mut h)?;
+    parse_frame_into(frame, decap, &mut h)?;
     Ok(h)
+}
+
+/// `parse_frame` into the caller's `h`, which starts as `Headers::empty()`
+/// (the per-packet path: no Headers is moved or copied).
+#[inline(always)]
+pub fn parse_frame_into(frame: &[u8], decap: &DecapConfig, h: &mut Headers) -> Result<()> {
+    let at = ethernet_and_vlans(frame, h)?;
+    parse_network(frame, (0, Start::Ethernet), h.ethertype, at, decap, h)
 }
 
 /// The Ethernet header and up to two VLAN tags into `h` (the tags and the
 /// ethertype after them); returns the offset of what follows.
-#[inline]
+#[inline(always)]
 fn ethernet_and_vlans(frame: &[u8], h: &mut Headers) -> Result<usize> {
     let eth = EthernetFrame::new_checked(frame)?;
     let mut ethertype = eth.ethertype();
@@ -189,23 +196,36 @@ fn ethernet_and_vlans(frame: &[u8], h: &mut Headers) -> Result<usize> {
 /// and its upper layer — no walk. Metadata that does not fit the frame
 /// (an IP header past its end) is not trusted: the frame is walked.
 pub fn parse_with_meta(frame: &[u8], meta: &crate::classify::meta::XdpMeta, decap: &DecapConfig) -> Result<Headers> {
+    let mut h = Headers::empty();
+    parse_with_meta_into(frame, meta, decap, &mut h)?;
+    Ok(h)
+}
+
+/// `parse_with_meta` into the caller's `h`, which starts as
+/// `Headers::empty()`.
+#[inline]
+pub fn parse_with_meta_into(
+    frame: &[u8],
+    meta: &crate::classify::meta::XdpMeta,
+    decap: &DecapConfig,
+    h: &mut Headers,
+) -> Result<()> {
     let at = usize::from(meta.ip_offset);
     if at < 14 || at >= frame.len() {
-        return parse_frame(frame, decap);
+        return parse_frame_into(frame, decap, h);
     }
-    let mut h = Headers::empty();
-    ethernet_and_vlans(frame, &mut h)?;
+    ethernet_and_vlans(frame, h)?;
     h.encap = meta.chain;
     h.tunnel = meta.tunnel;
     let t = if meta.v6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 };
-    parse_l3(t, &frame[at..], at, &mut h)?;
-    Ok(h)
+    parse_l3(t, &frame[at..], at, h)
 }
 
 /// Parses what follows an ethertype at `at`. The plain path parses one IP
 /// header; only a packet that can carry an encapsulation (MPLS, IP
 /// protocols 4, 41 and 47, UDP to a tunnel port) is walked from `walk_from`
 /// like the XDP program walks it, and its innermost IP header parsed.
+#[inline(always)]
 pub(crate) fn parse_network(
     frame: &[u8],
     walk_from: (usize, Start),
@@ -218,6 +238,15 @@ pub(crate) fn parse_network(
     if !may_be_tunnel(h, decap) {
         return Ok(());
     }
+    walk_to_inner(frame, walk_from, decap, h)
+}
+
+/// The walk of a packet that can carry an encapsulation, and the parse of
+/// its innermost IP header into `h`. Out of line: the plain path, which
+/// never comes here, stays small enough to inline.
+#[cold]
+#[inline(never)]
+fn walk_to_inner(frame: &[u8], walk_from: (usize, Start), decap: &DecapConfig, h: &mut Headers) -> Result<()> {
     let w = walk_at(frame, walk_from.0, walk_from.1, decap);
     let (ip_offset, v6) = match w.end {
         End::ByAddress { ip_offset, v6 } => (ip_offset, v6),
@@ -257,22 +286,25 @@ pub(crate) fn parse_network(
 
 /// Whether the walk could open something in this packet (whether or not
 /// the config opens it: the walk then says undecided).
+#[inline(always)]
 fn may_be_tunnel(h: &Headers, decap: &DecapConfig) -> bool {
     use super::mpls::{ETHERTYPE_MPLS_MULTICAST, ETHERTYPE_MPLS_UNICAST};
-    if h.src.is_none() {
-        return h.ethertype == ETHERTYPE_MPLS_UNICAST || h.ethertype == ETHERTYPE_MPLS_MULTICAST;
-    }
-    match (h.protocol, h.l4) {
-        (4 | 41 | 47, _) => true,
-        // A later fragment (or a cut first one): no port to tell by.
-        (PROTO_UDP, L4::None) => true,
-        (PROTO_UDP, L4::Udp { dst_port, .. }) => {
-            dst_port == decap.vxlan_port
-                || dst_port == decap.geneve_port
-                || dst_port == decap.gtpu_port
-                || dst_port == decap.mpls_udp_port
-        }
-        _ => false,
+    // By protocol first: TCP, the common case, is decided by one compare.
+    // A frame without an IP header has protocol 0.
+    match h.protocol {
+        PROTO_TCP | PROTO_ICMP | PROTO_ICMPV6 => false,
+        4 | 41 | 47 => true,
+        PROTO_UDP => match h.l4 {
+            L4::Udp { dst_port, .. } => {
+                dst_port == decap.vxlan_port
+                    || dst_port == decap.geneve_port
+                    || dst_port == decap.gtpu_port
+                    || dst_port == decap.mpls_udp_port
+            }
+            // A later fragment (or a cut first one): no port to tell by.
+            _ => true,
+        },
+        _ => h.src.is_none() && (h.ethertype == ETHERTYPE_MPLS_UNICAST || h.ethertype == ETHERTYPE_MPLS_MULTICAST),
     }
 }
 

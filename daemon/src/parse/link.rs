@@ -1,8 +1,9 @@
 //! Link layers other than Ethernet, for offline input (pcap files): raw IP,
 //! BSD loopback (DLT_NULL), Linux cooked capture (SLL, SLL2) and PPP.
 
+use super::headers::parse_frame_into;
 use super::headers::{parse_network, Headers};
-use super::{be16, parse_frame, ParseError, Result};
+use super::{be16, ParseError, Result};
 use crate::classify::walk::{DecapConfig, Start};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +49,16 @@ pub fn parse_link(link: LinkType, frame: &[u8]) -> Result<Headers> {
 /// Parses a frame of link type `link`, through the encapsulations `decap`
 /// opens.
 pub fn parse_link_with(link: LinkType, frame: &[u8], decap: &DecapConfig) -> Result<Headers> {
+    let mut h = Headers::empty();
+    parse_link_into(link, frame, decap, &mut h)?;
+    Ok(h)
+}
+
+/// `parse_link_with` into the caller's `h`, which starts as
+/// `Headers::empty()`.
+pub fn parse_link_into(link: LinkType, frame: &[u8], decap: &DecapConfig, h: &mut Headers) -> Result<()> {
     let (ethertype, at) = match link {
-        LinkType::Ethernet => return parse_frame(frame, decap),
+        LinkType::Ethernet => return parse_frame_into(frame, decap, h),
         LinkType::RawIp => (ethertype_by_version(frame), 0),
         LinkType::Null => {
             // 4-byte address family in the capturing host's byte order.
@@ -83,8 +92,6 @@ pub fn parse_link_with(link: LinkType, frame: &[u8], decap: &DecapConfig) -> Res
             (ethertype, at)
         }
     };
-    let mut h = Headers::empty();
     h.ethertype = ethertype;
-    parse_network(frame, (at, Start::Ethertype(ethertype)), ethertype, at, decap, &mut h)?;
-    Ok(h)
+    parse_network(frame, (at, Start::Ethertype(ethertype)), ethertype, at, decap, h)
 }

@@ -15,8 +15,11 @@ pub mod mpls;
 pub mod tcp;
 pub mod udp;
 
-pub use headers::{parse_ethernet, parse_frame, parse_ip, parse_with_meta, Fragment, Headers, L4};
-pub use link::{parse_link, parse_link_with, LinkType};
+pub use headers::{
+    parse_ethernet, parse_frame, parse_frame_into, parse_ip, parse_with_meta, parse_with_meta_into, Fragment, Headers,
+    L4,
+};
+pub use link::{parse_link, parse_link_into, parse_link_with, LinkType};
 
 /// Why a frame could not be parsed. `kind()` is the metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
