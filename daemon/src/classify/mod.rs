@@ -178,6 +178,11 @@ impl Hasher for PrefixHasher {
     }
 
     #[inline]
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+
+    #[inline]
     fn write_u128(&mut self, v: u128) {
         let folded = (v as u64) ^ ((v >> 64) as u64).rotate_left(29);
         self.write_u64(folded);
@@ -189,49 +194,72 @@ impl Hasher for PrefixHasher {
     }
 }
 
-type PrefixKeys = HashSet<u128, BuildHasherDefault<PrefixHasher>>;
+/// An address as an integer of its family's width: IPv4 keys are `u32`,
+/// so masking, hashing and comparing them costs a third of a `u128` key
+/// (a lookup probes one set per prefix length in use).
+trait LpmKey: Copy + Eq + std::hash::Hash + std::fmt::Debug {
+    const BITS: u8;
+    /// The first `len` bits (0..=BITS), the rest zero.
+    fn masked(self, len: u8) -> Self;
+}
+
+impl LpmKey for u32 {
+    const BITS: u8 = 32;
+    #[inline]
+    fn masked(self, len: u8) -> u32 {
+        match len {
+            0 => 0,
+            l => self & (u32::MAX << (32 - l)),
+        }
+    }
+}
+
+impl LpmKey for u128 {
+    const BITS: u8 = 128;
+    #[inline]
+    fn masked(self, len: u8) -> u128 {
+        match len {
+            0 => 0,
+            l => self & (u128::MAX << (128 - l)),
+        }
+    }
+}
 
 /// Longest-prefix membership for one address family: one hash set of masked
 /// keys per prefix length in use, probed from the longest length down.
-#[derive(Debug, Default, Clone)]
-struct LpmTable {
+#[derive(Debug, Clone)]
+struct LpmTable<K> {
     /// (prefix length, masked addresses), sorted by length, longest first.
-    by_len: Vec<(u8, PrefixKeys)>,
+    by_len: Vec<(u8, HashSet<K, BuildHasherDefault<PrefixHasher>>)>,
 }
 
-impl LpmTable {
-    fn mask(bits: u32, len: u8, key: u128) -> u128 {
-        if len == 0 {
-            return 0;
-        }
-        let width = bits as u8;
-        let shift = width - len;
-        let m: u128 = if width == 128 {
-            u128::MAX << shift
-        } else {
-            ((1u128 << width) - 1) & (u128::MAX << shift)
-        };
-        key & m
+impl<K> Default for LpmTable<K> {
+    fn default() -> Self {
+        LpmTable { by_len: Vec::new() }
     }
+}
 
-    fn insert(&mut self, bits: u32, key: u128, len: u8) {
-        let k = Self::mask(bits, len, key);
+impl<K: LpmKey> LpmTable<K> {
+    fn insert(&mut self, key: K, len: u8) {
+        debug_assert!(len <= K::BITS);
+        let k = key.masked(len);
         match self.by_len.binary_search_by(|(l, _)| len.cmp(l)) {
             Ok(i) => {
                 self.by_len[i].1.insert(k);
             }
             Err(i) => {
-                let mut s = PrefixKeys::default();
+                let mut s = HashSet::default();
                 s.insert(k);
                 self.by_len.insert(i, (len, s));
             }
         }
     }
 
-    fn longest(&self, bits: u32, key: u128) -> Option<u8> {
+    #[inline]
+    fn longest(&self, key: K) -> Option<u8> {
         self.by_len
             .iter()
-            .find(|(len, set)| set.contains(&Self::mask(bits, *len, key)))
+            .find(|(len, set)| set.contains(&key.masked(*len)))
             .map(|(len, _)| *len)
     }
 
@@ -243,8 +271,8 @@ impl LpmTable {
 /// A set of IPv4 and IPv6 prefixes with longest-prefix lookup.
 #[derive(Debug, Default, Clone)]
 pub struct PrefixSet {
-    v4: LpmTable,
-    v6: LpmTable,
+    v4: LpmTable<u32>,
+    v6: LpmTable<u128>,
 }
 
 impl PrefixSet {
@@ -254,8 +282,8 @@ impl PrefixSet {
 
     pub fn insert(&mut self, net: IpNet) {
         match net {
-            IpNet::V4(n) => self.v4.insert(32, u32::from(n.network()) as u128, n.prefix_len()),
-            IpNet::V6(n) => self.v6.insert(128, u128::from(n.network()), n.prefix_len()),
+            IpNet::V4(n) => self.v4.insert(u32::from(n.network()), n.prefix_len()),
+            IpNet::V6(n) => self.v6.insert(u128::from(n.network()), n.prefix_len()),
         }
     }
 
@@ -267,11 +295,11 @@ impl PrefixSet {
     }
 
     pub fn contains_v4(&self, a: Ipv4Addr) -> bool {
-        self.v4.longest(32, u32::from(a) as u128).is_some()
+        self.v4.longest(u32::from(a)).is_some()
     }
 
     pub fn contains_v6(&self, a: Ipv6Addr) -> bool {
-        self.v6.longest(128, u128::from(a)).is_some()
+        self.v6.longest(u128::from(a)).is_some()
     }
 
     /// Number of distinct prefixes held.
@@ -381,6 +409,37 @@ mod tests {
     fn host_bits_in_a_prefix_are_ignored() {
         let s = set(&["10.1.2.3/8"]);
         assert!(s.contains("10.200.0.1".parse().unwrap()));
+    }
+
+    proptest::proptest! {
+        /// Membership equals the naive answer: some prefix of the set
+        /// holds the address (IPv4 keys are u32, IPv6 u128; every length
+        /// 0..=width, host bits set in the prefixes).
+        #[test]
+        fn membership_is_any_prefix_holding_the_address(
+            v4 in proptest::collection::vec((proptest::prelude::any::<u32>(), 0u8..=32), 0..24),
+            v6 in proptest::collection::vec((proptest::prelude::any::<u128>(), 0u8..=128), 0..24),
+            probes4 in proptest::collection::vec(proptest::prelude::any::<u32>(), 1..16),
+            probes6 in proptest::collection::vec(proptest::prelude::any::<u128>(), 1..16),
+        ) {
+            let mut s = PrefixSet::new();
+            for (a, l) in &v4 {
+                s.insert(IpNet::V4(ipnet::Ipv4Net::new(Ipv4Addr::from(*a), *l).unwrap()));
+            }
+            for (a, l) in &v6 {
+                s.insert(IpNet::V6(ipnet::Ipv6Net::new(Ipv6Addr::from(*a), *l).unwrap()));
+            }
+            // Probe near the prefixes too, not only at random.
+            let near4 = v4.iter().map(|(a, l)| a ^ (1u32.checked_shl(u32::from(32 - l)).unwrap_or(0) >> 1));
+            for p in probes4.iter().copied().chain(v4.iter().map(|(a, _)| *a)).chain(near4) {
+                let naive = v4.iter().any(|(a, l)| *l == 0 || (a ^ p) >> (32 - u32::from(*l)) == 0);
+                proptest::prop_assert_eq!(s.contains_v4(Ipv4Addr::from(p)), naive);
+            }
+            for p in probes6.iter().copied().chain(v6.iter().map(|(a, _)| *a)) {
+                let naive = v6.iter().any(|(a, l)| *l == 0 || (a ^ p) >> (128 - u32::from(*l)) == 0);
+                proptest::prop_assert_eq!(s.contains_v6(Ipv6Addr::from(p)), naive);
+            }
+        }
     }
 
     #[test]
