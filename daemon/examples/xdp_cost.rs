@@ -6,6 +6,7 @@
 //! redirect path is taken; no socket is bound, so it falls back to drop).
 //!
 //! Usage (root): xdp_cost NAME=OBJECT.bpf.o [NAME=OBJECT.bpf.o ...]
+//! (XDP_COST_ROUNDS, default 5, and XDP_COST_REPEAT, default 200000).
 //! `deploy/bench/xdp-cost.sh` builds the objects and runs this.
 
 use std::net::IpAddr;
@@ -16,8 +17,15 @@ use furui::classify::walk::DecapConfig;
 use furui::craft::tunnel::{add_vlans, wrap};
 use furui::craft::FrameSpec;
 
-const REPEAT: u32 = 200_000;
-const ROUNDS: usize = 5;
+/// Runs of one frame per timing, and rounds per (frame, build); both can
+/// be raised from the environment for a quieter figure.
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&v| v > 0)
+        .unwrap_or(default)
+}
 
 fn load(path: &str) -> Result<Object, String> {
     let obj = ObjectBuilder::default()
@@ -50,14 +58,14 @@ fn load(path: &str) -> Result<Object, String> {
     Ok(obj)
 }
 
-fn ns_per_packet(obj: &Object, frame: &[u8]) -> Result<f64, String> {
+fn ns_per_packet(obj: &Object, frame: &[u8], repeat: u32) -> Result<f64, String> {
     let prog = obj
         .progs_mut()
         .find(|p| p.name() == "furui_xdp")
         .ok_or("no furui_xdp program")?;
     let input = ProgramInput {
         data_in: Some(frame),
-        repeat: REPEAT,
+        repeat,
         ..ProgramInput::default()
     };
     let out = prog.test_run(input).map_err(|e| e.to_string())?;
@@ -110,12 +118,14 @@ fn main() -> std::process::ExitCode {
         }
     };
     let frames = frames();
+    let repeat = env_or("XDP_COST_REPEAT", 200_000) as u32;
+    let rounds = env_or("XDP_COST_ROUNDS", 5);
     // Rounds alternate the builds so that a noisy moment hits all alike.
     let mut ns = vec![vec![Vec::new(); objs.len()]; frames.len()];
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         for (fi, (_, f)) in frames.iter().enumerate() {
             for (oi, (_, o)) in objs.iter().enumerate() {
-                match ns_per_packet(o, f) {
+                match ns_per_packet(o, f, repeat) {
                     Ok(v) => ns[fi][oi].push(v),
                     Err(e) => {
                         eprintln!("xdp_cost: {e}");
@@ -133,7 +143,11 @@ fn main() -> std::process::ExitCode {
     for (fi, (name, _)) in frames.iter().enumerate() {
         print!("{name:<18}");
         for v in &ns[fi] {
-            print!(" {:>12.1}", median(v.clone()));
+            print!(
+                " {:>7.1}/{:<4.0}",
+                median(v.clone()),
+                v.iter().cloned().fold(f64::MAX, f64::min)
+            );
         }
         println!();
     }
