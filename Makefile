@@ -61,6 +61,7 @@ bench: deps build
 	bash deploy/bench/callgrind.sh
 	bash deploy/bench/xdp-cost.sh
 	bash deploy/bench/veth-rig.sh
+	bash deploy/bench/compare.sh
 
 deb: build
 	bash deploy/deb/build.sh

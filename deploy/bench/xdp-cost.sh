@@ -3,7 +3,7 @@
 # timing), for this tree's program and the programs of earlier commits,
 # side by side in one run (the builds alternate within each round).
 #
-#   XDP_BASES="e167d06 b0b9140" bash deploy/bench/xdp-cost.sh
+#   XDP_BASES="e167d06 c6c2a3c" bash deploy/bench/xdp-cost.sh
 #
 # Each commit's ebpf/ is compiled with the same clang and flags as the
 # build (daemon/build.rs). Default bases: the last program that parsed
