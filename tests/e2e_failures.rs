@@ -317,3 +317,110 @@ fn rig_with_rules(version: &str) -> (Rig, std::path::PathBuf, std::path::PathBuf
 fn rule_file(version: &str, id: &str, measure: &str) -> String {
     format!("version = \"{version}\"\n[[rule]]\nid = \"{id}\"\nmeasures = [\"{measure}\"]\nprotocols = [\"udp\"]\n")
 }
+
+/// A reload that would stop covering much of the domestic set (here a
+/// prefix file cut down to one line of ten) is refused with the figures
+/// and the way out; the kernel keeps classifying with the set in force.
+/// Confirmed with `--confirm-domestic-removal`, it applies, and the audit
+/// trail says who asked and that they confirmed.
+#[test]
+fn a_reload_that_drops_most_domestic_prefixes_needs_confirmation() {
+    let rig = Rig::new();
+    let audit = rig.path("audit");
+    let mut prefixes = String::from("192.0.2.0/24\n198.51.100.0/24\n");
+    for i in 0..8 {
+        prefixes.push_str(&format!("10.{i}.0.0/16\n"));
+    }
+    std::fs::write(rig.path("dom.txt"), &prefixes).unwrap();
+    let cfg = rig.config(
+        "",
+        &format!(
+            "[domestic]\nfiles = [\"dom.txt\"]\n[measures.transit]\nenabled = true\nnot_before = \"2026-01-01T00:00:00Z\"\nnot_after = \"2099-01-01T00:00:00Z\"\n[audit]\ndir = \"{}\"\ncheckpoint_secs = 3600\n",
+            audit.display()
+        ),
+    );
+    let d = Daemon::start(&rig, &cfg);
+    let sock = rig.path("control.sock");
+    let reload = |confirm: bool| {
+        let mut c = Command::new(FURUI);
+        c.args(["reload", "--socket"]).arg(&sock);
+        if confirm {
+            c.arg("--confirm-domestic-removal");
+        }
+        let o = c.output().unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let wait_class = |class: &str, n: u64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while d.metrics().sum_class(class) < n {
+            assert!(std::time::Instant::now() < deadline, "{class} never reached {n}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // The file replaced (by rename) with one of its ten prefixes.
+    std::fs::write(rig.path("dom.txt.new"), "192.0.2.0/24\n").unwrap();
+    std::fs::rename(rig.path("dom.txt.new"), rig.path("dom.txt")).unwrap();
+    let (code, out) = reload(false);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("stops covering 9 of the 10 domestic prefixes") && out.contains("--confirm-domestic-removal"),
+        "{out}"
+    );
+    assert_eq!(d.metrics().get("furui_config_reloads_total{result=\"rejected\"}"), 1);
+    // Still domestic in the kernel: both ends in the set in force.
+    rig.send(&["--count", "40", "--flow", "198.51.100.7,192.0.2.1"]);
+    wait_class("domestic", 40);
+    assert_eq!(d.metrics().sum_class("inbound"), 0);
+    // Confirmed: applied; 198.51.100.7 is now foreign.
+    let (code, out) = reload(true);
+    assert_eq!(code, Some(0), "{out}");
+    rig.send(&["--count", "40", "--flow", "198.51.100.7,192.0.2.1"]);
+    wait_class("inbound", 40);
+    assert_eq!(d.metrics().sum_class("domestic"), 40);
+    assert_eq!(d.stop(), 0);
+    let trail = std::fs::read_to_string(audit.join("trail.jsonl")).unwrap();
+    let reloads: Vec<serde_json::Value> = trail
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["kind"] == "reload")
+        .collect();
+    assert_eq!(reloads.len(), 2, "{trail}");
+    let field = |e: &serde_json::Value, k: &str| e["data"][k].clone();
+    assert_eq!(field(&reloads[0], "accepted"), false);
+    assert_eq!(field(&reloads[0], "confirmed_domestic_removal"), false);
+    assert_eq!(field(&reloads[0], "requested_by")["uid"], 0);
+    assert_eq!(field(&reloads[1], "accepted"), true);
+    assert_eq!(field(&reloads[1], "confirmed_domestic_removal"), true);
+}
+
+/// No domestic prefix while a measure is enabled: every domestic packet
+/// would be transit. Refused by check-config and at start (exit 2), with
+/// the section's line.
+#[test]
+fn an_empty_domestic_set_with_an_enabled_measure_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("empty.toml");
+    std::fs::write(dir.path().join("dom.txt"), "# nothing yet\n").unwrap();
+    std::fs::write(
+        &p,
+        "[capture]\ninterface = \"eth0\"\n\n[domestic]\nprefixes = []\nfiles = [\"dom.txt\"]\n\n[measures.inbound]\nenabled = true\nnot_before = \"2026-01-01T00:00:00Z\"\nnot_after = \"2099-01-01T00:00:00Z\"\n\n[records]\npath = \"r.jsonl\"\n",
+    )
+    .unwrap();
+    let o = Command::new(FURUI).arg("check-config").arg(&p).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!("{}:4:", p.display())) && e.contains("holds no prefix while measure(s) inbound"),
+        "{e}"
+    );
+    let o = Command::new(FURUI).args(["run", "--config"]).arg(&p).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("holds no prefix"), "{}", stderr(&o));
+    // Disabled measures: nothing is captured, so an empty set is allowed.
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("enabled = true", "enabled = false");
+    std::fs::write(&p, text).unwrap();
+    let o = Command::new(FURUI).arg("check-config").arg(&p).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

@@ -67,6 +67,11 @@ enum Cmd {
     Reload {
         #[arg(long, default_value = furui::config::schema::DEFAULT_CONTROL_SOCKET)]
         socket: PathBuf,
+        /// Accept that this reload stops covering more of the domestic
+        /// prefixes than `[domestic] reload_max_removed_percent` allows
+        /// (recorded in the audit trail with your uid).
+        #[arg(long)]
+        confirm_domestic_removal: bool,
     },
     /// Validate a rules directory (every *.toml in it); every error with its line. Exit 2 on any error.
     CheckRules { dir: PathBuf },
@@ -263,7 +268,10 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Reload { socket } => match furui::control::socket::request_reload(&socket) {
+        Cmd::Reload {
+            socket,
+            confirm_domestic_removal,
+        } => match furui::control::socket::request_reload(&socket, confirm_domestic_removal) {
             Ok(answer) => {
                 print!("{answer}");
                 if answer.starts_with("ok") {

@@ -102,6 +102,8 @@ pub struct Config {
     pub domestic_list: Vec<IpNet>,
     /// ... and as a lookup set (for the daemon's own classification).
     pub domestic: PrefixSet,
+    /// `[domestic] reload_max_removed_percent`.
+    pub domestic_max_removed_percent: u8,
     pub measures: BTreeMap<Measure, Window>,
     pub indicators: Vec<IndicatorSet>,
     /// Selection rules (empty when no `[selection] rules_dir`).
@@ -237,7 +239,8 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
 
     let mut capture: Option<CaptureSection> = None;
     let mut decap: Option<decap::DecapSection> = None;
-    let mut domestic: Option<PrefixSource> = None;
+    let mut domestic: Option<DomesticSection> = None;
+    let mut domestic_line: Option<std::ops::Range<usize>> = None;
     let mut measures: Vec<(Measure, Spanned<MeasureSection>)> = Vec::new();
     let mut indicators: Vec<IndicatorSection> = Vec::new();
     let mut selection = SelectionSection::default();
@@ -263,7 +266,10 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
                 decap = de(value, c);
                 ok &= decap.is_some();
             }
-            "domestic" => domestic = de(value, c),
+            "domestic" => {
+                domestic_line = Some(key.span());
+                domestic = de(value, c)
+            }
             "flows" => {
                 flows = de(value, c).unwrap_or_else(|| {
                     ok = false;
@@ -367,8 +373,42 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
     let mut warnings = Vec::new();
     let decap = decap::validate(decap, c, &mut warnings);
     let domestic = domestic.unwrap_or_default();
+    let errors_before_domestic = c.errors.len();
     let domestic_list = prefixes::load(&domestic.prefixes, &domestic.files, &base, c);
+    let domestic_read = c.errors.len() == errors_before_domestic;
+    let domestic_max_removed = match &domestic.reload_max_removed_percent {
+        None => Some(DEFAULT_RELOAD_MAX_REMOVED_PERCENT),
+        Some(p) if *p.get_ref() <= 100 => Some(*p.get_ref()),
+        Some(p) => {
+            c.at(
+                p.span(),
+                format!(
+                    "reload_max_removed_percent = {} is not a percentage (0-100)",
+                    p.get_ref()
+                ),
+            );
+            None
+        }
+    };
     let measures = validate_measures(measures, c);
+    // Fail safe: with no domestic prefix every domestic packet is transit
+    // and would be captured. (When a prefix file could not be read, that
+    // error is already reported.)
+    if let Some(m) = &measures {
+        let enabled: Vec<&str> = m.iter().filter(|(_, w)| w.enabled).map(|(m, _)| m.name()).collect();
+        if domestic_list.is_empty() && domestic_read && !enabled.is_empty() {
+            let msg = format!(
+                "[domestic] holds no prefix while measure(s) {} are enabled: every domestic packet would be \
+                 classified transit and captured; list the domestic address space (prefixes or files) or \
+                 disable the measures",
+                enabled.join(", ")
+            );
+            match &domestic_line {
+                Some(span) => c.at(span.clone(), msg),
+                None => c.at_line(1, msg),
+            }
+        }
+    }
     let indicators = validate_indicators(indicators, &base, c);
     let rules = match &selection.rules_dir {
         None => Some(crate::select::rules::RuleSet::empty()),
@@ -420,6 +460,7 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
         capture: capture?,
         domestic_list,
         domestic: domestic_set,
+        domestic_max_removed_percent: domestic_max_removed?,
         measures: measures?,
         indicators: indicators?,
         rules: std::sync::Arc::new(rules?),

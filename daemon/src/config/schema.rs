@@ -64,14 +64,21 @@ pub struct CaptureSection {
     pub idle_nap_us: Spanned<u32>,
 }
 
+/// `[domestic]`: the prefixes, and how much of them one reload may remove
+/// without the operator confirming it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PrefixSource {
+pub struct DomesticSection {
     #[serde(default)]
     pub prefixes: Vec<Spanned<String>>,
     #[serde(default)]
     pub files: Vec<Spanned<String>>,
+    /// Percent of the domestic address space in force that one reload may
+    /// stop covering unless `furui reload --confirm-domestic-removal`.
+    pub reload_max_removed_percent: Option<Spanned<u8>>,
 }
+
+pub const DEFAULT_RELOAD_MAX_REMOVED_PERCENT: u8 = 10;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -206,3 +206,39 @@ fn decap_mistakes_are_each_reported_with_their_line() {
     assert!(has(7, "mpls_pw `cw`"), "{msgs:?}");
     assert_eq!(errs.len(), 8, "{msgs:?}");
 }
+
+#[test]
+fn an_empty_domestic_set_is_refused_while_a_measure_is_enabled() {
+    // No [domestic] at all: the error points at line 1.
+    let no_section = GOOD.replace("[domestic]\nprefixes = [\"192.0.2.0/24\", \"2001:db8::/32\"]\n", "");
+    let text = parse(&no_section).unwrap_err().to_string();
+    assert!(
+        text.contains("test.toml:1:") && text.contains("holds no prefix while measure(s) transit"),
+        "{text}"
+    );
+    // An empty list: the error points at the section.
+    let empty = GOOD.replace("prefixes = [\"192.0.2.0/24\", \"2001:db8::/32\"]", "prefixes = []");
+    let text = parse(&empty).unwrap_err().to_string();
+    assert!(text.contains("test.toml:6:"), "{text}");
+    // Nothing enabled: nothing can be captured, so it is allowed.
+    assert!(parse(&empty.replace("enabled = true", "enabled = false")).is_ok());
+}
+
+#[test]
+fn the_domestic_removal_limit_is_a_percentage() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.domestic_max_removed_percent, 10);
+    let with = |v: &str| {
+        GOOD.replace(
+            "[domestic]\n",
+            &format!("[domestic]\nreload_max_removed_percent = {v}\n"),
+        )
+    };
+    assert_eq!(parse(&with("0")).unwrap().domestic_max_removed_percent, 0);
+    assert_eq!(parse(&with("100")).unwrap().domestic_max_removed_percent, 100);
+    let text = parse(&with("101")).unwrap_err().to_string();
+    assert!(
+        text.contains("test.toml:7:") && text.contains("not a percentage"),
+        "{text}"
+    );
+}

@@ -20,6 +20,7 @@ use crate::sys;
 use crate::telemetry::{http, raise_to, Metrics};
 use crate::xdp::{AttachError, Classifier, XdpError};
 
+use super::socket::ReloadAsk;
 use super::windows::{authorized_classes, WindowTracker};
 
 #[derive(Debug, thiserror::Error)]
@@ -342,6 +343,7 @@ fn refresh_xdp_stats(classifier: &Classifier, metrics: &Metrics) {
 /// running state untouched; every error is logged.
 fn reload(
     cfg: &mut Config,
+    ask: ReloadAsk,
     selection: &crate::select::SharedSelection,
     classifier: &Classifier,
     metrics: &Metrics,
@@ -365,6 +367,14 @@ fn reload(
         return Err(vec![format!(
             "{section} cannot change without a restart; the running configuration stays"
         )]);
+    }
+    // A reload that stops covering much of the domestic set (a prefix file
+    // emptied or half-written, a wrong file) needs the operator's explicit
+    // confirmation; the limit in force is the running configuration's.
+    if let Err(e) = domestic_removal_allowed(cfg, &new, ask) {
+        tracing::error!(error = %e, "reload rejected; the running configuration stays");
+        metrics.config_reloads.with_label_values(&["rejected"]).inc();
+        return Err(vec![e]);
     }
     // Domestic tries: add first, then remove, so that during the change
     // the domestic set is the union of old and new — the direction in
@@ -424,10 +434,36 @@ fn reload(
     Ok(report)
 }
 
-fn audit_reload(trail: &crate::audit::AuditLog, cfg: &Config, result: &Result<String, Vec<String>>) {
+/// Whether `new` may replace `cfg`'s domestic set: it stops covering at
+/// most `reload_max_removed_percent` of the prefixes in force, or the
+/// operator confirmed it. The error says how much and what to do.
+fn domestic_removal_allowed(cfg: &Config, new: &Config, ask: ReloadAsk) -> Result<(), String> {
+    let total = cfg.domestic_list.len();
+    if total == 0 {
+        return Ok(());
+    }
+    let gone = crate::config::prefixes::uncovered(&cfg.domestic_list, &new.domestic_list).len();
+    let limit = usize::from(cfg.domestic_max_removed_percent);
+    // gone / total > limit / 100, in integers.
+    if gone * 100 <= limit * total || ask.confirm_domestic_removal {
+        return Ok(());
+    }
+    Err(format!(
+        "the new configuration stops covering {gone} of the {total} domestic prefixes in force \
+         (more than [domestic] reload_max_removed_percent = {limit}); the running configuration stays. \
+         If the domestic set really shrinks, run `furui reload --confirm-domestic-removal`"
+    ))
+}
+
+fn audit_reload(trail: &crate::audit::AuditLog, cfg: &Config, ask: ReloadAsk, result: &Result<String, Vec<String>>) {
     trail.record(
         "reload",
         serde_json::json!({
+            "requested_by": match ask.uid {
+                Some(uid) => serde_json::json!({ "uid": uid }),
+                None => serde_json::json!("SIGHUP"),
+            },
+            "confirmed_domestic_removal": ask.confirm_domestic_removal,
             "accepted": result.is_ok(),
             "errors": result.as_ref().err().map_or(0, Vec::len),
             "config_sha256": config_digest(&cfg.path),
@@ -475,14 +511,14 @@ async fn supervise(
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); return Ok(()); }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); return Ok(()); }
             _ = hup.recv() => {
-                let result = reload(cfg, selection, classifier, metrics);
-                audit_reload(trail, cfg, &result);
+                let result = reload(cfg, ReloadAsk::SIGHUP, selection, classifier, metrics);
+                audit_reload(trail, cfg, ReloadAsk::SIGHUP, &result);
                 // Windows of the new config take effect at once.
                 apply_windows(cfg, classifier, metrics, tracker, trail);
             }
             Some(req) = requests.recv() => {
-                let result = reload(cfg, selection, classifier, metrics);
-                audit_reload(trail, cfg, &result);
+                let result = reload(cfg, req.ask, selection, classifier, metrics);
+                audit_reload(trail, cfg, req.ask, &result);
                 apply_windows(cfg, classifier, metrics, tracker, trail);
                 let _ = req.reply.send(result);
             }

@@ -12,9 +12,57 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
+/// Who asked for a reload, and what they confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReloadAsk {
+    /// The peer's uid over the socket; None for SIGHUP.
+    pub uid: Option<u32>,
+    /// `furui reload --confirm-domestic-removal`: the operator accepts that
+    /// this reload stops covering more of the domestic set than
+    /// `[domestic] reload_max_removed_percent` allows.
+    pub confirm_domestic_removal: bool,
+}
+
+impl ReloadAsk {
+    pub const SIGHUP: ReloadAsk = ReloadAsk {
+        uid: None,
+        confirm_domestic_removal: false,
+    };
+}
+
+/// The word after `reload` that confirms a large domestic removal.
+pub const CONFIRM_DOMESTIC_REMOVAL: &str = "confirm-domestic-removal";
+
 /// A reload asked for over the socket; the supervisor answers on `reply`.
 pub struct ReloadRequest {
+    pub ask: ReloadAsk,
     pub reply: oneshot::Sender<Result<String, Vec<String>>>,
+}
+
+/// The request line: `reload`, or `reload confirm-domestic-removal`.
+fn parse_request(line: &str, uid: u32) -> Result<ReloadAsk, String> {
+    let mut words = line.split_whitespace();
+    if words.next() != Some("reload") {
+        return Err(format!(
+            "unknown command `{}` (known: reload [{CONFIRM_DOMESTIC_REMOVAL}])",
+            line.trim()
+        ));
+    }
+    let mut ask = ReloadAsk {
+        uid: Some(uid),
+        confirm_domestic_removal: false,
+    };
+    for w in words {
+        match w {
+            CONFIRM_DOMESTIC_REMOVAL => ask.confirm_domestic_removal = true,
+            other => {
+                return Err(format!(
+                    "unknown reload option `{other}` (known: {CONFIRM_DOMESTIC_REMOVAL})"
+                ))
+            }
+        }
+    }
+    Ok(ask)
 }
 
 /// Binds the socket (replacing a stale one) and serves it; requests come
@@ -37,7 +85,8 @@ pub fn listen(path: &Path) -> io::Result<mpsc::Receiver<ReloadRequest>> {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let allowed = stream.peer_cred().is_ok_and(|c| c.uid() == 0 || c.uid() == own_uid);
+            let uid = stream.peer_cred().ok().map(|c| c.uid());
+            let allowed = uid.is_some_and(|u| u == 0 || u == own_uid);
             let tx = tx.clone();
             tokio::spawn(async move {
                 let (r, mut w) = stream.into_split();
@@ -53,10 +102,10 @@ pub fn listen(path: &Path) -> io::Result<mpsc::Receiver<ReloadRequest>> {
                 {
                     return;
                 }
-                let answer = match line.trim() {
-                    "reload" => {
+                let answer = match parse_request(&line, uid.unwrap_or(u32::MAX)) {
+                    Ok(ask) => {
                         let (reply, rx) = oneshot::channel();
-                        if tx.send(ReloadRequest { reply }).await.is_err() {
+                        if tx.send(ReloadRequest { ask, reply }).await.is_err() {
                             "error: the daemon is shutting down\n".to_string()
                         } else {
                             match rx.await {
@@ -66,7 +115,7 @@ pub fn listen(path: &Path) -> io::Result<mpsc::Receiver<ReloadRequest>> {
                             }
                         }
                     }
-                    other => format!("error: unknown command `{other}` (known: reload)\n"),
+                    Err(e) => format!("error: {e}\n"),
                 };
                 let _ = w.write_all(answer.as_bytes()).await;
             });
@@ -75,13 +124,48 @@ pub fn listen(path: &Path) -> io::Result<mpsc::Receiver<ReloadRequest>> {
     Ok(rx)
 }
 
-/// Client side, for `furui reload`: sends `reload`, returns the answer.
-pub fn request_reload(path: &Path) -> io::Result<String> {
+/// Client side, for `furui reload`: sends `reload` (with the confirmation
+/// if asked), returns the answer.
+pub fn request_reload(path: &Path, confirm_domestic_removal: bool) -> io::Result<String> {
     use std::io::{Read, Write};
     let mut s = std::os::unix::net::UnixStream::connect(path)?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    s.write_all(b"reload\n")?;
+    let line = if confirm_domestic_removal {
+        format!("reload {CONFIRM_DOMESTIC_REMOVAL}\n")
+    } else {
+        "reload\n".to_string()
+    };
+    s.write_all(line.as_bytes())?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_lines() {
+        assert_eq!(
+            parse_request("reload\n", 0),
+            Ok(ReloadAsk {
+                uid: Some(0),
+                confirm_domestic_removal: false
+            })
+        );
+        assert_eq!(
+            parse_request("reload confirm-domestic-removal\n", 1000),
+            Ok(ReloadAsk {
+                uid: Some(1000),
+                confirm_domestic_removal: true
+            })
+        );
+        assert!(parse_request("reload --force\n", 0)
+            .unwrap_err()
+            .contains("unknown reload option"));
+        assert!(parse_request("stop\n", 0)
+            .unwrap_err()
+            .contains("unknown command `stop`"));
+    }
 }

@@ -54,6 +54,8 @@ mod tests {
             r#"
 [capture]
 interface = "x"
+[domestic]
+prefixes = ["192.0.2.0/24"]
 [measures.inbound]
 enabled = true
 not_before = "2026-01-01T00:00:00Z"
