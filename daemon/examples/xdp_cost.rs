@@ -8,7 +8,7 @@
 //! dropped, no metadata). Each cell: median/minimum over the rounds, ns.
 //!
 //! Usage (root): xdp_cost NAME=OBJECT.bpf.o [NAME=OBJECT.bpf.o ...]
-//! (XDP_COST_ROUNDS, default 5, and XDP_COST_REPEAT, default 200000).
+//! (XDP_COST_ROUNDS, default 21, and XDP_COST_REPEAT, default 1000000).
 //! `deploy/bench/xdp-cost.sh` builds the objects and runs this.
 
 use std::net::IpAddr;
@@ -125,8 +125,8 @@ fn main() -> std::process::ExitCode {
         }
     };
     let frames = frames();
-    let repeat = env_or("XDP_COST_REPEAT", 200_000) as u32;
-    let rounds = env_or("XDP_COST_ROUNDS", 5);
+    let repeat = env_or("XDP_COST_REPEAT", 1_000_000) as u32;
+    let rounds = env_or("XDP_COST_ROUNDS", 21);
     // Rounds alternate the builds so that a noisy moment hits all alike.
     let mut ns = vec![vec![Vec::new(); objs.len()]; frames.len()];
     for _ in 0..rounds {
