@@ -103,6 +103,16 @@ fn is_memlock_error(e: &str) -> bool {
     e.contains("No buffer space") || e.contains("Operation not permitted") || e.contains("Cannot allocate memory")
 }
 
+/// The AF_XDP bind attempts for a bind mode, in order (flags, zero-copy).
+/// `auto` is copy mode: zero-copy is only ever tried when configured (and
+/// acknowledged, see `[capture] zero_copy_exposes_dropped_frames`).
+fn bind_attempts(mode: BindMode) -> &'static [(BindFlags, bool)] {
+    match mode {
+        BindMode::ZeroCopy => &[(BindFlags::XDP_ZEROCOPY, true)],
+        BindMode::Auto | BindMode::Copy => &[(BindFlags::XDP_COPY, false)],
+    }
+}
+
 impl QueueWorker {
     pub fn open(cfg: &Capture, queue: u32) -> Result<QueueWorker, CaptureError> {
         let need = cfg.umem_bytes();
@@ -149,11 +159,7 @@ impl QueueWorker {
         let iface = Interface::new(
             CString::new(cfg.interface.clone()).map_err(|_| umem_err("interface name has a NUL byte".into()))?,
         );
-        let attempts: &[(BindFlags, bool)] = match cfg.bind {
-            BindMode::Auto => &[(BindFlags::XDP_ZEROCOPY, true), (BindFlags::XDP_COPY, false)],
-            BindMode::ZeroCopy => &[(BindFlags::XDP_ZEROCOPY, true)],
-            BindMode::Copy => &[(BindFlags::XDP_COPY, false)],
-        };
+        let attempts = bind_attempts(cfg.bind);
         let mut last_err = String::new();
         let mut bound = None;
         for (flags, zc) in attempts {
@@ -173,9 +179,6 @@ impl QueueWorker {
                 }
                 Err(e) => {
                     last_err = format!("{e:#}");
-                    if *zc && cfg.bind == BindMode::Auto {
-                        tracing::info!(interface = %cfg.interface, queue, "zero-copy AF_XDP not available on this driver; using copy mode");
-                    }
                 }
             }
         }
@@ -424,5 +427,23 @@ impl QueueWorker {
         // the XSKMAP, so no new frames are written while we wipe.
         let all = unsafe { std::slice::from_raw_parts_mut(self.umem_base, self.umem_len) };
         crate::erase::erase(all);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_explicit_zero_copy_mode_tries_zero_copy() {
+        for mode in [BindMode::Auto, BindMode::Copy] {
+            let a = bind_attempts(mode);
+            assert_eq!(a.len(), 1);
+            assert!(a[0].0.contains(BindFlags::XDP_COPY) && !a[0].0.contains(BindFlags::XDP_ZEROCOPY));
+            assert!(!a[0].1);
+        }
+        let a = bind_attempts(BindMode::ZeroCopy);
+        assert_eq!(a.len(), 1);
+        assert!(a[0].0.contains(BindFlags::XDP_ZEROCOPY) && a[0].1);
     }
 }

@@ -534,6 +534,25 @@ fn validate_capture(s: CaptureSection, c: &mut Collector<'_>) -> Option<Capture>
             format!("batch_size {b} must be between 1 and rx_ring_size"),
         );
     }
+    // Zero-copy puts every frame of the queue in the UMEM, the ones XDP
+    // drops (domestic, unauthorized) or passes included, and nothing
+    // zeroes those: only on the operator's explicit word, never inline.
+    if *s.bind.get_ref() == BindMode::ZeroCopy {
+        if s.mode == CaptureMode::Inline {
+            c.at(
+                s.bind.span(),
+                "bind = \"zero_copy\" cannot be used with mode = \"inline\": the frames XDP passes to the stack \
+                 stay in the UMEM and cannot be zeroed; use bind = \"copy\"",
+            );
+        } else if !s.zero_copy_exposes_dropped_frames {
+            c.at(
+                s.bind.span(),
+                "bind = \"zero_copy\" makes the NIC write every frame of the queue into furui's memory, the domestic \
+                 and unauthorized frames XDP drops included, and those are never zeroed; use bind = \"copy\", or \
+                 set zero_copy_exposes_dropped_frames = true if that is accepted",
+            );
+        }
+    }
     let nap = *s.idle_nap_us.get_ref();
     if nap > 20_000 {
         c.at(
@@ -549,7 +568,7 @@ fn validate_capture(s: CaptureSection, c: &mut Collector<'_>) -> Option<Capture>
         queues: queues.clone(),
         xdp_mode: s.xdp_mode,
         mode: s.mode,
-        bind: s.bind,
+        bind: *s.bind.get_ref(),
         frame_count: fc,
         frame_size: fs,
         fill_ring_size: *s.fill_ring_size.get_ref(),

@@ -26,9 +26,13 @@ pub enum CaptureMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BindMode {
-    /// Zero-copy where the driver supports it, else copy mode (logged).
+    /// Copy mode. (It once meant zero-copy where the driver supports it;
+    /// zero-copy leaves the frames XDP drops or passes in the UMEM, never
+    /// zeroed, so it is chosen only explicitly.)
     Auto,
     Copy,
+    /// Zero-copy: needs `zero_copy_exposes_dropped_frames = true` and
+    /// mirror mode.
     ZeroCopy,
 }
 
@@ -43,7 +47,12 @@ pub struct CaptureSection {
     #[serde(default = "default_capture_mode")]
     pub mode: CaptureMode,
     #[serde(default = "default_bind")]
-    pub bind: BindMode,
+    pub bind: Spanned<BindMode>,
+    /// The operator's acknowledgment that with `bind = "zero_copy"` the NIC
+    /// writes every frame of the queue into the UMEM, the domestic and
+    /// unauthorized frames XDP drops included, and nothing zeroes those.
+    #[serde(default)]
+    pub zero_copy_exposes_dropped_frames: bool,
     #[serde(default = "default_frame_count")]
     pub frame_count: Spanned<u32>,
     #[serde(default = "default_frame_size")]
@@ -167,8 +176,8 @@ fn default_xdp_mode() -> XdpMode {
 fn default_capture_mode() -> CaptureMode {
     CaptureMode::Mirror
 }
-fn default_bind() -> BindMode {
-    BindMode::Auto
+fn default_bind() -> Spanned<BindMode> {
+    unspanned(BindMode::Auto)
 }
 // 16384 frames of 2 KiB (32 MiB locked per queue) behind 8192-entry rings:
 // ~5 ms of buffering at 1.5 Mpps, measured loss-free at the veth rig's

@@ -242,3 +242,26 @@ fn the_domestic_removal_limit_is_a_percentage() {
         "{text}"
     );
 }
+
+#[test]
+fn zero_copy_needs_mirror_mode_and_an_explicit_acknowledgment() {
+    let with = |capture: &str| GOOD.replace("queues = [0, 1]\n", &format!("queues = [0, 1]\n{capture}"));
+    assert_eq!(parse(GOOD).unwrap().capture.bind, BindMode::Auto);
+    let text = parse(&with("bind = \"zero_copy\"\n")).unwrap_err().to_string();
+    assert!(
+        text.contains("test.toml:5:") && text.contains("zero_copy_exposes_dropped_frames = true"),
+        "{text}"
+    );
+    let ok = parse(&with("bind = \"zero_copy\"\nzero_copy_exposes_dropped_frames = true\n")).unwrap();
+    assert_eq!(ok.capture.bind, BindMode::ZeroCopy);
+    let text = parse(&with(
+        "bind = \"zero_copy\"\nzero_copy_exposes_dropped_frames = true\nmode = \"inline\"\n",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        text.contains("test.toml:5:") && text.contains("cannot be used with mode = \"inline\""),
+        "{text}"
+    );
+    assert!(parse(&with("bind = \"copy\"\nmode = \"inline\"\n")).is_ok());
+}
