@@ -97,6 +97,11 @@ impl Pipeline {
     }
 
     /// Picks up a reloaded selection state; called between batches.
+    /// The generation of the selection state this pipeline runs.
+    pub fn generation(&self) -> u64 {
+        self.cur.generation
+    }
+
     #[inline]
     pub fn refresh(&mut self) {
         if !Arc::ptr_eq(&self.cur, &self.shared.load()) {

@@ -4,7 +4,7 @@ use std::ffi::CString;
 use std::io;
 use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::classify::meta::{XdpMeta, META_LEN};
@@ -265,13 +265,16 @@ impl QueueWorker {
         }
     }
 
-    /// Runs until `stop` is set and the RX ring is empty.
+    /// Runs until `stop` is set and the RX ring is empty. `adopted` gets
+    /// the generation of the selection state the worker runs, once it runs
+    /// it (a reload waits for every worker's).
     pub fn run(
         mut self,
         mut pipeline: Pipeline,
         metrics: &Metrics,
         records: &RecordTx,
         stop: &AtomicBool,
+        adopted: &AtomicU64,
     ) -> WorkerReport {
         let q = self.queue.to_string();
         let received = metrics.frames_received.with_label_values(&[&q]);
@@ -308,6 +311,7 @@ impl QueueWorker {
                 taken += n as u64;
                 // A reload swaps the selection state between batches.
                 pipeline.refresh();
+                adopted.store(pipeline.generation(), Ordering::Release);
                 let t0 = Instant::now();
                 let now = now_ns();
                 // The frames were just written by the core that ran the
@@ -354,6 +358,10 @@ impl QueueWorker {
                 }
             } else {
                 self.refill();
+                // Idle, a worker still adopts a new state at once, so that
+                // a reload is acknowledged without waiting for traffic.
+                pipeline.refresh();
+                adopted.store(pipeline.generation(), Ordering::Release);
                 if stop.load(Ordering::Acquire) {
                     // Drained: give late frames one short chance, then go.
                     if !self.rx.poll(10).unwrap_or(false) {

@@ -4,7 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -207,12 +207,15 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
     metrics.ruleset_version.with_label_values(&[&cfg.rules.version]).set(1);
     let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
+    let mut adopted = Vec::new();
     for (q, w) in workers {
         let pipeline = Pipeline::with_shared(&cfg, q, selection.clone());
         let (m, r, s) = (metrics.clone(), records.clone(), stop.clone());
+        let a = Arc::new(AtomicU64::new(0));
+        adopted.push((q, a.clone()));
         let h = std::thread::Builder::new()
             .name(format!("furui-q{q}"))
-            .spawn(move || w.run(pipeline, &m, &r, &s))
+            .spawn(move || w.run(pipeline, &m, &r, &s, &a))
             .map_err(RunError::Runtime)?;
         handles.push((q, h));
     }
@@ -229,6 +232,7 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
         &metrics,
         &mut tracker,
         &handles,
+        &adopted,
         &trail,
     ));
 
@@ -411,7 +415,9 @@ fn reload(
         metrics.config_reloads.with_label_values(&["failed"]).inc();
         return Err(vec![format!("updating the domestic prefixes failed: {e}")]);
     }
-    selection.store(Arc::new(crate::select::SelectionState::from_config(&new)));
+    let mut state = crate::select::SelectionState::from_config(&new);
+    state.generation = selection.load().generation + 1;
+    selection.store(Arc::new(state));
     classifier.remove_domestic(&removed);
     if new.rules.version != cfg.rules.version {
         let _ = metrics.ruleset_version.remove_label_values(&[&cfg.rules.version]);
@@ -430,8 +436,46 @@ fn reload(
         new.rules.rules.len()
     );
     *cfg = new;
-    metrics.config_reloads.with_label_values(&["ok"]).inc();
     Ok(report)
+}
+
+/// How long a reload waits for every worker to run the new state.
+const ADOPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// After a reload swapped the state in: waits until every worker runs it
+/// (each publishes the generation it runs; an idle worker adopts within
+/// its poll interval), then counts the reload. Only then is it "ok".
+async fn in_force(
+    result: Result<String, Vec<String>>,
+    selection: &crate::select::SharedSelection,
+    adopted: &[(u32, Arc<AtomicU64>)],
+    metrics: &Metrics,
+    timeout: Duration,
+) -> Result<String, Vec<String>> {
+    let report = result?;
+    let generation = selection.load().generation;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let behind: Vec<u32> = adopted
+            .iter()
+            .filter(|(_, a)| a.load(Ordering::Acquire) < generation)
+            .map(|(q, _)| *q)
+            .collect();
+        if behind.is_empty() {
+            metrics.config_reloads.with_label_values(&["ok"]).inc();
+            return Ok(format!("{report}; in force on {} queue(s)", adopted.len()));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::error!(?behind, "reload swapped in, but these queues do not run it yet");
+            metrics.config_reloads.with_label_values(&["failed"]).inc();
+            return Err(vec![format!(
+                "the new configuration was swapped in, but queue(s) {behind:?} have not adopted it within {} s; \
+                 their workers may be stuck: check furui_frames_received_total and the log",
+                timeout.as_secs_f64()
+            )]);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// Whether `new` may replace `cfg`'s domestic set: it stops covering at
@@ -483,6 +527,7 @@ async fn supervise(
     metrics: &Metrics,
     tracker: &mut WindowTracker,
     handles: &[(u32, std::thread::JoinHandle<WorkerReport>)],
+    adopted: &[(u32, Arc<AtomicU64>)],
     trail: &crate::audit::AuditLog,
 ) -> Result<(), RunError> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -512,12 +557,14 @@ async fn supervise(
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); return Ok(()); }
             _ = hup.recv() => {
                 let result = reload(cfg, ReloadAsk::SIGHUP, selection, classifier, metrics);
+                let result = in_force(result, selection, adopted, metrics, ADOPT_TIMEOUT).await;
                 audit_reload(trail, cfg, ReloadAsk::SIGHUP, &result);
                 // Windows of the new config take effect at once.
                 apply_windows(cfg, classifier, metrics, tracker, trail);
             }
             Some(req) = requests.recv() => {
                 let result = reload(cfg, req.ask, selection, classifier, metrics);
+                let result = in_force(result, selection, adopted, metrics, ADOPT_TIMEOUT).await;
                 audit_reload(trail, cfg, req.ask, &result);
                 apply_windows(cfg, classifier, metrics, tracker, trail);
                 let _ = req.reply.send(result);
@@ -534,5 +581,75 @@ async fn supervise(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(generation: u64) -> crate::select::SharedSelection {
+        let cfg = crate::config::Config::parse(
+            std::path::Path::new("t.toml"),
+            "[capture]\ninterface = \"x\"\n[records]\npath = \"r\"\n",
+        )
+        .unwrap();
+        let mut st = crate::select::SelectionState::from_config(&cfg);
+        st.generation = generation;
+        Arc::new(arc_swap::ArcSwap::from_pointee(st))
+    }
+
+    #[test]
+    fn a_reload_is_ok_only_once_every_worker_runs_it() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let metrics = Metrics::new();
+        let selection = state(3);
+        let adopted = vec![(0, Arc::new(AtomicU64::new(3))), (1, Arc::new(AtomicU64::new(2)))];
+        // Queue 1 adopts 50 ms later, from a worker thread.
+        let late = adopted[1].1.clone();
+        let started = std::time::Instant::now();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            late.store(3, Ordering::Release);
+        });
+        let r = rt.block_on(in_force(
+            Ok("reloaded".into()),
+            &selection,
+            &adopted,
+            &metrics,
+            Duration::from_secs(5),
+        ));
+        t.join().unwrap();
+        assert_eq!(r, Ok("reloaded; in force on 2 queue(s)".to_string()));
+        assert!(
+            started.elapsed() >= Duration::from_millis(50),
+            "answered before queue 1 adopted"
+        );
+        assert_eq!(metrics.config_reloads.with_label_values(&["ok"]).get(), 1);
+        // A queue that never adopts: an error naming it, counted as failed.
+        adopted[1].1.store(2, Ordering::Release);
+        let r = rt.block_on(in_force(
+            Ok("reloaded".into()),
+            &selection,
+            &adopted,
+            &metrics,
+            Duration::from_millis(30),
+        ));
+        let e = r.unwrap_err();
+        assert!(e[0].contains("queue(s) [1] have not adopted it"), "{e:?}");
+        assert_eq!(metrics.config_reloads.with_label_values(&["failed"]).get(), 1);
+        // A rejected reload passes through untouched and uncounted here.
+        let r = rt.block_on(in_force(
+            Err(vec!["bad".into()]),
+            &selection,
+            &adopted,
+            &metrics,
+            Duration::from_millis(30),
+        ));
+        assert_eq!(r, Err(vec!["bad".to_string()]));
+        assert_eq!(metrics.config_reloads.with_label_values(&["ok"]).get(), 1);
     }
 }

@@ -23,6 +23,9 @@ pub struct SelectionState {
     pub rules: std::sync::Arc<rules::RuleSet>,
     /// The encapsulations parsing opens: the same as the XDP walk's.
     pub decap: crate::classify::walk::DecapConfig,
+    /// 0 at start, +1 per reload. Each worker publishes the generation it
+    /// runs, so a reload is acknowledged only once all of them run it.
+    pub generation: u64,
 }
 
 impl SelectionState {
@@ -32,6 +35,7 @@ impl SelectionState {
             selector: Selector::new(cfg.indicators.clone()),
             rules: cfg.rules.clone(),
             decap: cfg.decap,
+            generation: 0,
         }
     }
 }
