@@ -312,3 +312,51 @@ fn the_four_checks_pass_after_a_run_and_fail_on_doctored_trails() {
         "{out}"
     );
 }
+
+/// Erase on unwind (fault injection, test builds only): the per-frame path
+/// panics at the 10th frame, before erasing it. The guard zeroes that frame
+/// and the rest of its batch, every later frame is zeroed unprocessed, and
+/// the daemon stops capture by itself: exit code 1, XDP detached, the log
+/// says why (without packet bytes), the trail records it, and the erasure
+/// check passes on the trail: received = erased.
+#[test]
+fn a_panic_in_the_per_frame_path_erases_the_batch_and_stops_capture() {
+    let (rig, cfg, dir) = audit_rig();
+    let d = Daemon::start_with_env(&rig, &cfg, &[("FURUI_FAULT_PANIC_AT", "10")]);
+    let marker = format!("PANIC-MARKER-{:08x}", std::process::id());
+    rig.send(&["--count", "40", "--marker", &marker, "--flow", "203.0.113.7,192.0.2.1"]);
+    let log_path = d.log.clone();
+    assert_eq!(d.wait_exit(Duration::from_secs(15)), 1);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("the per-frame path panicked") && log.contains("capture stops"),
+        "{log}"
+    );
+    assert!(!log.contains(&marker), "packet bytes in the log");
+    assert!(!rig.xdp_attached(), "XDP left attached after the panic");
+    let (ok, out) = verify(&dir);
+    assert!(ok && out.starts_with("PASS"), "{out}");
+    let (ok, out) = audit_cmd(&["check", "erasure"], &dir);
+    assert!(ok && out.starts_with("PASS"), "{out}");
+    let e = entries(&dir);
+    let stopped = e
+        .iter()
+        .find(|x| x["kind"] == "capture_stopped")
+        .expect("a capture_stopped entry");
+    assert_eq!(stopped["data"]["reason"], "the per-frame path panicked");
+    assert!(stopped["data"]["frames_zeroed_by_guard"].as_u64().unwrap() >= 1);
+    let stop = &e.last().unwrap()["data"];
+    let received = stop["furui_frames_received_total{queue=\"0\"}"].as_u64().unwrap();
+    assert!(received >= 10, "{stop}");
+    assert_eq!(
+        stop["furui_frames_erased_total{queue=\"0\"}"].as_u64().unwrap(),
+        received,
+        "{stop}"
+    );
+    // Every frame XDP handed to the socket was received and so erased,
+    // the panicked batch included (without the guard it went uncounted).
+    let redirected = stop["furui_xdp_packets_total{action=\"redirect\",class=\"inbound\"}"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(received, redirected, "{stop}");
+}

@@ -229,6 +229,10 @@ impl Pipeline {
             Err(e) => self.counters.parse_errors[e.index()] += 1,
         }
         #[cfg(feature = "fault-injection")]
+        if fault::panic_here() {
+            panic!("fault injection: a panic in the per-frame path, before this frame was erased");
+        }
+        #[cfg(feature = "fault-injection")]
         if fault::skip_this_erase() {
             return;
         }
@@ -269,6 +273,20 @@ mod fault {
             AtomicI64::new(n)
         });
         left.load(Ordering::Relaxed) > 0 && left.fetch_sub(1, Ordering::Relaxed) > 0
+    }
+
+    static SEEN: OnceLock<(i64, AtomicI64)> = OnceLock::new();
+
+    /// FURUI_FAULT_PANIC_AT=N: true for the Nth frame processed (once).
+    pub fn panic_here() -> bool {
+        let (at, seen) = SEEN.get_or_init(|| {
+            let n = std::env::var("FURUI_FAULT_PANIC_AT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            (n, AtomicI64::new(0))
+        });
+        *at > 0 && seen.fetch_add(1, Ordering::Relaxed) + 1 == *at
     }
 }
 

@@ -321,6 +321,22 @@ impl Daemon {
         last
     }
 
+    /// Waits (bounded) for the daemon to exit by itself; its exit code.
+    pub fn wait_exit(mut self, within: Duration) -> i32 {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("furui did not exit by itself within {within:?}:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGTERM, then wait (bounded) and return the exit code.
     pub fn stop(mut self) -> i32 {
         let _ = nix::sys::signal::kill(

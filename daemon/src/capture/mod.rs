@@ -10,4 +10,4 @@
 mod nap;
 mod worker;
 
-pub use worker::{CaptureError, QueueWorker, WorkerReport};
+pub use worker::{CaptureError, QueueWorker, WorkerReport, WorkerSignals};

@@ -56,6 +56,19 @@ pub struct WorkerReport {
     pub queue: u32,
     pub frames: u64,
     pub zero_copy: bool,
+    /// The per-frame path panicked: the frames of that batch still in hand
+    /// (this many) were zeroed by the guard, and from then on every frame
+    /// was zeroed unprocessed until capture stopped.
+    pub panicked: Option<u64>,
+}
+
+/// What a worker tells the supervisor while it runs.
+#[derive(Debug, Default)]
+pub struct WorkerSignals {
+    /// The generation of the selection state the worker runs.
+    pub adopted: AtomicU64,
+    /// The per-frame path panicked; capture must stop.
+    pub failed: AtomicBool,
 }
 
 pub struct QueueWorker {
@@ -265,17 +278,19 @@ impl QueueWorker {
         }
     }
 
-    /// Runs until `stop` is set and the RX ring is empty. `adopted` gets
-    /// the generation of the selection state the worker runs, once it runs
-    /// it (a reload waits for every worker's).
+    /// Runs until `stop` is set and the RX ring is empty. `signals.adopted`
+    /// gets the generation of the selection state the worker runs, once it
+    /// runs it (a reload waits for every worker's); `signals.failed` is set
+    /// if the per-frame path panics (the supervisor then stops capture).
     pub fn run(
         mut self,
         mut pipeline: Pipeline,
         metrics: &Metrics,
         records: &RecordTx,
         stop: &AtomicBool,
-        adopted: &AtomicU64,
+        signals: &WorkerSignals,
     ) -> WorkerReport {
+        let adopted = &signals.adopted;
         let q = self.queue.to_string();
         let received = metrics.frames_received.with_label_values(&[&q]);
         let erased = metrics.frames_erased.with_label_values(&[&q]);
@@ -295,6 +310,7 @@ impl QueueWorker {
             queue: self.queue,
             frames: 0,
             zero_copy: self.zero_copy,
+            panicked: None,
         };
         let mut last_housekeeping = Instant::now();
         let nap_gauge = metrics.idle_nap.with_label_values(&[&q]);
@@ -307,7 +323,17 @@ impl QueueWorker {
             // SAFETY: the batch descriptors are written by the ring from
             // frames of this UMEM.
             let n = unsafe { self.rx.consume(&mut self.batch[..self.batch_size]) };
-            if n > 0 {
+            if n > 0 && report.panicked.is_some() {
+                // After a panic: nothing is processed any more, every frame
+                // that still arrives (until the supervisor has taken the
+                // socket out of the XSKMAP) is zeroed and counted.
+                let bytes = self.zero_frames(0, n);
+                received.inc_by(n as u64);
+                erased.inc_by(n as u64);
+                bytes_erased.inc_by(bytes);
+                self.free.extend_from_slice(&self.batch[..n]);
+                self.refill();
+            } else if n > 0 {
                 taken += n as u64;
                 // A reload swaps the selection state between batches.
                 pipeline.refresh();
@@ -321,17 +347,38 @@ impl QueueWorker {
                 for desc in &self.batch[..n.min(PREFETCH_AHEAD)] {
                     prefetch_for_write(self.umem_base.wrapping_add(desc.addr()));
                 }
-                for i in 0..n {
-                    if let Some(ahead) = self.batch.get(i + PREFETCH_AHEAD).filter(|_| i + PREFETCH_AHEAD < n) {
-                        prefetch_for_write(self.umem_base.wrapping_add(ahead.addr()));
+                // Frames of this batch fully processed (and so erased).
+                let mut done = 0usize;
+                let batch = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    for i in 0..n {
+                        if let Some(ahead) = self.batch.get(i + PREFETCH_AHEAD).filter(|_| i + PREFETCH_AHEAD < n) {
+                            prefetch_for_write(self.umem_base.wrapping_add(ahead.addr()));
+                        }
+                        let meta = self.take_meta(self.batch[i].addr());
+                        let desc = &mut self.batch[i];
+                        // SAFETY: the kernel handed this frame to us through
+                        // the RX ring; until it is produced to the fill ring
+                        // nobody else touches it.
+                        let mut data = unsafe { self.umem.data_mut(desc) };
+                        pipeline.process_captured(data.contents_mut(), meta, now);
+                        done = i + 1;
                     }
-                    let meta = self.take_meta(self.batch[i].addr());
-                    let desc = &mut self.batch[i];
-                    // SAFETY: the kernel handed this frame to us through the
-                    // RX ring; until it is produced to the fill ring nobody
-                    // else touches it.
-                    let mut data = unsafe { self.umem.data_mut(desc) };
-                    pipeline.process_captured(data.contents_mut(), meta, now);
+                }));
+                if batch.is_err() {
+                    // Erase on unwind: the frame in hand and the rest of
+                    // the batch are zeroed (their metadata too) and counted
+                    // before anything else; then capture stops.
+                    let zeroed = (n - done) as u64;
+                    let bytes = self.zero_frames(done, n);
+                    pipeline.counters.frames_erased += zeroed;
+                    pipeline.counters.bytes_erased += bytes;
+                    report.panicked = Some(zeroed);
+                    signals.failed.store(true, Ordering::Release);
+                    tracing::error!(
+                        queue = self.queue,
+                        zeroed,
+                        "the per-frame path panicked; the frames of the batch still in hand were zeroed; capture stops"
+                    );
                 }
                 metrics.erase_latency.observe(t0.elapsed().as_secs_f64());
                 let c = &pipeline.counters;
@@ -417,6 +464,20 @@ impl QueueWorker {
         self.read_xsk_stats(&xsk);
         self.wipe();
         report
+    }
+
+    /// Zeroes frames `from..to` of the batch, with their metadata, without
+    /// processing them; returns the bytes zeroed.
+    fn zero_frames(&mut self, from: usize, to: usize) -> u64 {
+        let mut bytes = 0u64;
+        for i in from..to {
+            let _ = self.take_meta(self.batch[i].addr());
+            // SAFETY: as in the batch loop: the kernel handed this frame to
+            // us and nobody else touches it until it is back on the fill ring.
+            let mut data = unsafe { self.umem.data_mut(&mut self.batch[i]) };
+            bytes += crate::erase::erase(data.contents_mut()) as u64;
+        }
+        bytes
     }
 
     fn read_xsk_stats(&self, c: &[IntCounter; 4]) {

@@ -4,13 +4,13 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::capture::{CaptureError, QueueWorker, WorkerReport};
+use crate::capture::{CaptureError, QueueWorker, WorkerReport, WorkerSignals};
 use crate::classify::walk::{Encap, Outcome};
 use crate::classify::{Action, Class};
 use crate::config::{CaptureMode, Config};
@@ -43,6 +43,8 @@ pub enum RunError {
     },
     #[error("the capture worker of queue {queue} stopped unexpectedly")]
     WorkerDied { queue: u32 },
+    #[error("the per-frame path of queue {queue} panicked; the frames in hand were zeroed and capture was stopped (see the log)")]
+    WorkerPanicked { queue: u32 },
     #[error(
         "cannot open the control socket {path}; check that its directory is writable, or set `socket` in [control]"
     )]
@@ -207,12 +209,12 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
     metrics.ruleset_version.with_label_values(&[&cfg.rules.version]).set(1);
     let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
-    let mut adopted = Vec::new();
+    let mut signals = Vec::new();
     for (q, w) in workers {
         let pipeline = Pipeline::with_shared(&cfg, q, selection.clone());
         let (m, r, s) = (metrics.clone(), records.clone(), stop.clone());
-        let a = Arc::new(AtomicU64::new(0));
-        adopted.push((q, a.clone()));
+        let a = Arc::new(WorkerSignals::default());
+        signals.push((q, a.clone()));
         let h = std::thread::Builder::new()
             .name(format!("furui-q{q}"))
             .spawn(move || w.run(pipeline, &m, &r, &s, &a))
@@ -232,7 +234,7 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
         &metrics,
         &mut tracker,
         &handles,
-        &adopted,
+        &signals,
         &trail,
     ));
 
@@ -245,7 +247,20 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
     let mut reports: Vec<WorkerReport> = Vec::new();
     for (q, h) in handles {
         match h.join() {
-            Ok(r) => reports.push(r),
+            Ok(r) => {
+                if let Some(zeroed) = r.panicked {
+                    trail.record(
+                        "capture_stopped",
+                        serde_json::json!({
+                            "queue": q,
+                            "reason": "the per-frame path panicked",
+                            "frames_zeroed_by_guard": zeroed,
+                        }),
+                        true,
+                    );
+                }
+                reports.push(r)
+            }
             Err(_) => tracing::error!(queue = q, "capture worker panicked"),
         }
     }
@@ -448,7 +463,7 @@ const ADOPT_TIMEOUT: Duration = Duration::from_secs(5);
 async fn in_force(
     result: Result<String, Vec<String>>,
     selection: &crate::select::SharedSelection,
-    adopted: &[(u32, Arc<AtomicU64>)],
+    adopted: &[(u32, Arc<WorkerSignals>)],
     metrics: &Metrics,
     timeout: Duration,
 ) -> Result<String, Vec<String>> {
@@ -458,7 +473,7 @@ async fn in_force(
     loop {
         let behind: Vec<u32> = adopted
             .iter()
-            .filter(|(_, a)| a.load(Ordering::Acquire) < generation)
+            .filter(|(_, a)| a.adopted.load(Ordering::Acquire) < generation)
             .map(|(q, _)| *q)
             .collect();
         if behind.is_empty() {
@@ -527,7 +542,7 @@ async fn supervise(
     metrics: &Metrics,
     tracker: &mut WindowTracker,
     handles: &[(u32, std::thread::JoinHandle<WorkerReport>)],
-    adopted: &[(u32, Arc<AtomicU64>)],
+    adopted: &[(u32, Arc<WorkerSignals>)],
     trail: &crate::audit::AuditLog,
 ) -> Result<(), RunError> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -579,6 +594,9 @@ async fn supervise(
                 if let Some((q, _)) = handles.iter().find(|(_, h)| h.is_finished()) {
                     return Err(RunError::WorkerDied { queue: *q });
                 }
+                if let Some((q, _)) = adopted.iter().find(|(_, s)| s.failed.load(Ordering::Acquire)) {
+                    return Err(RunError::WorkerPanicked { queue: *q });
+                }
             }
         }
     }
@@ -607,13 +625,18 @@ mod tests {
             .unwrap();
         let metrics = Metrics::new();
         let selection = state(3);
-        let adopted = vec![(0, Arc::new(AtomicU64::new(3))), (1, Arc::new(AtomicU64::new(2)))];
+        let slot = |g| {
+            let s = WorkerSignals::default();
+            s.adopted.store(g, Ordering::Relaxed);
+            Arc::new(s)
+        };
+        let adopted = vec![(0, slot(3)), (1, slot(2))];
         // Queue 1 adopts 50 ms later, from a worker thread.
         let late = adopted[1].1.clone();
         let started = std::time::Instant::now();
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
-            late.store(3, Ordering::Release);
+            late.adopted.store(3, Ordering::Release);
         });
         let r = rt.block_on(in_force(
             Ok("reloaded".into()),
@@ -630,7 +653,7 @@ mod tests {
         );
         assert_eq!(metrics.config_reloads.with_label_values(&["ok"]).get(), 1);
         // A queue that never adopts: an error naming it, counted as failed.
-        adopted[1].1.store(2, Ordering::Release);
+        adopted[1].1.adopted.store(2, Ordering::Release);
         let r = rt.block_on(in_force(
             Ok("reloaded".into()),
             &selection,
