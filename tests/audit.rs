@@ -360,3 +360,40 @@ fn a_panic_in_the_per_frame_path_erases_the_batch_and_stops_capture() {
         .unwrap();
     assert_eq!(received, redirected, "{stop}");
 }
+
+/// The class map cannot be written (fault injection: every write after the
+/// first fails). furui retries on every tick, audits the failure once, and
+/// after 10 s stops capture rather than run windows it cannot enforce:
+/// exit code 1, XDP detached, the trail says why.
+#[test]
+fn a_class_map_that_cannot_be_written_stops_capture() {
+    let (rig, cfg, dir) = audit_rig();
+    let d = Daemon::start_with_env(&rig, &cfg, &[("FURUI_FAULT_CLASS_MAP_FAIL_AFTER", "1")]);
+    d.wait_for_metric("furui_class_map_write_failures_total", 5, "retried failed writes");
+    let log_path = d.log.clone();
+    assert_eq!(d.wait_exit(Duration::from_secs(30)), 1);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("writing the class authorization map failed") && log.contains("could not be written for 10 s"),
+        "{log}"
+    );
+    assert!(!rig.xdp_attached(), "XDP left attached");
+    let (ok, out) = verify(&dir);
+    assert!(ok && out.starts_with("PASS"), "{out}");
+    let e = entries(&dir);
+    let kinds: Vec<&str> = e.iter().map(|x| x["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "window_write_failed").count(),
+        1,
+        "{kinds:?}"
+    );
+    let stopped = e
+        .iter()
+        .find(|x| x["kind"] == "capture_stopped")
+        .expect("a capture_stopped entry");
+    assert_eq!(
+        stopped["data"]["reason"],
+        "the class authorization map could not be written"
+    );
+    assert!(stopped["data"]["failing_secs"].as_u64().unwrap() >= 10);
+}

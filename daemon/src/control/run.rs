@@ -43,6 +43,8 @@ pub enum RunError {
     },
     #[error("the capture worker of queue {queue} stopped unexpectedly")]
     WorkerDied { queue: u32 },
+    #[error("the XDP class authorization map could not be written for {secs} s; capture was stopped rather than run with windows furui cannot enforce")]
+    ClassMapUnwritable { secs: u64 },
     #[error("the per-frame path of queue {queue} panicked; the frames in hand were zeroed and capture was stopped (see the log)")]
     WorkerPanicked { queue: u32 },
     #[error(
@@ -150,7 +152,7 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
         "domestic prefixes loaded into the XDP tries"
     );
     let mut tracker = WindowTracker::default();
-    apply_windows(&cfg, &classifier, &metrics, &mut tracker, &trail);
+    apply_windows(&cfg, &classifier, &metrics, &mut tracker, &trail)?;
 
     // Opened now, so a bad records path fails before the interface is
     // touched; its writer thread starts after the capabilities are gone.
@@ -295,7 +297,7 @@ fn apply_windows(
     metrics: &Metrics,
     tracker: &mut WindowTracker,
     trail: &crate::audit::AuditLog,
-) {
+) -> Result<(), RunError> {
     let now = OffsetDateTime::now_utc();
     // Window ends are published whether or not anything changed: a reload
     // may move them (the expiry alert reads them).
@@ -307,14 +309,45 @@ fn apply_windows(
             .map_or(0, |w| w.not_after.unix_timestamp());
         metrics.measure_window_end.with_label_values(&[m.name()]).set(end);
     }
-    let changed = tracker.update(cfg, now);
-    if changed.is_empty() {
-        return;
-    }
+    // The class map is written from the desired state on every tick, not
+    // only on a change: a failed write is retried at the next tick, and a
+    // map changed behind furui's back is put right.
+    let changed = tracker.pending(cfg, now);
     if let Err(e) = classifier.set_authorized(&authorized_classes(cfg, now)) {
-        tracing::error!(error = %e, "updating the class authorization map failed");
-        return;
+        metrics.class_map_write_failures.inc();
+        let first = tracker.failing_since.is_none();
+        let failing = tracker.failed(std::time::Instant::now());
+        if first {
+            tracing::error!(error = %e, "writing the class authorization map failed; retrying every tick, capture stops if it keeps failing");
+            trail.record(
+                "window_write_failed",
+                serde_json::json!({
+                    "error": e.to_string(),
+                    "pending": changed.iter().map(|(m, on)| serde_json::json!({"measure": m.name(), "authorized": on})).collect::<Vec<_>>(),
+                }),
+                true,
+            );
+        }
+        if failing >= super::windows::WRITE_FAILURE_BOUND {
+            trail.record(
+                "capture_stopped",
+                serde_json::json!({
+                    "reason": "the class authorization map could not be written",
+                    "failing_secs": failing.as_secs(),
+                }),
+                true,
+            );
+            return Err(RunError::ClassMapUnwritable {
+                secs: failing.as_secs(),
+            });
+        }
+        return Ok(());
     }
+    if tracker.failing_since.is_some() {
+        tracing::info!("the class authorization map is written again");
+        trail.record("window_write_recovered", serde_json::json!({}), false);
+    }
+    tracker.written(cfg, now);
     for (m, on) in changed {
         metrics
             .measure_authorized
@@ -332,6 +365,7 @@ fn apply_windows(
             false,
         );
     }
+    Ok(())
 }
 
 fn refresh_xdp_stats(classifier: &Classifier, metrics: &Metrics) {
@@ -575,13 +609,13 @@ async fn supervise(
                 let result = in_force(result, selection, adopted, metrics, ADOPT_TIMEOUT).await;
                 audit_reload(trail, cfg, ReloadAsk::SIGHUP, &result);
                 // Windows of the new config take effect at once.
-                apply_windows(cfg, classifier, metrics, tracker, trail);
+                apply_windows(cfg, classifier, metrics, tracker, trail)?;
             }
             Some(req) = requests.recv() => {
                 let result = reload(cfg, req.ask, selection, classifier, metrics);
                 let result = in_force(result, selection, adopted, metrics, ADOPT_TIMEOUT).await;
                 audit_reload(trail, cfg, req.ask, &result);
-                apply_windows(cfg, classifier, metrics, tracker, trail);
+                apply_windows(cfg, classifier, metrics, tracker, trail)?;
                 let _ = req.reply.send(result);
             }
             _ = checkpoint.tick(), if trail.is_enabled() => {
@@ -590,7 +624,7 @@ async fn supervise(
             }
             _ = tick.tick() => {
                 refresh_xdp_stats(classifier, metrics);
-                apply_windows(cfg, classifier, metrics, tracker, trail);
+                apply_windows(cfg, classifier, metrics, tracker, trail)?;
                 if let Some((q, _)) = handles.iter().find(|(_, h)| h.is_finished()) {
                     return Err(RunError::WorkerDied { queue: *q });
                 }

@@ -45,6 +45,7 @@ pub struct Metrics {
     pub records_queue_depth: IntGauge,
     pub records_queue_capacity: IntGauge,
     pub config_reloads: IntCounterVec,
+    pub class_map_write_failures: IntCounter,
     pub ruleset_version: IntGaugeVec,
     pub rule_matches: IntCounterVec,
     pub export_records: IntCounterVec,
@@ -191,6 +192,12 @@ impl Metrics {
             RECORDS_QUEUE_CAPACITY,
             "Capacity of the record sink's queue; beyond it records are dropped and counted.",
         );
+        let class_map_write_failures = IntCounter::new(
+            CLASS_MAP_WRITE_FAILURES,
+            "Failed writes of the XDP class authorization map (retried every 200 ms; capture stops after 10 s of failures).",
+        )
+        .expect("valid");
+        r.register(Box::new(class_map_write_failures.clone())).expect("unique");
         let config_reloads = counter_vec(
             &r,
             CONFIG_RELOADS,
@@ -351,6 +358,7 @@ impl Metrics {
             records_queue_depth,
             records_queue_capacity,
             config_reloads,
+            class_map_write_failures,
             ruleset_version,
             rule_matches,
             export_records,

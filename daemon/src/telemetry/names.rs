@@ -28,6 +28,7 @@ pub const RECORDS_QUEUE_DEPTH: &str = "furui_records_queue_depth";
 pub const RECORDS_QUEUE_CAPACITY: &str = "furui_records_queue_capacity";
 pub const BUILD_INFO: &str = "furui_build_info";
 pub const CONFIG_RELOADS: &str = "furui_config_reloads_total";
+pub const CLASS_MAP_WRITE_FAILURES: &str = "furui_class_map_write_failures_total";
 pub const RULESET_VERSION: &str = "furui_ruleset_version";
 pub const RULE_MATCHES: &str = "furui_rule_matches_total";
 pub const EXPORT_RECORDS: &str = "furui_export_records_total";

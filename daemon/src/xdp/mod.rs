@@ -146,6 +146,27 @@ impl Classifier {
     /// Writes the class-authorization map. Non-capture classes are always
     /// written as 0, whatever `auth` says.
     pub fn set_authorized(&self, auth: &Authorized) -> Result<(), XdpError> {
+        // Test builds: FURUI_FAULT_CLASS_MAP_FAIL_AFTER=N lets N writes
+        // succeed and fails every later one.
+        #[cfg(feature = "fault-injection")]
+        {
+            use std::sync::atomic::{AtomicI64, Ordering};
+            static LEFT: std::sync::OnceLock<AtomicI64> = std::sync::OnceLock::new();
+            let left = LEFT.get_or_init(|| {
+                AtomicI64::new(
+                    std::env::var("FURUI_FAULT_CLASS_MAP_FAIL_AFTER")
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(i64::MAX),
+                )
+            });
+            if left.fetch_sub(1, Ordering::Relaxed) <= 0 {
+                return Err(XdpError::Map {
+                    map: "class_authorized",
+                    source: std::io::Error::other("fault injection: class map write refused").into(),
+                });
+            }
+        }
         for c in Class::ALL {
             let v = u32::from(c.measure().is_some() && auth[c as usize]);
             self.skel
