@@ -323,18 +323,7 @@ impl Daemon {
 
     /// Waits (bounded) for the daemon to exit by itself; its exit code.
     pub fn wait_exit(mut self, within: Duration) -> i32 {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return st.code().unwrap_or(-1);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("furui did not exit by itself within {within:?}:\n{}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.exit_code(within, "exit by itself")
     }
 
     /// SIGTERM, then wait (bounded) and return the exit code.
@@ -343,7 +332,13 @@ impl Daemon {
             nix::unistd::Pid::from_raw(self.child.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
         );
-        let deadline = Instant::now() + Duration::from_secs(15);
+        self.exit_code(Duration::from_secs(15), "stop after SIGTERM")
+    }
+
+    /// The exit code once the process ends; past `within`, kills it and
+    /// fails the test saying what it did not do.
+    fn exit_code(&mut self, within: Duration, what: &str) -> i32 {
+        let deadline = Instant::now() + within;
         loop {
             if let Ok(Some(st)) = self.child.try_wait() {
                 return st.code().unwrap_or(-1);
@@ -351,7 +346,7 @@ impl Daemon {
             if Instant::now() > deadline {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                panic!("furui did not stop within 15 s after SIGTERM:\n{}", self.log_text());
+                panic!("furui did not {what} within {within:?}:\n{}", self.log_text());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
