@@ -6,7 +6,7 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -396,4 +396,107 @@ fn a_class_map_that_cannot_be_written_stops_capture() {
         "the class authorization map could not be written"
     );
     assert!(stopped["data"]["failing_secs"].as_u64().unwrap() >= 10);
+}
+
+/// A config whose inbound window (approval `approval`) ends at `not_after`.
+fn window_config(rig: &Rig, dir: &std::path::Path, approval: &str, not_after: &str) -> std::path::PathBuf {
+    let body = BODY.replace(
+        "not_after = \"2099-01-01T00:00:00Z\"",
+        &format!("approval = \"{approval}\"\nnot_after = \"{not_after}\""),
+    );
+    rig.config(
+        "",
+        &format!("{body}\n[audit]\ndir = \"{}\"\ncheckpoint_secs = 60\n", dir.display()),
+    )
+}
+
+fn furui_reload(rig: &Rig) -> String {
+    let o = Command::new(FURUI)
+        .args(["reload", "--socket"])
+        .arg(rig.path("control.sock"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    out
+}
+
+#[test]
+fn an_ended_window_stays_closed_when_the_clock_is_set_back() {
+    use time::format_description::well_known::Rfc3339;
+    let rig = Rig::new();
+    let dir = rig.path("audit");
+    let clock = rig.path("clock-offset");
+    let ends = (time::OffsetDateTime::now_utc() + time::Duration::seconds(8))
+        .replace_nanosecond(0)
+        .unwrap();
+    let cfg = window_config(&rig, &dir, "A-1", &ends.format(&Rfc3339).unwrap());
+    let d = Daemon::start_with_env(&rig, &cfg, &[("FURUI_FAULT_CLOCK_FILE", clock.to_str().unwrap())]);
+    assert_eq!(d.metrics().get("furui_measure_authorized{measure=\"inbound\"}"), 1);
+    let closed = Instant::now() + Duration::from_secs(20);
+    while d.metrics().get("furui_measure_authorized{measure=\"inbound\"}") != 0 {
+        assert!(Instant::now() < closed, "the window did not close:\n{}", d.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Set the clock back an hour: by the clock the window is open again.
+    std::fs::write(&clock, "-3600").unwrap();
+    d.wait_for_metric("furui_clock_steps_total", 1, "the step is seen");
+    d.wait_for_metric(
+        "furui_measure_held{measure=\"inbound\",reason=\"window_ended\"}",
+        1,
+        "the ended window is held",
+    );
+    let m = d.metrics();
+    assert_eq!(m.get("furui_measure_authorized{measure=\"inbound\"}"), 0);
+    assert!(m.value("furui_clock_last_step_seconds") < -3500.0);
+    // Inbound traffic stays in the kernel.
+    let received = m.get("furui_frames_received_total{queue=\"0\"}");
+    let dropped = m.get("furui_xdp_packets_total{action=\"drop\",class=\"inbound\"}");
+    rig.send(&["--count", "20", "--flow", "203.0.113.7,192.0.2.1"]);
+    let m = d.settled_metrics();
+    assert_eq!(m.get("furui_frames_received_total{queue=\"0\"}"), received);
+    assert_eq!(
+        m.get("furui_xdp_packets_total{action=\"drop\",class=\"inbound\"}"),
+        dropped + 20
+    );
+    // A reload of the same approval, even with a later end, keeps it closed.
+    window_config(&rig, &dir, "A-1", "2099-01-01T00:00:00Z");
+    let out = furui_reload(&rig);
+    assert!(
+        out.contains("inbound stays closed: its approval's window has ended"),
+        "{out}"
+    );
+    assert_eq!(d.metrics().get("furui_measure_authorized{measure=\"inbound\"}"), 0);
+    // A new approval opens it.
+    window_config(&rig, &dir, "A-2", "2099-01-01T00:00:00Z");
+    let out = furui_reload(&rig);
+    assert!(!out.contains("stays closed"), "{out}");
+    let m = d.metrics();
+    assert_eq!(m.get("furui_measure_authorized{measure=\"inbound\"}"), 1);
+    assert_eq!(
+        m.get("furui_measure_held{measure=\"inbound\",reason=\"window_ended\"}"),
+        0
+    );
+    assert_eq!(d.stop(), 0);
+    let (ok, out) = verify(&dir);
+    assert!(ok && out.starts_with("PASS"), "{out}");
+    let e = entries(&dir);
+    let step = e
+        .iter()
+        .find(|x| x["kind"] == "clock_step")
+        .expect("a clock_step entry");
+    assert!(step["data"]["step_secs"].as_f64().unwrap() < -3500.0, "{step}");
+    let held = e
+        .iter()
+        .find(|x| x["kind"] == "window_held")
+        .expect("a window_held entry");
+    assert_eq!(held["data"]["measure"], "inbound");
+    assert_eq!(held["data"]["reason"], "window_ended");
+    assert_eq!(held["data"]["approval"], "A-1");
+    let opened: Vec<_> = e
+        .iter()
+        .filter(|x| x["kind"] == "window" && x["data"]["measure"] == "inbound" && x["data"]["authorized"] == true)
+        .map(|x| x["data"]["approval"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(opened, ["A-1", "A-2"], "opened once under each approval");
 }

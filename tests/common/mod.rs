@@ -371,6 +371,11 @@ impl Metrics {
         self.0.iter().filter(|(k, _)| k == series).map(|(_, v)| *v as u64).sum()
     }
 
+    /// Value of an exact series as a float (gauges that can be negative).
+    pub fn value(&self, series: &str) -> f64 {
+        self.0.iter().filter(|(k, _)| k == series).map(|(_, v)| *v).sum()
+    }
+
     pub fn xdp(&self, class: &str, action: &str) -> u64 {
         self.get(&format!(
             "furui_xdp_packets_total{{action=\"{action}\",class=\"{class}\"}}"

@@ -8,8 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use time::OffsetDateTime;
-
 use crate::capture::{CaptureError, QueueWorker, WorkerReport, WorkerSignals};
 use crate::classify::walk::{Encap, Outcome};
 use crate::classify::{Action, Class};
@@ -21,7 +19,7 @@ use crate::telemetry::{http, raise_to, Metrics};
 use crate::xdp::{AttachError, Classifier, XdpError};
 
 use super::socket::ReloadAsk;
-use super::windows::{authorized_classes, WindowTracker};
+use super::windows::{classes, Hold, Now, WindowTracker};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -152,7 +150,7 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
         "domestic prefixes loaded into the XDP tries"
     );
     let mut tracker = WindowTracker::default();
-    apply_windows(&cfg, &classifier, &metrics, &mut tracker, &trail)?;
+    apply_windows(&cfg, &classifier, &metrics, &mut tracker, &trail, Now::read())?;
 
     // Opened now, so a bad records path fails before the interface is
     // touched; its writer thread starts after the capabilities are gone.
@@ -297,8 +295,30 @@ fn apply_windows(
     metrics: &Metrics,
     tracker: &mut WindowTracker,
     trail: &crate::audit::AuditLog,
+    now: Now,
 ) -> Result<(), RunError> {
-    let now = OffsetDateTime::now_utc();
+    if let Some(step) = tracker.observe(now) {
+        metrics.clock_steps.inc();
+        metrics.clock_last_step.set(step.secs);
+        let held: Vec<&str> = step.held.iter().map(|m| m.name()).collect();
+        tracing::warn!(
+            step_secs = step.secs,
+            from = %step.from,
+            to = %step.to,
+            held = ?held,
+            "the wall clock stepped; windows that were closed stay closed until a reload, and ended windows stay closed"
+        );
+        trail.record(
+            "clock_step",
+            serde_json::json!({
+                "step_secs": step.secs,
+                "from": step.from.unix_timestamp(),
+                "to": step.to.unix_timestamp(),
+                "held": held,
+            }),
+            true,
+        );
+    }
     // Window ends are published whether or not anything changed: a reload
     // may move them (the expiry alert reads them).
     for m in crate::classify::Measure::ALL {
@@ -312,11 +332,13 @@ fn apply_windows(
     // The class map is written from the desired state on every tick, not
     // only on a change: a failed write is retried at the next tick, and a
     // map changed behind furui's back is put right.
-    let changed = tracker.pending(cfg, now);
-    if let Err(e) = classifier.set_authorized(&authorized_classes(cfg, now)) {
+    let want = tracker.desired(cfg, now.wall);
+    publish_holds(cfg, tracker, metrics, trail, now);
+    let changed = tracker.pending(&want);
+    if let Err(e) = classifier.set_authorized(&classes(&want)) {
         metrics.class_map_write_failures.inc();
         let first = tracker.failing_since.is_none();
-        let failing = tracker.failed(std::time::Instant::now());
+        let failing = tracker.failed(now.mono);
         if first {
             tracing::error!(error = %e, "writing the class authorization map failed; retrying every tick, capture stops if it keeps failing");
             trail.record(
@@ -347,7 +369,7 @@ fn apply_windows(
         tracing::info!("the class authorization map is written again");
         trail.record("window_write_recovered", serde_json::json!({}), false);
     }
-    tracker.written(cfg, now);
+    tracker.written(want);
     for (m, on) in changed {
         metrics
             .measure_authorized
@@ -366,6 +388,32 @@ fn apply_windows(
         );
     }
     Ok(())
+}
+
+/// Publishes which measures are held closed against the configuration
+/// (metric every tick; log and audit entry when a hold begins).
+fn publish_holds(cfg: &Config, tracker: &WindowTracker, metrics: &Metrics, trail: &crate::audit::AuditLog, now: Now) {
+    let held = tracker.held(cfg, now.wall);
+    for m in crate::classify::Measure::ALL {
+        for h in Hold::ALL {
+            let g = metrics.measure_held.with_label_values(&[m.name(), h.name()]);
+            let on = held.contains(&(m, h));
+            if on && g.get() == 0 {
+                let approval = cfg
+                    .measures
+                    .get(&m)
+                    .and_then(|w| w.approval.clone())
+                    .unwrap_or_default();
+                tracing::warn!(measure = m.name(), reason = h.name(), approval = %approval, "the configuration opens this window but furui holds it closed");
+                trail.record(
+                    "window_held",
+                    serde_json::json!({ "measure": m.name(), "reason": h.name(), "approval": approval }),
+                    false,
+                );
+            }
+            g.set(i64::from(on));
+        }
+    }
 }
 
 fn refresh_xdp_stats(classifier: &Classifier, metrics: &Metrics) {
@@ -568,6 +616,39 @@ fn audit_reload(trail: &crate::audit::AuditLog, cfg: &Config, ask: ReloadAsk, re
     );
 }
 
+/// Applies the windows after a reload. An accepted reload releases the
+/// holds of a clock step (the operator has looked at the clock); the reply
+/// names every window the configuration opens that furui keeps closed.
+fn windows_after_reload(
+    mut result: Result<String, Vec<String>>,
+    cfg: &Config,
+    classifier: &Classifier,
+    metrics: &Metrics,
+    tracker: &mut WindowTracker,
+    trail: &crate::audit::AuditLog,
+) -> Result<Result<String, Vec<String>>, RunError> {
+    if result.is_ok() {
+        let released = tracker.reloaded();
+        if !released.is_empty() {
+            let names: Vec<&str> = released.iter().map(|m| m.name()).collect();
+            tracing::info!(measures = ?names, "reload accepted: windows held since a clock step are released");
+            trail.record("window_hold_released", serde_json::json!({ "measures": names }), false);
+        }
+    }
+    let now = Now::read();
+    apply_windows(cfg, classifier, metrics, tracker, trail, now)?;
+    if let Ok(msg) = &mut result {
+        for (m, h) in tracker.held(cfg, now.wall) {
+            let why = match h {
+                Hold::Ended => "its approval's window has ended; only a new approval reopens it",
+                Hold::ClockStep => "held since a clock step",
+            };
+            msg.push_str(&format!("; {} stays closed: {why}", m.name()));
+        }
+    }
+    Ok(result)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn supervise(
     cfg: &mut Config,
@@ -609,13 +690,13 @@ async fn supervise(
                 let result = in_force(result, selection, adopted, metrics, ADOPT_TIMEOUT).await;
                 audit_reload(trail, cfg, ReloadAsk::SIGHUP, &result);
                 // Windows of the new config take effect at once.
-                apply_windows(cfg, classifier, metrics, tracker, trail)?;
+                let _ = windows_after_reload(result, cfg, classifier, metrics, tracker, trail)?;
             }
             Some(req) = requests.recv() => {
                 let result = reload(cfg, req.ask, selection, classifier, metrics);
                 let result = in_force(result, selection, adopted, metrics, ADOPT_TIMEOUT).await;
                 audit_reload(trail, cfg, req.ask, &result);
-                apply_windows(cfg, classifier, metrics, tracker, trail)?;
+                let result = windows_after_reload(result, cfg, classifier, metrics, tracker, trail)?;
                 let _ = req.reply.send(result);
             }
             _ = checkpoint.tick(), if trail.is_enabled() => {
@@ -624,7 +705,7 @@ async fn supervise(
             }
             _ = tick.tick() => {
                 refresh_xdp_stats(classifier, metrics);
-                apply_windows(cfg, classifier, metrics, tracker, trail)?;
+                apply_windows(cfg, classifier, metrics, tracker, trail, Now::read())?;
                 if let Some((q, _)) = handles.iter().find(|(_, h)| h.is_finished()) {
                     return Err(RunError::WorkerDied { queue: *q });
                 }

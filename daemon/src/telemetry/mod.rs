@@ -46,6 +46,9 @@ pub struct Metrics {
     pub records_queue_capacity: IntGauge,
     pub config_reloads: IntCounterVec,
     pub class_map_write_failures: IntCounter,
+    pub clock_steps: IntCounter,
+    pub clock_last_step: prometheus::Gauge,
+    pub measure_held: IntGaugeVec,
     pub ruleset_version: IntGaugeVec,
     pub rule_matches: IntCounterVec,
     pub export_records: IntCounterVec,
@@ -198,6 +201,27 @@ impl Metrics {
         )
         .expect("valid");
         r.register(Box::new(class_map_write_failures.clone())).expect("unique");
+        let clock_steps = IntCounter::new(
+            CLOCK_STEPS,
+            "Wall-clock steps: the wall clock moved against the monotonic clock by more than 2 s between two ticks.",
+        )
+        .expect("valid");
+        r.register(Box::new(clock_steps.clone())).expect("unique");
+        let clock_last_step = prometheus::Gauge::new(
+            CLOCK_LAST_STEP,
+            "Size of the last wall-clock step, seconds (negative: set back); 0 before any.",
+        )
+        .expect("valid");
+        r.register(Box::new(clock_last_step.clone())).expect("unique");
+        let measure_held = IntGaugeVec::new(
+            Opts::new(
+                MEASURE_HELD,
+                "1 while the configuration calls the measure's window open but furui holds it closed, by reason (window_ended: its approval's window ended earlier; clock_step: it was closed when the clock stepped, until a reload).",
+            ),
+            &["measure", "reason"],
+        )
+        .expect("valid");
+        r.register(Box::new(measure_held.clone())).expect("unique");
         let config_reloads = counter_vec(
             &r,
             CONFIG_RELOADS,
@@ -322,6 +346,9 @@ impl Metrics {
         for m in Measure::ALL {
             measure_authorized.with_label_values(&[m.name()]);
             measure_window_end.with_label_values(&[m.name()]);
+            for h in crate::control::windows::Hold::ALL {
+                measure_held.with_label_values(&[m.name(), h.name()]);
+            }
         }
         for reason in ["sink_full", "sink_error", "store_error"] {
             records_dropped.with_label_values(&[reason]);
@@ -359,6 +386,9 @@ impl Metrics {
             records_queue_capacity,
             config_reloads,
             class_map_write_failures,
+            clock_steps,
+            clock_last_step,
+            measure_held,
             ruleset_version,
             rule_matches,
             export_records,
