@@ -396,6 +396,10 @@ fn tls_and_quic_client_hellos_select_flows_by_ja4_on_live_traffic() {
     assert_eq!(m.sum("furui_frames_erased_total"), 7);
     assert_eq!(m.get("furui_rule_matches_total{rule=\"tls-client\"}"), 1);
     assert_eq!(m.get("furui_rule_matches_total{rule=\"quic-client\"}"), 1);
+    // The CRYPTO stream was charged to the queue's budget and gave it back.
+    assert_eq!(m.get("furui_reassembly_budget_bytes{queue=\"0\"}"), 32 << 20);
+    assert_eq!(m.get("furui_reassembly_bytes{queue=\"0\"}"), 0);
+    assert_eq!(m.get("furui_reassembly_refused_total{queue=\"0\"}"), 0);
     assert_eq!(
         count_in_process_memory(d.pid(), b"quic.example"),
         0,

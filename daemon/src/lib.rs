@@ -11,6 +11,7 @@
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod budget;
 pub mod capture;
 pub mod classify;
 pub mod deid;

@@ -160,7 +160,11 @@ fn main() -> ExitCode {
                                 .iter()
                                 .filter(|e| c.decap.is_open(**e))
                                 .count()
-                        )
+                        );
+                        println!(
+                            "  memory bound: {} (MemoryMax must not be lower)",
+                            furui::config::memory::MemoryBound::of(&c)
+                        );
                     }
                     Err(e) => {
                         bad = true;

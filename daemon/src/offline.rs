@@ -143,6 +143,15 @@ pub struct ReplayReport {
     pub records: u64,
     /// Fragment events, indexed like `FragEvent::ALL`.
     pub fragments: [u64; crate::flow::FragEvent::ALL.len()],
+    /// The most flows tracked at once, and flows ended early because the
+    /// table was full.
+    pub flows_peak: usize,
+    pub flows_evicted: u64,
+    /// Reassembly: the budget, the most bytes held at once, refusals.
+    pub reassembly_budget: usize,
+    pub reassembly_peak: usize,
+    pub reassembly_refused: u64,
+    pub reassembly_timed_out: u64,
 }
 
 impl std::fmt::Display for ReplayReport {
@@ -165,6 +174,25 @@ impl std::fmt::Display for ReplayReport {
                 writeln!(f, "fragments {:<30} {n}", e.kind())?;
             }
         }
+        writeln!(f, "flows peak:         {}", self.flows_peak)?;
+        if self.flows_evicted > 0 {
+            writeln!(f, "flows evicted:      {} (table full)", self.flows_evicted)?;
+        }
+        writeln!(
+            f,
+            "reassembly peak:    {} bytes of a {}-byte budget",
+            self.reassembly_peak, self.reassembly_budget
+        )?;
+        if self.reassembly_refused > 0 {
+            writeln!(f, "reassembly refused: {} (budget spent)", self.reassembly_refused)?;
+        }
+        if self.reassembly_timed_out > 0 {
+            writeln!(
+                f,
+                "reassembly timed out: {} (incomplete after 2 s)",
+                self.reassembly_timed_out
+            )?;
+        }
         if self.read.clamped_timestamps > 0 {
             writeln!(f, "clamped timestamps: {}", self.read.clamped_timestamps)?;
         }
@@ -180,28 +208,59 @@ pub enum ReplayError {
     Write(#[from] std::io::Error),
 }
 
+/// Writes `records` to `out` as JSON lines and empties it.
+fn write_records(
+    out: &mut dyn std::io::Write,
+    records: &mut Vec<crate::flow::MechanicalRecord>,
+) -> std::io::Result<u64> {
+    let n = records.len() as u64;
+    for r in records.drain(..) {
+        serde_json::to_writer(&mut *out, &r).map_err(std::io::Error::other)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(n)
+}
+
 /// Replays `pcap` through the pipeline; flows time out on the capture's
-/// own clock. Records are written to `out` as JSON lines.
+/// own clock. Records are written to `out` as JSON lines as flows end.
 pub fn replay(cfg: &Config, pcap: &Path, out: &mut dyn std::io::Write) -> Result<ReplayReport, ReplayError> {
     let mut p = Pipeline::new(cfg, 0);
     let mut report = ReplayReport::default();
     let mut last_expire = 0u64;
-    let mut records = Vec::new();
+    let mut written: std::io::Result<u64> = Ok(0);
     report.read = for_each_packet(pcap, |link, ts, frame| {
         p.process_packet(link, frame, ts);
         if ts.saturating_sub(last_expire) >= 1_000_000_000 {
             last_expire = ts;
             p.expire(ts);
         }
-        records.append(&mut p.records);
+        if !p.records.is_empty() {
+            if let Ok(n) = &mut written {
+                match write_records(out, &mut p.records) {
+                    Ok(k) => *n += k,
+                    Err(e) => written = Err(e),
+                }
+            }
+            p.records.clear();
+        }
     })?;
-    p.drain();
-    records.append(&mut p.records);
-    for r in &records {
-        serde_json::to_writer(&mut *out, r).map_err(std::io::Error::other)?;
-        out.write_all(b"\n")?;
+    report.flows_evicted = p.flows.evicted;
+    report.flows_peak = p.flows.peak;
+    let mut records = written?;
+    // Flows end in steps, each step's records written before the next.
+    loop {
+        let more = p.drain_some(crate::flow::table::RECORDS_PER_SWEEP);
+        records += write_records(out, &mut p.records)?;
+        if !more {
+            break;
+        }
     }
-    report.records = records.len() as u64;
+    let budget = &p.flows.budget;
+    report.reassembly_budget = budget.limit();
+    report.reassembly_peak = budget.peak();
+    report.reassembly_refused = budget.refused();
+    report.reassembly_timed_out = budget.timed_out();
+    report.records = records;
     report.counters = p.counters.clone();
     report.fragments = p.frags.take_counts();
     Ok(report)

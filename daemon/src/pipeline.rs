@@ -89,6 +89,7 @@ impl Pipeline {
                 cfg.flows.idle_timeout,
                 cfg.flows.active_timeout,
                 cfg.flows.max_flows,
+                crate::budget::Budget::new(cfg.flows.reassembly_budget),
             ),
             frags: FragTable::new(cfg.flows.max_fragments, cfg.flows.fragment_timeout),
             counters: BatchCounters::default(),
@@ -246,10 +247,19 @@ impl Pipeline {
         self.frags.expire(now_ns);
     }
 
-    /// Ends all flows (shutdown).
+    /// Ends at most `limit` flows into `records` (shutdown, in steps);
+    /// true while some are left.
+    pub fn drain_some(&mut self, limit: usize) -> bool {
+        let more = self.flows.drain_some(&mut self.records, limit);
+        if !more {
+            self.frags.drain();
+        }
+        more
+    }
+
+    /// Ends all flows.
     pub fn drain(&mut self) {
-        self.flows.drain(&mut self.records);
-        self.frags.drain();
+        self.drain_some(usize::MAX);
     }
 }
 

@@ -28,6 +28,15 @@ pub fn memlock_limit() -> u64 {
         .unwrap_or(0)
 }
 
+/// The `memory.max` of this process's cgroup (cgroup v2) in bytes; None
+/// when unlimited or unknown.
+pub fn cgroup_memory_max() -> Option<u64> {
+    let cg = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = cg.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let v = std::fs::read_to_string(format!("/sys/fs/cgroup{path}/memory.max")).ok()?;
+    v.trim().parse().ok()
+}
+
 /// Drops every capability of the calling thread: ambient, inheritable,
 /// effective and permitted. Threads created afterwards start with none.
 /// Once the XDP program is attached, the AF_XDP sockets are bound and the

@@ -314,6 +314,13 @@ impl QueueWorker {
         };
         let mut last_housekeeping = Instant::now();
         let nap_gauge = metrics.idle_nap.with_label_values(&[&q]);
+        let reassembly_gauge = metrics.reassembly_bytes.with_label_values(&[&q]);
+        let reassembly_refused = metrics.reassembly_refused.with_label_values(&[&q]);
+        let reassembly_timed_out = metrics.reassembly_timed_out.with_label_values(&[&q]);
+        metrics
+            .reassembly_budget
+            .with_label_values(&[&q])
+            .set(pipeline.flows.budget.limit() as i64);
         // Frames taken since the ring last ran empty, and when that was.
         let mut taken = 0u64;
         let mut last_empty = Instant::now();
@@ -451,16 +458,30 @@ impl QueueWorker {
                 let active = pipeline.flows.len() as i64;
                 metrics.flows_active.add(active - flows_reported);
                 flows_reported = active;
+                let budget = &pipeline.flows.budget;
+                reassembly_gauge.set(budget.used() as i64);
+                crate::telemetry::raise_to(&reassembly_refused, budget.refused());
+                crate::telemetry::raise_to(&reassembly_timed_out, budget.timed_out());
                 self.read_xsk_stats(&xsk);
                 nap_gauge.set(self.nap.current().as_secs_f64());
             }
         }
 
-        pipeline.drain();
-        for r in pipeline.records.drain(..) {
-            records.send(r);
+        // Flows end in steps, each step's records sent before the next:
+        // a full table never turns into one heap of records at once.
+        loop {
+            let more = pipeline.drain_some(crate::flow::table::RECORDS_PER_SWEEP);
+            for r in pipeline.records.drain(..) {
+                records.send(r);
+            }
+            if !more {
+                break;
+            }
         }
         metrics.flows_active.sub(flows_reported);
+        reassembly_gauge.set(pipeline.flows.budget.used() as i64);
+        crate::telemetry::raise_to(&reassembly_refused, pipeline.flows.budget.refused());
+        crate::telemetry::raise_to(&reassembly_timed_out, pipeline.flows.budget.timed_out());
         self.read_xsk_stats(&xsk);
         self.wipe();
         report

@@ -7,6 +7,7 @@
 pub mod decap;
 pub mod errors;
 pub mod export;
+pub mod memory;
 pub mod prefixes;
 pub mod retention;
 pub mod schema;
@@ -85,6 +86,8 @@ pub struct Flows {
     pub max_flows: usize,
     pub max_fragments: usize,
     pub fragment_timeout: Duration,
+    /// Bytes the reassembly buffers of one queue may hold at once.
+    pub reassembly_budget: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -696,7 +699,15 @@ fn validate_flows(s: FlowsSection, c: &mut Collector<'_>) -> Option<Flows> {
             format!("fragment_timeout_secs {ft} must be between 1 and 120"),
         );
     }
+    let budget = *s.reassembly_budget_mib.get_ref();
+    if !(1..=4096).contains(&budget) {
+        c.at(
+            s.reassembly_budget_mib.span(),
+            format!("reassembly_budget_mib {budget} must be between 1 and 4096"),
+        );
+    }
     (c.errors.len() == before).then(|| Flows {
+        reassembly_budget: (budget as usize) << 20,
         idle_timeout: Duration::from_secs(idle),
         active_timeout: Duration::from_secs(active),
         max_flows: *s.max_flows.get_ref() as usize,

@@ -127,6 +127,9 @@ pub struct FlowsSection {
     /// How long a datagram's fragments are waited for.
     #[serde(default = "default_fragment_timeout")]
     pub fragment_timeout_secs: Spanned<u64>,
+    /// Bytes (MiB) all reassembly buffers of one queue may hold at once.
+    #[serde(default = "default_reassembly_budget")]
+    pub reassembly_budget_mib: Spanned<u64>,
 }
 
 impl Default for FlowsSection {
@@ -137,6 +140,7 @@ impl Default for FlowsSection {
             max_flows: default_max_flows(),
             max_fragments: default_max_fragments(),
             fragment_timeout_secs: default_fragment_timeout(),
+            reassembly_budget_mib: default_reassembly_budget(),
         }
     }
 }
@@ -203,12 +207,19 @@ fn default_idle() -> Spanned<u64> {
 fn default_active() -> Spanned<u64> {
     unspanned(300)
 }
+// 7/8 of 2^20: the most a 2^20-bucket table holds before it doubles
+// (169 B a bucket: 266 MiB at its growth peak; see config::memory).
+pub const DEFAULT_MAX_FLOWS: u64 = 917_504;
 fn default_max_flows() -> Spanned<u64> {
-    unspanned(1_000_000)
+    unspanned(DEFAULT_MAX_FLOWS)
 }
 // Each entry is ~200 bytes: 65,536 datagrams is ~13 MB per queue at most.
 fn default_max_fragments() -> Spanned<u64> {
     unspanned(65_536)
+}
+pub const DEFAULT_REASSEMBLY_BUDGET_MIB: u64 = 32;
+fn default_reassembly_budget() -> Spanned<u64> {
+    unspanned(DEFAULT_REASSEMBLY_BUDGET_MIB)
 }
 // Linux's ipfrag_time.
 fn default_fragment_timeout() -> Spanned<u64> {

@@ -137,6 +137,15 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
         interface: c.interface.clone(),
     })?;
 
+    let bound = crate::config::memory::MemoryBound::of(&cfg);
+    tracing::info!(bound = %bound, "memory bound of this configuration");
+    if let Some(max) = sys::cgroup_memory_max().filter(|m| *m < bound.total()) {
+        tracing::warn!(
+            memory_max_mib = crate::config::memory::mib(max),
+            bound_mib = crate::config::memory::mib(bound.total()),
+            "the cgroup's memory.max is below this configuration's memory bound: under a flood the kernel may kill the daemon; raise MemoryMax or lower [flows] max_flows / reassembly_budget_mib"
+        );
+    }
     let classifier = Classifier::load(c.mode == CaptureMode::Inline)?;
     classifier.set_decap(&cfg.decap)?;
     for w in &cfg.warnings {

@@ -224,4 +224,5 @@ mod tests {
     }
 }
 
+pub mod quic;
 pub mod tunnel;

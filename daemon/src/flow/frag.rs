@@ -105,6 +105,10 @@ impl Entry {
     }
 }
 
+/// Bytes one tracked datagram takes in the table (key, entry, control
+/// byte), for the memory bound.
+pub const ENTRY_BYTES: u64 = (std::mem::size_of::<FragKey>() + std::mem::size_of::<Entry>() + 1) as u64;
+
 /// What the pipeline does with a fragment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FragVerdict {

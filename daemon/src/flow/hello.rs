@@ -3,39 +3,34 @@
 //! (decrypted with the public Initial keys, CRYPTO frames joined in a
 //! bounded buffer). Every held byte is zeroed when it is no longer needed.
 
-use crate::erase::{self, erase};
+use crate::budget::{Budget, Buf};
 use crate::select::quic::{self, CryptoStream};
 use crate::select::tls::{client_hello_len, fingerprint_handshake, fingerprint_record, Fingerprints, Transport};
 
 /// Largest ClientHello reassembled from two TCP segments.
 pub const MAX_CLIENT_HELLO: usize = 16 * 1024;
 
+/// How long a flow's first ClientHello may take to arrive whole: its
+/// reassembly buffer is given back after this (the flow keeps going,
+/// without a fingerprint). A real client sends the rest within a round trip.
+pub const REASSEMBLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Client datagrams tried for Initial packets before a UDP flow is given
 /// up on (a ClientHello spans one or two Initials in practice).
 pub const MAX_QUIC_DATAGRAMS: u8 = 4;
 
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub enum Hello {
     #[default]
     Waiting,
-    /// First segment of a split TCP ClientHello (bounded), erased when done.
-    Partial(Vec<u8>),
+    /// First segment of a split TCP ClientHello (bounded, charged to the
+    /// worker's reassembly budget), zeroed when dropped.
+    Partial(Box<Buf>),
     /// CRYPTO data from the Initial packets seen so far.
-    Quic {
-        crypto: Box<CryptoStream>,
-        datagrams: u8,
-    },
-    Done(Option<Fingerprints>),
-}
-
-impl Drop for Hello {
-    fn drop(&mut self) {
-        // A held segment is payload: zero it whatever ends the flow (the
-        // CRYPTO stream zeroes itself).
-        if let Hello::Partial(b) = self {
-            erase(b);
-        }
-    }
+    Quic { crypto: Box<CryptoStream>, datagrams: u8 },
+    /// Boxed, like the buffer: a flow's state stays small for the flows
+    /// that never get this far.
+    Done(Option<Box<Fingerprints>>),
 }
 
 /// Cheap test before any key derivation: a long-header packet of a version
@@ -50,19 +45,26 @@ fn looks_like_quic_initial(d: &[u8]) -> bool {
 }
 
 impl Hello {
-    pub fn feed_tcp(&mut self, payload: &[u8]) {
+    /// The initiator's next TCP payload. A ClientHello split over two
+    /// segments is joined in a buffer from `budget`; with the budget spent
+    /// the flow gets no fingerprint (the refusal is counted there).
+    pub fn feed_tcp(&mut self, payload: &[u8], budget: &Budget) {
         if payload.is_empty() {
             return;
         }
         let next = match self {
             Hello::Waiting => match client_hello_len(payload) {
-                Ok(need) if payload.len() >= need + 5 => Hello::Done(fingerprint_record(payload).ok()),
+                Ok(need) if payload.len() >= need + 5 => Hello::Done(fingerprint_record(payload).ok().map(Box::new)),
                 Ok(need) if need + 5 <= MAX_CLIENT_HELLO => {
                     // Sized for the whole message: the second segment never
-                    // moves it (a move would leave the first one unzeroed).
-                    let mut b = Vec::with_capacity(need + 5);
-                    b.extend_from_slice(payload);
-                    Hello::Partial(b)
+                    // moves it.
+                    match budget.buf(need + 5) {
+                        Some(mut b) => {
+                            b.extend(payload);
+                            Hello::Partial(Box::new(b))
+                        }
+                        None => Hello::Done(None),
+                    }
                 }
                 _ => Hello::Done(None),
             },
@@ -70,13 +72,12 @@ impl Hello {
             Hello::Partial(buf) => {
                 let need = client_hello_len(buf).map_or(0, |n| n + 5);
                 let take = need.saturating_sub(buf.len()).min(payload.len());
-                erase::extend_zeroing(buf, &payload[..take]);
-                let fp = if buf.len() >= need {
-                    fingerprint_record(buf).ok()
+                let fp = if buf.extend(&payload[..take]) && buf.len() >= need {
+                    fingerprint_record(buf).ok().map(Box::new)
                 } else {
                     None
                 };
-                erase(buf);
+                // Assigning `Done` drops the buffer, which zeroes it.
                 Hello::Done(fp)
             }
             Hello::Quic { .. } | Hello::Done(_) => return,
@@ -84,10 +85,12 @@ impl Hello {
         *self = next;
     }
 
-    pub fn feed_quic(&mut self, datagram: &[u8], scratch: &mut Vec<u8>) {
+    /// The initiator's next UDP datagram; CRYPTO data is gathered in a
+    /// buffer from `budget`.
+    pub fn feed_quic(&mut self, datagram: &[u8], scratch: &mut Vec<u8>, budget: &Budget) {
         let next = match self {
             Hello::Waiting if looks_like_quic_initial(datagram) => {
-                let mut crypto = Box::default();
+                let mut crypto = Box::new(CryptoStream::new(budget));
                 Self::quic_step(datagram, scratch, &mut crypto, 0)
             }
             Hello::Quic { crypto, datagrams } => {
@@ -109,7 +112,7 @@ impl Hello {
             return Hello::Done(None);
         }
         if let Some(msg) = crypto.client_hello() {
-            return Hello::Done(fingerprint_handshake(msg, Transport::Quic).ok());
+            return Hello::Done(fingerprint_handshake(msg, Transport::Quic).ok().map(Box::new));
         }
         if seen >= MAX_QUIC_DATAGRAMS {
             return Hello::Done(None);
@@ -120,9 +123,20 @@ impl Hello {
         }
     }
 
+    /// Gives up a reassembly in progress (its buffer is zeroed and goes
+    /// back to the budget); true if there was one.
+    pub fn abandon(&mut self) -> bool {
+        if matches!(self, Hello::Partial(_) | Hello::Quic { .. }) {
+            *self = Hello::Done(None);
+            true
+        } else {
+            false
+        }
+    }
+
     pub fn fingerprint(&self) -> Option<&Fingerprints> {
         match self {
-            Hello::Done(fp) => fp.as_ref(),
+            Hello::Done(fp) => fp.as_deref(),
             _ => None,
         }
     }

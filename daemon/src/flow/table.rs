@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::hello::Hello;
 use super::key::FlowKey;
 use super::record::{EndReason, MechanicalRecord};
+use crate::budget::Budget;
 use crate::classify::Class;
 use crate::parse::Headers;
 use crate::select::tls::Fingerprints;
@@ -36,7 +37,6 @@ pub struct Judged {
     pub set: Option<SetId>,
 }
 
-#[derive(Clone)]
 struct FlowState {
     first_seen_ns: u64,
     last_seen_ns: u64,
@@ -48,19 +48,16 @@ struct FlowState {
     min_ttl: u8,
     max_ttl: u8,
     class: Class,
-    set: Option<Arc<str>>,
-    /// Every rule that matched a packet of the flow, sorted.
-    rules: Vec<Arc<str>>,
-    /// The ruleset version active when the flow was first selected.
-    ruleset_version: Option<Arc<str>>,
     vlan_depth: u8,
     /// The encapsulations of the flow's first packet, and its tunnel id.
     encap: crate::classify::walk::EncapChain,
     tunnel_id: Option<u32>,
     /// Packets of the flow that were IP fragments.
     fragments: u64,
-    /// A packet of the flow was selected: it ends as a record.
-    selected: bool,
+    /// Set once a packet of the flow was selected: it ends as a record.
+    /// Boxed: most flows are never selected, and every byte of the state
+    /// is paid for each of `max_flows`.
+    selection: Option<Box<Selection>>,
     hello: Hello,
     /// The selection-state generation `lo_to_hi` and `set_id` are from.
     judged_gen: u64,
@@ -70,6 +67,28 @@ struct FlowState {
     /// The indicator set of the flow's remote end(s): the same for both
     /// directions, as the remote (foreign) end is.
     set_id: Option<SetId>,
+}
+
+/// Most selected flows one expiry sweep ends (turns into records).
+pub const RECORDS_PER_SWEEP: usize = 16_384;
+
+/// Bytes one flow takes in the table (key, state, control byte), for the
+/// memory bound.
+pub const ENTRY_BYTES: u64 = (std::mem::size_of::<FlowKey>() + std::mem::size_of::<FlowState>() + 1) as u64;
+
+/// Heap a flow may hold besides its entry, at most: a boxed fingerprint
+/// (48 B, JA4 36 B, JA3 32 B: three allocations of 64, 48 and 48 bytes)
+/// and a boxed selection (56 B) with up to four matched rules (a 64-byte
+/// vector), at glibc's 16-byte chunk granularity plus 8 bytes of header.
+pub const HEAP_BYTES: u64 = 64 + 48 + 48 + 64 + 80;
+
+/// What selected a flow.
+struct Selection {
+    set: Option<Arc<str>>,
+    /// Every rule that matched a packet of the flow, sorted.
+    rules: Vec<Arc<str>>,
+    /// The ruleset version active when the flow was first selected.
+    ruleset_version: Arc<str>,
 }
 
 /// A packet's class as the class of the flow's `lo` → `hi` direction, and
@@ -94,14 +113,11 @@ impl FlowState {
             min_ttl: u8::MAX,
             max_ttl: 0,
             class: j.class,
-            set: None,
-            rules: Vec::new(),
-            ruleset_version: None,
             vlan_depth: h.vlan_depth,
             encap: h.encap,
             tunnel_id: h.tunnel.map(|(_, id)| id),
             fragments: 0,
-            selected: false,
+            selection: None,
             hello: Hello::default(),
             judged_gen: gen,
             lo_to_hi: orient(j.class, src_is_lo),
@@ -113,6 +129,7 @@ impl FlowState {
 /// A packet's flow, after the packet was counted.
 pub struct FlowRef<'a> {
     st: &'a mut FlowState,
+    budget: &'a Budget,
     /// The packet was sent by the flow's initiator.
     pub from_initiator: bool,
 }
@@ -122,7 +139,7 @@ impl FlowRef<'_> {
     /// fingerprinting (at most two segments).
     pub fn feed_tls(&mut self, payload: &[u8]) {
         if self.from_initiator {
-            self.st.hello.feed_tcp(payload);
+            self.st.hello.feed_tcp(payload, self.budget);
         }
     }
 
@@ -130,7 +147,7 @@ impl FlowRef<'_> {
     /// decryption (at most a few); `scratch` is per-worker plaintext space.
     pub fn feed_quic(&mut self, datagram: &[u8], scratch: &mut Vec<u8>) {
         if self.from_initiator {
-            self.st.hello.feed_quic(datagram, scratch);
+            self.st.hello.feed_quic(datagram, scratch, self.budget);
         }
     }
 
@@ -149,17 +166,19 @@ impl FlowRef<'_> {
 
     /// Marks the flow selected, with what selected this packet.
     pub fn select(&mut self, sel: Selected<'_>) {
-        let st = &mut *self.st;
-        st.selected = true;
-        if st.ruleset_version.is_none() {
-            st.ruleset_version = Some(sel.ruleset_version.clone());
-        }
-        if st.set.is_none() {
-            st.set = sel.set.cloned();
+        let s = self.st.selection.get_or_insert_with(|| {
+            Box::new(Selection {
+                set: None,
+                rules: Vec::new(),
+                ruleset_version: sel.ruleset_version.clone(),
+            })
+        });
+        if s.set.is_none() {
+            s.set = sel.set.cloned();
         }
         for r in sel.rules {
-            if let Err(at) = st.rules.binary_search(r) {
-                st.rules.insert(at, r.clone());
+            if let Err(at) = s.rules.binary_search(r) {
+                s.rules.insert(at, r.clone());
             }
         }
     }
@@ -173,10 +192,14 @@ pub struct FlowTable {
     queue: u32,
     /// Flows ended early because the table was full.
     pub evicted: u64,
+    /// Every reassembly buffer of the table's flows is charged here.
+    pub budget: Budget,
+    /// The most flows tracked at once.
+    pub peak: usize,
 }
 
 impl FlowTable {
-    pub fn new(queue: u32, idle: Duration, active: Duration, max_flows: usize) -> Self {
+    pub fn new(queue: u32, idle: Duration, active: Duration, max_flows: usize, budget: Budget) -> Self {
         FlowTable {
             flows: HashMap::with_capacity_and_hasher(max_flows.min(65_536), RandomState::new()),
             idle_ns: idle.as_nanos() as u64,
@@ -184,6 +207,8 @@ impl FlowTable {
             max_flows,
             queue,
             evicted: 0,
+            budget,
+            peak: 0,
         }
     }
 
@@ -228,6 +253,7 @@ impl FlowTable {
             }
             self.evict_one(out);
         }
+        let len = self.flows.len();
         let st = match self.flows.entry(key) {
             Entry::Occupied(o) => {
                 let st = o.into_mut();
@@ -247,6 +273,7 @@ impl FlowTable {
                 if !j.class.is_cross_border() {
                     return None;
                 }
+                self.peak = self.peak.max(len + 1);
                 v.insert(FlowState::new(h, src_is_lo, now_ns, j, gen))
             }
         };
@@ -256,7 +283,14 @@ impl FlowTable {
             set: st.set_id,
         };
         let from_initiator = src_is_lo == st.initiator_is_lo;
-        Some((FlowRef { st, from_initiator }, judged))
+        Some((
+            FlowRef {
+                st,
+                budget: &self.budget,
+                from_initiator,
+            },
+            judged,
+        ))
     }
 
     /// Counts a packet and marks its flow selected (for callers that
@@ -290,51 +324,78 @@ impl FlowTable {
         if let Some(k) = self.flows.keys().next().copied() {
             if let Some(st) = self.flows.remove(&k) {
                 self.evicted += 1;
-                if st.selected {
-                    out.push(self.record(&k, &st, EndReason::Evicted));
+                if st.selection.is_some() {
+                    out.push(Self::record(self.queue, &k, &st, EndReason::Evicted));
                 }
             }
         }
     }
 
-    /// Ends idle flows and flows past the active timeout.
+    /// Ends idle flows and flows past the active timeout; at most
+    /// `RECORDS_PER_SWEEP` selected ones (the rest end at the next sweep,
+    /// so the records of a mass expiry never pile up in memory at once),
+    /// and gives up reassemblies older than `REASSEMBLY_TIMEOUT`.
     pub fn expire(&mut self, now_ns: u64, out: &mut Vec<MechanicalRecord>) {
-        let (idle, active) = (self.idle_ns, self.active_ns);
-        let ended: Vec<(FlowKey, FlowState)> = self
-            .flows
-            .extract_if(|_, st| {
-                now_ns.saturating_sub(st.last_seen_ns) >= idle || now_ns.saturating_sub(st.first_seen_ns) >= active
-            })
-            .collect();
-        for (k, st) in ended.into_iter().filter(|(_, st)| st.selected) {
+        let (idle, active, queue) = (self.idle_ns, self.active_ns, self.queue);
+        let stale = super::hello::REASSEMBLY_TIMEOUT.as_nanos() as u64;
+        let mut timed_out = 0;
+        let mut room = RECORDS_PER_SWEEP;
+        let ended = self.flows.extract_if(|_, st| {
+            // A ClientHello is a flow's first payload: a reassembly older
+            // than the timeout has waited since about first_seen.
+            if now_ns.saturating_sub(st.first_seen_ns) >= stale && st.hello.abandon() {
+                timed_out += 1;
+            }
+            let over =
+                now_ns.saturating_sub(st.last_seen_ns) >= idle || now_ns.saturating_sub(st.first_seen_ns) >= active;
+            if over && st.selection.is_some() {
+                if room == 0 {
+                    return false;
+                }
+                room -= 1;
+            }
+            over
+        });
+        for (k, st) in ended.filter(|(_, st)| st.selection.is_some()) {
             let r = if now_ns.saturating_sub(st.last_seen_ns) >= idle {
                 EndReason::Idle
             } else {
                 EndReason::Active
             };
-            out.push(self.record(&k, &st, r));
+            out.push(Self::record(queue, &k, &st, r));
         }
+        self.budget.count_timed_out(timed_out);
     }
 
-    /// Ends every flow (shutdown).
+    /// Ends at most `limit` flows (shutdown, in steps the caller sends on
+    /// between); true while some are left.
+    pub fn drain_some(&mut self, out: &mut Vec<MechanicalRecord>, limit: usize) -> bool {
+        let queue = self.queue;
+        for (k, st) in self.flows.extract_if(|_, _| true).take(limit) {
+            if st.selection.is_some() {
+                out.push(Self::record(queue, &k, &st, EndReason::Shutdown));
+            }
+        }
+        !self.flows.is_empty()
+    }
+
+    /// Ends every flow.
     pub fn drain(&mut self, out: &mut Vec<MechanicalRecord>) {
-        let all: Vec<_> = self.flows.drain().collect();
-        for (k, st) in all.into_iter().filter(|(_, st)| st.selected) {
-            out.push(self.record(&k, &st, EndReason::Shutdown));
-        }
+        self.drain_some(out, usize::MAX);
     }
 
-    fn record(&self, k: &FlowKey, st: &FlowState, reason: EndReason) -> MechanicalRecord {
+    fn record(queue: u32, k: &FlowKey, st: &FlowState, reason: EndReason) -> MechanicalRecord {
         let (init, resp): ((IpAddr, u16), (IpAddr, u16)) = if st.initiator_is_lo {
             (k.lo(), k.hi())
         } else {
             (k.hi(), k.lo())
         };
+        let sel = st.selection.as_deref();
         MechanicalRecord {
             first_seen_ns: st.first_seen_ns,
             last_seen_ns: st.last_seen_ns,
             class: st.class,
-            queue: self.queue,
+            queue,
             vlans: k.vlans()[..usize::from(st.vlan_depth)].to_vec(),
             encap: st.encap.name(),
             tunnel_id: st.tunnel_id,
@@ -352,9 +413,9 @@ impl FlowTable {
             tcp_flags_reverse: st.tcp_flags[1],
             min_ttl: st.min_ttl,
             max_ttl: st.max_ttl,
-            indicator_set: st.set.as_deref().unwrap_or_default().to_string(),
-            rules: st.rules.iter().map(|r| r.to_string()).collect(),
-            ruleset_version: st.ruleset_version.as_deref().unwrap_or_default().to_string(),
+            indicator_set: sel.and_then(|s| s.set.as_deref()).unwrap_or_default().to_string(),
+            rules: sel.map_or(Vec::new(), |s| s.rules.iter().map(|r| r.to_string()).collect()),
+            ruleset_version: sel.map_or(String::new(), |s| s.ruleset_version.to_string()),
             ja4: st.hello.fingerprint().map(|f| f.ja4.clone()),
             ja3: st.hello.fingerprint().map(|f| f.ja3.clone()),
             end_reason: reason,
@@ -397,7 +458,13 @@ mod tests {
 
     #[test]
     fn biflow_counts_per_direction_and_idle_expiry() {
-        let mut t = FlowTable::new(3, Duration::from_secs(10), Duration::from_secs(100), 10);
+        let mut t = FlowTable::new(
+            3,
+            Duration::from_secs(10),
+            Duration::from_secs(100),
+            10,
+            Budget::unlimited(),
+        );
         let mut out = Vec::new();
         t.update(
             &h("203.0.113.1", "192.0.2.1", 5000, 80, 0x02),
@@ -441,7 +508,13 @@ mod tests {
 
     #[test]
     fn active_timeout_and_eviction_end_flows_as_records() {
-        let mut t = FlowTable::new(0, Duration::from_secs(10), Duration::from_secs(20), 2);
+        let mut t = FlowTable::new(
+            0,
+            Duration::from_secs(10),
+            Duration::from_secs(20),
+            2,
+            Budget::unlimited(),
+        );
         let mut out = Vec::new();
         for (i, n) in [1u16, 2, 3].iter().enumerate() {
             t.update(
@@ -458,7 +531,13 @@ mod tests {
         assert_eq!(out[0].end_reason, EndReason::Evicted);
         // Which flow a full table ends is arbitrary (hash order); the active
         // timeout is checked on a table with room.
-        let mut t = FlowTable::new(0, Duration::from_secs(10), Duration::from_secs(20), 2);
+        let mut t = FlowTable::new(
+            0,
+            Duration::from_secs(10),
+            Duration::from_secs(20),
+            2,
+            Budget::unlimited(),
+        );
         out.clear();
         // Keep flows busy past the active timeout.
         for s in 1..=25u64 {
@@ -476,5 +555,93 @@ mod tests {
         t.expire(25_000_000_001, &mut out);
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(|r| r.end_reason == EndReason::Active));
+    }
+
+    #[test]
+    fn a_reassembly_is_charged_to_the_budget_refused_beyond_it_and_given_up_after_the_timeout() {
+        let budget = Budget::new(20_000);
+        let mut t = FlowTable::new(0, Duration::from_secs(10), Duration::from_secs(100), 10, budget.clone());
+        let mut out = Vec::new();
+        // Two flows whose first segment claims a 16,000-byte ClientHello.
+        let claim = [22, 3, 1, 0x3e, 0x84, 1, 0, 0x3e, 0x80, 3, 3];
+        let judge = || Judged {
+            class: Class::Inbound,
+            set: None,
+        };
+        for (port, at) in [(5000, 0), (5001, 1_000)] {
+            let (mut f, _) = t
+                .touch(&h("203.0.113.1", "192.0.2.1", port, 443, 0x18), 0, at, &mut out, judge)
+                .unwrap();
+            f.feed_tls(&claim);
+        }
+        // The first took 16,009 bytes; the second did not fit.
+        assert_eq!((budget.used(), budget.refused()), (16_009, 1));
+        // Not yet stale at 1.9 s; given up at 2 s, the flow still tracked.
+        t.expire(1_900_000_000, &mut out);
+        assert_eq!(budget.used(), 16_009);
+        t.expire(2_000_000_000, &mut out);
+        assert_eq!((budget.used(), budget.timed_out(), t.len()), (0, 1, 2));
+    }
+
+    #[test]
+    fn a_mass_expiry_ends_selected_flows_a_sweep_at_a_time() {
+        let n = RECORDS_PER_SWEEP + 16;
+        let mut t = FlowTable::new(
+            0,
+            Duration::from_secs(10),
+            Duration::from_secs(100),
+            n,
+            Budget::unlimited(),
+        );
+        let mut out = Vec::new();
+        let set = c2();
+        for i in 0..n {
+            let src = format!("203.0.{}.{}", 113 + i / 60_000, 1 + (i / 250) % 250);
+            t.update(
+                &h(&src, "192.0.2.1", 1024 + (i % 250) as u16, 80, 0x02),
+                Class::Inbound,
+                sel(&set),
+                0,
+                &mut out,
+            );
+        }
+        assert_eq!(t.len(), n);
+        t.expire(20_000_000_000, &mut out);
+        assert_eq!((out.len(), t.len()), (RECORDS_PER_SWEEP, 16));
+        out.clear();
+        t.expire(20_250_000_000, &mut out);
+        assert_eq!((out.len(), t.len()), (16, 0));
+        assert!(out.iter().all(|r| r.end_reason == EndReason::Idle));
+        // Shutdown in steps, too.
+        for i in 0..10u16 {
+            t.update(
+                &h("203.0.113.9", "192.0.2.1", 2000 + i, 80, 0x02),
+                Class::Inbound,
+                sel(&set),
+                0,
+                &mut out,
+            );
+        }
+        out.clear();
+        assert!(t.drain_some(&mut out, 4));
+        assert_eq!(out.len(), 4);
+        assert!(!t.drain_some(&mut out, 100));
+        assert_eq!(out.len(), 10);
+    }
+}
+
+#[cfg(test)]
+mod sizes {
+    /// Every byte here is paid `max_flows` times per queue (README: the
+    /// memory formula). A change that grows it must update the formula.
+    #[test]
+    fn a_flow_entry_stays_small() {
+        assert_eq!(std::mem::size_of::<super::FlowKey>(), 48);
+        assert!(
+            std::mem::size_of::<super::FlowState>() <= 120,
+            "{}",
+            std::mem::size_of::<super::FlowState>()
+        );
+        assert_eq!(super::ENTRY_BYTES, 169);
     }
 }

@@ -14,7 +14,8 @@ use aes_gcm::{Aes128Gcm, Nonce, Tag};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
-use crate::erase::{self, erase};
+use crate::budget::{Budget, Buf};
+use crate::erase::erase;
 
 pub const VERSION_1: u32 = 0x0000_0001;
 pub const VERSION_2: u32 = 0x6b33_43cf;
@@ -39,6 +40,8 @@ pub enum QuicError {
     BadFrame,
     #[error("CRYPTO data beyond the reassembly bound")]
     TooLarge,
+    #[error("the worker's reassembly budget is spent")]
+    OverBudget,
 }
 
 struct VersionParams {
@@ -138,46 +141,76 @@ fn usize_of(v: u64) -> Result<usize, QuicError> {
     usize::try_from(v).map_err(|_| QuicError::Truncated)
 }
 
-/// The CRYPTO stream of a flow's Initial packets: bounded, in order of
-/// offset whatever the arrival order, zeroed when dropped.
-#[derive(Clone, Default)]
+/// CRYPTO data of the client's Initial packets, in a buffer charged to
+/// the worker's reassembly budget and allocated on the first frame.
+#[derive(Default)]
 pub struct CryptoStream {
-    buf: Vec<u8>,
-    /// Received byte ranges [start, end), merged and sorted.
+    budget: Budget,
+    buf: Option<Buf>,
+    /// Received byte ranges [start, end): sorted, disjoint, not touching.
     have: Vec<(usize, usize)>,
 }
 
-impl Drop for CryptoStream {
-    fn drop(&mut self) {
-        erase(&mut self.buf);
+/// Adds [s, e) to sorted, disjoint, non-touching ranges, merging it with
+/// the ones it overlaps or touches: one binary search, no re-sort.
+fn insert_range(have: &mut Vec<(usize, usize)>, s: usize, e: usize) {
+    let i = have.partition_point(|r| r.1 < s);
+    let j = i + have[i..].partition_point(|r| r.0 <= e);
+    if i == j {
+        have.insert(i, (s, e));
+    } else {
+        have[i] = (s.min(have[i].0), e.max(have[j - 1].1));
+        have.drain(i + 1..j);
     }
 }
 
+/// The length of the handshake message that starts `c`, header included.
+fn message_len(c: &[u8]) -> Option<usize> {
+    c.get(1..4)
+        .map(|l| ((usize::from(l[0]) << 16) | (usize::from(l[1]) << 8) | usize::from(l[2])) + 4)
+}
+
 impl CryptoStream {
+    /// A stream whose buffer is charged to `budget`.
+    pub fn new(budget: &Budget) -> CryptoStream {
+        CryptoStream {
+            budget: budget.clone(),
+            buf: None,
+            have: Vec::new(),
+        }
+    }
+
     fn add(&mut self, offset: usize, data: &[u8]) -> Result<(), QuicError> {
-        let end = offset.checked_add(data.len()).ok_or(QuicError::TooLarge)?;
+        let mut end = offset.checked_add(data.len()).ok_or(QuicError::TooLarge)?;
         if end > MAX_CRYPTO {
             return Err(QuicError::TooLarge);
         }
-        erase::resize_zeroing(&mut self.buf, end);
-        self.buf[offset..end].copy_from_slice(data);
-        self.have.push((offset, end));
-        self.have.sort_unstable();
-        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(self.have.len());
-        for &(s, e) in &self.have {
-            match merged.last_mut() {
-                Some(last) if s <= last.1 => last.1 = last.1.max(e),
-                _ => merged.push((s, e)),
+        // Once the first message's length is known, nothing past it is kept.
+        if let Some(len) = message_len(self.contiguous()) {
+            if offset >= len {
+                return Ok(());
             }
+            end = end.min(len);
         }
-        self.have = merged;
+        if data.is_empty() {
+            return Ok(());
+        }
+        let buf = match &mut self.buf {
+            Some(b) => b,
+            None => self.buf.insert(self.budget.buf(0).ok_or(QuicError::OverBudget)?),
+        };
+        if !buf.resize(end) {
+            return Err(QuicError::OverBudget);
+        }
+        buf[offset..end].copy_from_slice(&data[..end - offset]);
+        insert_range(&mut self.have, offset, end);
         Ok(())
     }
 
     /// Bytes received contiguously from offset 0.
     fn contiguous(&self) -> &[u8] {
-        match self.have.first() {
-            Some(&(0, e)) => &self.buf[..e],
+        match (self.have.first(), &self.buf) {
+            (Some(&(0, e)), Some(b)) => &b[..e],
             _ => &[],
         }
     }
@@ -185,18 +218,12 @@ impl CryptoStream {
     /// The whole first handshake message once every byte of it is here.
     pub fn client_hello(&self) -> Option<&[u8]> {
         let c = self.contiguous();
-        let len = c
-            .get(1..4)
-            .map(|l| (usize::from(l[0]) << 16) | (usize::from(l[1]) << 8) | usize::from(l[2]))?;
-        c.get(..len + 4)
+        c.get(..message_len(c)?)
     }
 
     /// True when the first handshake message cannot fit the bound.
     pub fn hopeless(&self) -> bool {
-        let c = self.contiguous();
-        c.get(1..4)
-            .map(|l| (usize::from(l[0]) << 16) | (usize::from(l[1]) << 8) | usize::from(l[2]))
-            .is_some_and(|len| len + 4 > MAX_CRYPTO)
+        message_len(self.contiguous()).is_some_and(|len| len > MAX_CRYPTO)
     }
 }
 
@@ -396,6 +423,51 @@ mod tests {
         c.add(0, &msg[..6]).unwrap();
         assert_eq!(c.client_hello(), Some(&msg[..]));
         assert_eq!(c.add(MAX_CRYPTO - 1, &[0, 0]), Err(QuicError::TooLarge));
+    }
+
+    #[test]
+    fn ranges_merge_in_place_like_a_sort_and_sweep() {
+        use proptest::prelude::*;
+        proptest!(|(adds in proptest::collection::vec((0usize..200, 0usize..40), 0..30))| {
+            let mut have = Vec::new();
+            let mut naive: Vec<(usize, usize)> = Vec::new();
+            for (s, len) in adds {
+                let e = s + len + 1;
+                insert_range(&mut have, s, e);
+                naive.push((s, e));
+                naive.sort_unstable();
+                let mut merged: Vec<(usize, usize)> = Vec::new();
+                for &(s, e) in &naive {
+                    match merged.last_mut() {
+                        Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                        _ => merged.push((s, e)),
+                    }
+                }
+                prop_assert_eq!(&have, &merged);
+            }
+        });
+    }
+
+    #[test]
+    fn crypto_data_is_charged_to_the_budget_and_refused_beyond_it() {
+        let budget = Budget::new(4096);
+        let mut a = CryptoStream::new(&budget);
+        // A far offset claims a zero-filled buffer up to it.
+        a.add(3000, &[1; 100]).unwrap();
+        assert!(budget.used() >= 3100);
+        let mut b = CryptoStream::new(&budget);
+        assert_eq!(b.add(3000, &[1; 100]), Err(QuicError::OverBudget));
+        assert_eq!(budget.refused(), 1);
+        drop(a);
+        assert_eq!(budget.used(), 0);
+        b.add(3000, &[1; 100]).unwrap();
+        // Past the first message's length nothing more is kept.
+        let mut c = CryptoStream::new(&Budget::new(4096));
+        c.add(0, &[1, 0, 0, 6, 10, 11]).unwrap();
+        c.add(900, &[5; 10]).unwrap();
+        assert_eq!(c.have, vec![(0, 6)]);
+        c.add(6, &[12, 13, 14, 15]).unwrap();
+        assert_eq!(c.client_hello(), Some(&[1, 0, 0, 6, 10, 11, 12, 13, 14, 15][..]));
     }
 
     #[test]

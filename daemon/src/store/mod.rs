@@ -51,6 +51,9 @@ pub enum StoreError {
     Sealed { epoch: String, seq: u64 },
 }
 
+/// The store's page cache.
+pub const CACHE_BYTES: usize = 32 << 20;
+
 fn dberr<E: Into<redb::Error>>(e: E) -> StoreError {
     StoreError::Db(Box::new(e.into()))
 }
@@ -107,7 +110,12 @@ impl Store {
                     source,
                 })?;
         }
-        let db = Database::create(cfg.dir.join(DB_FILE)).map_err(dberr)?;
+        // redb caches up to 1 GiB by default: bounded here, and counted in
+        // the memory bound (`config::memory`).
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(cfg.dir.join(DB_FILE))
+            .map_err(dberr)?;
         let txn = db.begin_write().map_err(dberr)?;
         let next_seq = {
             txn.open_table(RECORDS).map_err(dberr)?;

@@ -35,6 +35,10 @@ pub struct Metrics {
     pub flows_active: IntGauge,
     pub flows_evicted: IntCounterVec,
     pub fragments: IntCounterVec,
+    pub reassembly_bytes: IntGaugeVec,
+    pub reassembly_budget: IntGaugeVec,
+    pub reassembly_refused: IntCounterVec,
+    pub reassembly_timed_out: IntCounterVec,
     pub idle_nap: GaugeVec,
     pub xsk_rx_dropped: IntCounterVec,
     pub xsk_rx_invalid_descs: IntCounterVec,
@@ -169,6 +173,36 @@ impl Metrics {
             &r,
             XSK_RX_FILL_RING_EMPTY,
             "Kernel AF_XDP statistic rx_fill_ring_empty_descs.",
+            &["queue"],
+        );
+        let reassembly_bytes = IntGaugeVec::new(
+            Opts::new(
+                REASSEMBLY_BYTES,
+                "Bytes held by the queue's reassembly buffers (split TCP ClientHellos, QUIC CRYPTO data), updated every 250 ms.",
+            ),
+            &["queue"],
+        )
+        .expect("valid");
+        r.register(Box::new(reassembly_bytes.clone())).expect("unique");
+        let reassembly_budget = IntGaugeVec::new(
+            Opts::new(
+                REASSEMBLY_BUDGET,
+                "The queue's reassembly budget ([flows] reassembly_budget_mib), bytes.",
+            ),
+            &["queue"],
+        )
+        .expect("valid");
+        r.register(Box::new(reassembly_budget.clone())).expect("unique");
+        let reassembly_refused = counter_vec(
+            &r,
+            REASSEMBLY_REFUSED,
+            "Reassembly buffers refused (or not grown) because the queue's budget was spent: the flow is tracked without a fingerprint.",
+            &["queue"],
+        );
+        let reassembly_timed_out = counter_vec(
+            &r,
+            REASSEMBLY_TIMED_OUT,
+            "Reassemblies given up because the rest of the ClientHello did not come within 2 s: the buffer goes back to the budget, the flow goes on without a fingerprint.",
             &["queue"],
         );
         let measure_authorized = IntGaugeVec::new(
@@ -375,6 +409,10 @@ impl Metrics {
             flows_active,
             flows_evicted,
             fragments,
+            reassembly_bytes,
+            reassembly_budget,
+            reassembly_refused,
+            reassembly_timed_out,
             idle_nap,
             xsk_rx_dropped,
             xsk_rx_invalid_descs,
