@@ -15,10 +15,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::FURUI;
+use common::{quic, FURUI};
 use furui::config::memory::{mib, MemoryBound};
 use furui::config::Config;
-use furui::craft::{quic, FrameSpec, Transport};
+use furui::craft::{FrameSpec, Transport};
 
 const TCP_FLOWS: u32 = 40_000;
 const QUIC_FLOWS: u32 = 20_000;
@@ -185,4 +185,19 @@ fn a_flood_stays_within_the_memory_bound_and_the_counters_say_what_was_refused()
         "the flood is too small to test anything: {} MiB",
         mib(unbounded)
     );
+}
+
+/// The sealer the flood relies on: furui opens what it builds.
+#[test]
+fn a_sealed_initial_opens_to_its_crypto_data() {
+    use furui::select::quic::{open_initials, CryptoStream};
+    let msg = [1u8, 0, 0, 6, 10, 11, 12, 13, 14, 15];
+    let mut frames = quic::crypto_frame(4, &msg[4..]);
+    frames.extend(quic::crypto_frame(0, &msg[..4]));
+    let pkt = quic::initial(&[0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08], &frames);
+    assert_eq!(pkt.len(), 1200);
+    let mut scratch = Vec::new();
+    let mut crypto = CryptoStream::default();
+    assert_eq!(open_initials(&pkt, &mut scratch, &mut crypto), Ok(1));
+    assert_eq!(crypto.client_hello(), Some(&msg[..]));
 }

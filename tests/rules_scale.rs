@@ -8,7 +8,6 @@ use std::time::Instant;
 use furui::classify::Class;
 use furui::craft::FrameSpec;
 use furui::parse::parse_ethernet;
-use furui::select::rules::RuleSet;
 
 #[test]
 fn a_million_prefixes_load_and_match() {
@@ -31,7 +30,7 @@ fn a_million_prefixes_load_and_match() {
     )
     .unwrap();
     let t = Instant::now();
-    let rs = RuleSet::load_dir(dir.path()).unwrap();
+    let rs = furui::config::rules::load_dir(dir.path()).unwrap();
     eprintln!("loaded 1,000,000 prefixes in {:?}", t.elapsed());
     let hits = |src: &str, dst: &str| {
         let f = FrameSpec::new(src, dst).build();

@@ -1,4 +1,4 @@
-//! Reassembly memory: one byte budget per worker for every buffer that
+//! Stage 5's memory (reassembly): one byte budget per worker for every buffer that
 //! holds payload across packets (the first segment of a split TCP
 //! ClientHello, QUIC CRYPTO data). A buffer takes its bytes from the
 //! budget when it is allocated or grows and gives them back when dropped;

@@ -1,4 +1,4 @@
-//! Stage 5: erasure. Every received frame is zeroed — all of its received
+//! Stage 6: erasure. Every received frame is zeroed — all of its received
 //! bytes — before its buffer can return to the fill ring, selected or not.
 //!
 //! Invariant kept: `furui_frames_erased_total == furui_frames_received_total`

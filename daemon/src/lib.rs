@@ -1,37 +1,40 @@
 //! furui (篩, "sieve"): a capture appliance that keeps only the mechanical
 //! information selected as related to attacks and erases everything else.
 //!
-//! The modules below are listed in data-path order:
-//! NIC RX queue → `xdp` (classify, in the kernel) → `capture` (AF_XDP) →
-//! `parse` → `select` → `flow` → `erase` → `sink` → `store` (retention);
-//! `export` and `deid` send records out; `audit` and `report` are what
-//! oversight reads; `pipeline` strings the
-//! per-frame stages together; `control`, `config` and `telemetry` run the
-//! appliance around them.
+//! The modules below are listed in data-path order, each `//!` line naming
+//! its stage: NIC RX queue → `xdp` with its model `classify` (1, in the
+//! kernel) → `capture` (2, AF_XDP) → `parse` (3) → `flow` (4) → `select`
+//! (5, its reassembly memory in `budget`) → `erase` (6), strung together by
+//! `pipeline` → `sink` (7) → `store` (8, retention) → `deid` and `export`
+//! (9). Then what oversight reads (`audit`, `report`), what runs the
+//! appliance around the data path (`config`, `control`, `telemetry`,
+//! `sys`, `offline`), and what is not the product (`benchkit`, `craft`:
+//! bench and test traffic).
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-pub mod budget;
-pub mod capture;
 pub mod classify;
-pub mod deid;
-pub mod erase;
-pub mod export;
-pub mod flow;
-pub mod offline;
+pub mod xdp;
+pub mod capture;
 pub mod parse;
-pub mod pipeline;
-pub mod report;
+pub mod flow;
+pub mod budget;
 pub mod select;
+pub mod erase;
+pub mod pipeline;
 pub mod sink;
 pub mod store;
-pub mod xdp;
+pub mod deid;
+pub mod export;
+
+pub mod audit;
+pub mod report;
 
 pub mod config;
 pub mod control;
 pub mod telemetry;
+pub mod sys;
+pub mod offline;
 
-pub mod audit;
 pub mod benchkit;
 pub mod craft;
-pub mod sys;

@@ -292,7 +292,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Cmd::CheckRules { dir } => match furui::select::rules::RuleSet::load_dir(&dir) {
+        Cmd::CheckRules { dir } => match furui::config::rules::load_dir(&dir) {
             Ok(rs) => {
                 println!(
                     "{}: ok ({} rules, version {})",

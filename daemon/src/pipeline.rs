@@ -1,6 +1,9 @@
-//! The per-frame data path after the ring: parse → classify → select →
-//! flow → erase. One plain function that the live capture worker and the
-//! offline paths (tests, benches, replay) all call, so there is one copy.
+//! Stages 3-6, strung together: the per-frame data path after the ring.
+//! parse (3) → flow lookup (4; a flow's first packet is classified and its
+//! indicator set looked up, and the flow keeps both) → ClientHello
+//! reassembly and rules (5) → flow update (4) → erase (6). One plain
+//! function that the live capture worker and the offline paths (tests,
+//! benches, replay) all call, so there is one copy.
 //!
 //! Invariant kept: `process_frame` erases the frame on every path — parse
 //! error, non-IP, unselected, selected — as its last step.
@@ -69,7 +72,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// A pipeline with its own selection state (offline use, tests).
     pub fn new(cfg: &Config, queue: u32) -> Pipeline {
-        Self::with_shared(cfg, queue, crate::select::shared(cfg))
+        Self::with_shared(cfg, queue, crate::select::shared(cfg.selection_state()))
     }
 
     /// A pipeline reading the shared, reloadable selection state.
@@ -433,7 +436,7 @@ path = "r.jsonl"
     #[test]
     fn a_reload_rejudges_flows_already_in_the_table() {
         let mut cfg = cfg();
-        let shared = crate::select::shared(&cfg);
+        let shared = crate::select::shared(cfg.selection_state());
         let mut p = Pipeline::with_shared(&cfg, 0, shared.clone());
         let send = |p: &mut Pipeline, t| {
             p.refresh();
@@ -445,14 +448,14 @@ path = "r.jsonl"
         assert_eq!(p.flows.len(), 2);
         // Reload: 198.51.100.0/24 becomes an indicator too.
         cfg.indicators[0].prefixes.insert("198.51.100.0/24".parse().unwrap());
-        shared.store(Arc::new(SelectionState::from_config(&cfg)));
+        shared.store(Arc::new(cfg.selection_state()));
         p.counters.clear();
         send(&mut p, 2);
         assert_eq!(p.counters.selected_packets, 2, "the cached set was dropped on reload");
         // Reload: 203.0.113.0/24 becomes domestic: its flow is no longer
         // cross-border, and its packets are no longer counted or selected.
         cfg.domestic.insert("203.0.113.0/24".parse().unwrap());
-        shared.store(Arc::new(SelectionState::from_config(&cfg)));
+        shared.store(Arc::new(cfg.selection_state()));
         p.counters.clear();
         send(&mut p, 3);
         assert_eq!(p.counters.selected_packets, 1);

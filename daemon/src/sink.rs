@@ -1,4 +1,4 @@
-//! Stage 7 (issue 2 form): the JSON-lines record sink. Records arrive over
+//! Stage 7: the JSON-lines record sink. Records arrive over
 //! a bounded queue; a full queue drops the record and counts it, so a
 //! slow disk never stalls capture.
 //!

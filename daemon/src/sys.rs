@@ -1,6 +1,7 @@
 //! Small wrappers over the system calls furui makes outside the capture
-//! rings: process hardening, interface lookup, limits, and a raw packet
-//! socket for the traffic generator.
+//! rings: process hardening, interface lookup, limits, BPF links and
+//! program queries, and a raw packet socket for the traffic generator.
+//! With `capture/`, the only place `unsafe` is allowed.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -169,4 +170,66 @@ impl PacketSocket {
             return Err(e);
         }
     }
+}
+
+/// Creates a BPF link attaching XDP program `prog_fd` to `ifindex` with
+/// XDP `flags`; dropping the returned fd detaches it.
+pub fn bpf_xdp_link_create(prog_fd: std::os::fd::RawFd, ifindex: u32, flags: u32) -> io::Result<OwnedFd> {
+    // SAFETY: zeroed is a valid value for this plain C options struct; sz
+    // tells libbpf which fields we know about.
+    let mut opts: libbpf_sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _;
+    opts.flags = flags;
+    // SAFETY: prog_fd is a loaded program's fd that outlives this call;
+    // opts is a valid, initialized options struct.
+    let fd = unsafe { libbpf_sys::bpf_link_create(prog_fd, ifindex as i32, libbpf_sys::BPF_XDP, &opts) };
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(-fd));
+    }
+    // SAFETY: a non-negative return is a new fd that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Id of the XDP program attached to `ifindex` in any mode (0 if none).
+pub fn xdp_attached_prog_id(ifindex: u32) -> u32 {
+    let mut id: u32 = 0;
+    // SAFETY: id is a valid out-pointer for the duration of the call.
+    let rc = unsafe { libbpf_sys::bpf_xdp_query_id(ifindex as i32, 0, &mut id) };
+    if rc < 0 {
+        0
+    } else {
+        id
+    }
+}
+
+/// The name of loaded BPF program `id`, if it can be read.
+pub fn bpf_prog_name(id: u32) -> Option<String> {
+    // SAFETY: plain syscall wrapper; a negative return is an error.
+    let fd = unsafe { libbpf_sys::bpf_prog_get_fd_by_id(id) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fd was just returned to us and is owned from here on.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: zeroed is valid for this plain C struct.
+    let mut info: libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libbpf_sys::bpf_prog_info>() as u32;
+    // SAFETY: info and len are valid for writes of `len` bytes.
+    let rc = unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) };
+    if rc < 0 {
+        return None;
+    }
+    let bytes: Vec<u8> = info.name.iter().map(|c| *c as u8).collect();
+    Some(
+        std::ffi::CStr::from_bytes_until_nul(&bytes)
+            .map(|c| c.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    )
+}
+
+/// Detaches a netlink-attached XDP program from `ifindex` in the mode
+/// `flags` names; false if the kernel refused.
+pub fn xdp_detach(ifindex: u32, flags: u32) -> bool {
+    // SAFETY: plain syscall wrapper with no pointers.
+    unsafe { libbpf_sys::bpf_xdp_detach(ifindex as i32, flags, std::ptr::null()) == 0 }
 }

@@ -4,6 +4,8 @@
 //! traffic leaves these namespaces.
 #![allow(dead_code)]
 
+pub mod quic;
+
 use std::fs::File;
 use std::io::Read;
 use std::net::SocketAddr;

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{rfc3339, time_of};
+use crate::telemetry::names;
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -44,11 +45,11 @@ pub fn erasure(entries: &[Value]) -> Verdict {
         let data = &e["data"];
         let Some(obj) = data.as_object() else { continue };
         for (series, v) in obj {
-            let Some(labels) = series.strip_prefix("furui_frames_received_total") else {
+            let Some(labels) = series.strip_prefix(names::FRAMES_RECEIVED) else {
                 continue;
             };
             let received = v.as_u64().unwrap_or(0);
-            let erased = counter(data, &format!("furui_frames_erased_total{labels}"));
+            let erased = counter(data, &format!("{}{labels}", names::FRAMES_ERASED));
             if received != erased {
                 lines.push(format!(
                     "entry {}: {received} frames received but {erased} erased on {labels}",
@@ -104,7 +105,7 @@ pub fn capture(entries: &[Value]) -> Verdict {
                 let now = |class: &str| {
                     counter(
                         data,
-                        &format!("furui_xdp_packets_total{{action=\"redirect\",class=\"{class}\"}}"),
+                        &format!("{}{{action=\"redirect\",class=\"{class}\"}}", names::XDP_PACKETS),
                     )
                 };
                 for class in NEVER {

@@ -115,6 +115,11 @@ impl Measure {
         self.class().name()
     }
 
+    /// The measure named `name` (`transit`, `inbound`, `outbound`).
+    pub fn from_name(name: &str) -> Option<Measure> {
+        Measure::ALL.into_iter().find(|m| m.name() == name)
+    }
+
     pub fn class(self) -> Class {
         match self {
             Measure::Transit => Class::Transit,

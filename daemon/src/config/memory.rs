@@ -59,7 +59,7 @@ impl MemoryBound {
             reassembly: f.reassembly_budget as u64,
             queues_of_records: (cfg.records.queue_capacity as u64 + recipients) * RECORD_BYTES,
             store_cache: if cfg.retention.is_some() {
-                crate::store::CACHE_BYTES as u64
+                super::retention::STORE_CACHE_BYTES as u64
             } else {
                 0
             },

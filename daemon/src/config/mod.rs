@@ -10,6 +10,7 @@ pub mod export;
 pub mod memory;
 pub mod prefixes;
 pub mod retention;
+pub mod rules;
 pub mod schema;
 
 use std::collections::{BTreeMap, HashSet};
@@ -73,11 +74,7 @@ impl Window {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct IndicatorSet {
-    pub name: String,
-    pub prefixes: PrefixSet,
-}
+pub use crate::select::IndicatorSet;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Flows {
@@ -153,6 +150,16 @@ impl Config {
         } else {
             None
         }
+    }
+
+    /// What the selection stage reads from this configuration.
+    pub fn selection_state(&self) -> crate::select::SelectionState {
+        crate::select::SelectionState::new(
+            self.domestic.clone(),
+            self.indicators.clone(),
+            self.rules.clone(),
+            self.decap,
+        )
     }
 
     /// Which measures are authorized at `now`.
@@ -301,17 +308,15 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
             "measures" => match value.get_ref() {
                 DeValue::Table(t) => {
                     for (mk, mv) in t.iter() {
-                        let m = match mk.get_ref().as_ref() {
-                            "transit" => Measure::Transit,
-                            "inbound" => Measure::Inbound,
-                            "outbound" => Measure::Outbound,
-                            other => {
-                                c.at(
-                                    mk.span(),
-                                    format!("unknown measure `{other}`; expected transit, inbound or outbound"),
-                                );
-                                continue;
-                            }
+                        let Some(m) = Measure::from_name(mk.get_ref()) else {
+                            c.at(
+                                mk.span(),
+                                format!(
+                                    "unknown measure `{}`; expected transit, inbound or outbound",
+                                    mk.get_ref()
+                                ),
+                            );
+                            continue;
                         };
                         match de::<MeasureSection>(mv, c) {
                             Some(s) => measures.push((m, Spanned::new(mv.span(), s))),
@@ -415,7 +420,7 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
     let indicators = validate_indicators(indicators, &base, c);
     let rules = match &selection.rules_dir {
         None => Some(crate::select::rules::RuleSet::empty()),
-        Some(d) => match crate::select::rules::RuleSet::load_dir(&prefixes::resolve(&base, d.get_ref())) {
+        Some(d) => match rules::load_dir(&prefixes::resolve(&base, d.get_ref())) {
             Ok(rs) => Some(rs),
             Err(e) => {
                 // Errors inside the rules files carry their own file and line.

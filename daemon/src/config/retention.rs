@@ -14,6 +14,9 @@ use crate::classify::Measure;
 
 const DAY: u64 = 86_400;
 
+/// The retention store's page cache (redb's default would be 1 GiB).
+pub const STORE_CACHE_BYTES: usize = 32 << 20;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionSection {

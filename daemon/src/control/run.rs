@@ -74,15 +74,16 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
 /// The audit trail's view of the counters: every series of the metrics
 /// that oversight checks (per queue, class, action and recipient).
 fn checkpoint_counters(metrics: &Metrics) -> serde_json::Value {
+    use crate::telemetry::names;
     const NAMES: [&str; 8] = [
-        "furui_frames_received_total",
-        "furui_frames_erased_total",
-        "furui_xdp_packets_total",
-        "furui_records_selected_total",
-        "furui_records_written_total",
-        "furui_records_dropped_total",
-        "furui_export_records_total",
-        "furui_export_dropped_total",
+        names::FRAMES_RECEIVED,
+        names::FRAMES_ERASED,
+        names::XDP_PACKETS,
+        names::RECORDS_SELECTED,
+        names::RECORDS_WRITTEN,
+        names::RECORDS_DROPPED,
+        names::EXPORT_RECORDS,
+        names::EXPORT_DROPPED,
     ];
     let mut m = serde_json::Map::new();
     for (series, v) in crate::telemetry::parse_exposition(&metrics.encode()) {
@@ -202,7 +203,7 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
         }),
     )?;
 
-    let selection = crate::select::shared(&cfg);
+    let selection = crate::select::shared(cfg.selection_state());
     let (exporters, export_tx) = crate::export::Exporters::start(&cfg.export, selection.clone(), &metrics, &trail)?;
     if !cfg.export.recipients.is_empty() {
         tracing::info!(recipients = cfg.export.recipients.len(), "exporters started");
@@ -521,7 +522,7 @@ fn reload(
         metrics.config_reloads.with_label_values(&["failed"]).inc();
         return Err(vec![format!("updating the domestic prefixes failed: {e}")]);
     }
-    let mut state = crate::select::SelectionState::from_config(&new);
+    let mut state = new.selection_state();
     state.generation = selection.load().generation + 1;
     selection.store(Arc::new(state));
     classifier.remove_domestic(&removed);
@@ -736,7 +737,7 @@ mod tests {
             "[capture]\ninterface = \"x\"\n[records]\npath = \"r\"\n",
         )
         .unwrap();
-        let mut st = crate::select::SelectionState::from_config(&cfg);
+        let mut st = cfg.selection_state();
         st.generation = generation;
         Arc::new(arc_swap::ArcSwap::from_pointee(st))
     }

@@ -224,5 +224,4 @@ mod tests {
     }
 }
 
-pub mod quic;
 pub mod tunnel;

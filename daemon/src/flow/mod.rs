@@ -1,5 +1,7 @@
-//! Stage 6: flow aggregation. Selected packets are folded into
-//! bidirectional flows keyed by 5-tuple + VLAN stack; a flow that ends
+//! Stage 4: flows. Every cross-border packet is folded into a
+//! bidirectional flow keyed by inner 5-tuple + VLAN stack + tunnel; the
+//! flow keeps its class and indicator set for the selection state in
+//! force, and what selection decided about it; a selected flow that ends
 //! (idle, active timeout, eviction, shutdown) becomes a `MechanicalRecord`.
 //!
 //! Invariant kept: the flow table holds only mechanical fields, and a

@@ -10,6 +10,7 @@ pub mod html;
 use std::collections::BTreeMap;
 
 use crate::audit::{rfc3339, time_of};
+use crate::telemetry::names;
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -164,16 +165,16 @@ pub fn build(entries: &[Value], from: OffsetDateTime, to: OffsetDateTime, period
                     last.insert(series.clone(), now);
                     let name = series.split('{').next().unwrap_or("");
                     match name {
-                        "furui_xdp_packets_total" => {
+                        names::XDP_PACKETS => {
                             let class = label(series, "class").unwrap_or("").to_string();
                             *delta.packets_seen.entry(class.clone()).or_default() += dv;
                             if label(series, "action") == Some("redirect") {
                                 *delta.packets_redirected.entry(class).or_default() += dv;
                             }
                         }
-                        "furui_frames_received_total" => delta.frames_received += dv,
-                        "furui_frames_erased_total" => delta.frames_erased += dv,
-                        "furui_records_selected_total" => delta.records_selected += dv,
+                        names::FRAMES_RECEIVED => delta.frames_received += dv,
+                        names::FRAMES_ERASED => delta.frames_erased += dv,
+                        names::RECORDS_SELECTED => delta.records_selected += dv,
                         _ => {}
                     }
                 }

@@ -1,5 +1,7 @@
-//! Stage 4: automated selection. The first, simple rule: a cross-border
-//! packet is selected when its remote address is in an indicator set.
+//! Stage 5: automated selection. A cross-border packet is selected when
+//! its remote address is in an indicator set or a rule matches it (header
+//! conditions, sealed payload signatures, JA4/JA3 of its flow's first
+//! ClientHello, behavioural thresholds).
 //!
 //! Invariant kept: only the index of the matching set leaves this stage —
 //! never the packet.
@@ -10,15 +12,21 @@ pub mod tls;
 
 use std::net::IpAddr;
 
-use crate::classify::Class;
-use crate::config::IndicatorSet;
+use crate::classify::{Class, PrefixSet};
 use crate::parse::Headers;
+
+/// A named set of prefixes whose traffic is selected (an indicator list).
+#[derive(Debug, Clone)]
+pub struct IndicatorSet {
+    pub name: String,
+    pub prefixes: PrefixSet,
+}
 
 /// Everything selection reads, swapped as one unit on reload: a batch sees
 /// either the old state or the new one, never a mix.
 #[derive(Debug, Clone)]
 pub struct SelectionState {
-    pub domestic: crate::classify::PrefixSet,
+    pub domestic: PrefixSet,
     pub selector: Selector,
     pub rules: std::sync::Arc<rules::RuleSet>,
     /// The encapsulations parsing opens: the same as the XDP walk's.
@@ -29,12 +37,18 @@ pub struct SelectionState {
 }
 
 impl SelectionState {
-    pub fn from_config(cfg: &crate::config::Config) -> SelectionState {
+    /// Generation 0 of a state (the control plane numbers reloads).
+    pub fn new(
+        domestic: PrefixSet,
+        indicators: Vec<IndicatorSet>,
+        rules: std::sync::Arc<rules::RuleSet>,
+        decap: crate::classify::walk::DecapConfig,
+    ) -> SelectionState {
         SelectionState {
-            domestic: cfg.domestic.clone(),
-            selector: Selector::new(cfg.indicators.clone()),
-            rules: cfg.rules.clone(),
-            decap: cfg.decap,
+            domestic,
+            selector: Selector::new(indicators),
+            rules,
+            decap,
             generation: 0,
         }
     }
@@ -43,8 +57,8 @@ impl SelectionState {
 /// The selection state shared by the workers and the control plane.
 pub type SharedSelection = std::sync::Arc<arc_swap::ArcSwap<SelectionState>>;
 
-pub fn shared(cfg: &crate::config::Config) -> SharedSelection {
-    std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(SelectionState::from_config(cfg)))
+pub fn shared(state: SelectionState) -> SharedSelection {
+    std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(state))
 }
 
 /// Index into `Selector::names()`.

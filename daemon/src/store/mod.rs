@@ -51,9 +51,6 @@ pub enum StoreError {
     Sealed { epoch: String, seq: u64 },
 }
 
-/// The store's page cache.
-pub const CACHE_BYTES: usize = 32 << 20;
-
 fn dberr<E: Into<redb::Error>>(e: E) -> StoreError {
     StoreError::Db(Box::new(e.into()))
 }
@@ -113,7 +110,7 @@ impl Store {
         // redb caches up to 1 GiB by default: bounded here, and counted in
         // the memory bound (`config::memory`).
         let db = redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
+            .set_cache_size(crate::config::retention::STORE_CACHE_BYTES)
             .create(cfg.dir.join(DB_FILE))
             .map_err(dberr)?;
         let txn = db.begin_write().map_err(dberr)?;

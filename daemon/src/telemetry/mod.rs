@@ -380,9 +380,6 @@ impl Metrics {
         for m in Measure::ALL {
             measure_authorized.with_label_values(&[m.name()]);
             measure_window_end.with_label_values(&[m.name()]);
-            for h in crate::control::windows::Hold::ALL {
-                measure_held.with_label_values(&[m.name(), h.name()]);
-            }
         }
         for reason in ["sink_full", "sink_error", "store_error"] {
             records_dropped.with_label_values(&[reason]);

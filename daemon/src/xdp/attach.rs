@@ -1,12 +1,11 @@
 //! Attaching the XDP program through a BPF link (closed on exit or crash,
 //! which detaches it), and finding stale programs left by older attaches.
-#![allow(unsafe_code)]
 
-use std::ffi::CStr;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 
 use crate::config::XdpMode;
+use crate::sys;
 
 const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
@@ -41,63 +40,16 @@ pub struct XdpLink {
     pub replaced_stale: Option<u32>,
 }
 
-fn link_create(prog_fd: RawFd, ifindex: u32, flags: u32) -> io::Result<OwnedFd> {
-    // SAFETY: zeroed is a valid value for this plain C options struct; sz
-    // tells libbpf which fields we know about.
-    let mut opts: libbpf_sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
-    opts.sz = std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _;
-    opts.flags = flags;
-    // SAFETY: prog_fd is a loaded program's fd that outlives this call;
-    // opts is a valid, initialized options struct.
-    let fd = unsafe { libbpf_sys::bpf_link_create(prog_fd, ifindex as i32, libbpf_sys::BPF_XDP, &opts) };
-    if fd < 0 {
-        return Err(io::Error::from_raw_os_error(-fd));
-    }
-    // SAFETY: a non-negative return is a new fd that we now own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 /// Id of the XDP program attached to `ifindex` in any mode (0 if none).
 pub fn attached_prog_id(ifindex: u32) -> u32 {
-    let mut id: u32 = 0;
-    // SAFETY: id is a valid out-pointer for the duration of the call.
-    let rc = unsafe { libbpf_sys::bpf_xdp_query_id(ifindex as i32, 0, &mut id) };
-    if rc < 0 {
-        0
-    } else {
-        id
-    }
-}
-
-fn prog_name(id: u32) -> String {
-    // SAFETY: plain syscall wrapper; a negative return is an error.
-    let fd = unsafe { libbpf_sys::bpf_prog_get_fd_by_id(id) };
-    if fd < 0 {
-        return String::from("?");
-    }
-    // SAFETY: fd was just returned to us and is owned from here on.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: zeroed is valid for this plain C struct.
-    let mut info: libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libbpf_sys::bpf_prog_info>() as u32;
-    // SAFETY: info and len are valid for writes of `len` bytes.
-    let rc = unsafe { libbpf_sys::bpf_prog_get_info_by_fd(std::os::fd::AsRawFd::as_raw_fd(&fd), &mut info, &mut len) };
-    if rc < 0 {
-        return String::from("?");
-    }
-    let bytes: Vec<u8> = info.name.iter().map(|c| *c as u8).collect();
-    CStr::from_bytes_until_nul(&bytes)
-        .map(|c| c.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    sys::xdp_attached_prog_id(ifindex)
 }
 
 /// Detaches a netlink-attached (non-link) program; fails with EBUSY when
 /// the program is held by a live link of another process.
 fn detach_legacy(ifindex: u32) -> io::Result<()> {
     for flags in [0, XDP_FLAGS_SKB_MODE, XDP_FLAGS_DRV_MODE] {
-        // SAFETY: plain syscall wrapper with no pointers.
-        let rc = unsafe { libbpf_sys::bpf_xdp_detach(ifindex as i32, flags, std::ptr::null()) };
-        if rc == 0 && attached_prog_id(ifindex) == 0 {
+        if sys::xdp_detach(ifindex, flags) && attached_prog_id(ifindex) == 0 {
             return Ok(());
         }
     }
@@ -112,7 +64,7 @@ pub fn attach(prog_fd: RawFd, interface: &str, ifindex: u32, mode: XdpMode) -> R
     let mut replaced_stale = None;
     let existing = attached_prog_id(ifindex);
     if existing != 0 {
-        let name = prog_name(existing);
+        let name = sys::bpf_prog_name(existing).unwrap_or_else(|| String::from("?"));
         // A furui program still attached without a live owner is what an
         // older attach method leaves after a crash: replace it. A program
         // held by a running process (another furui included) is not ours
@@ -127,7 +79,7 @@ pub fn attach(prog_fd: RawFd, interface: &str, ifindex: u32, mode: XdpMode) -> R
             });
         }
     }
-    match link_create(prog_fd, ifindex, flags) {
+    match sys::bpf_xdp_link_create(prog_fd, ifindex, flags) {
         Ok(fd) => Ok(XdpLink {
             _fd: fd,
             replaced_stale,

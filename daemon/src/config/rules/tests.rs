@@ -1,11 +1,13 @@
 use super::*;
+use crate::classify::Class;
 use crate::craft::{FrameSpec, Transport};
 use crate::parse::parse_ethernet;
+use crate::select::tls::Fingerprints;
 
 fn load(text: &str) -> Result<RuleSet, ConfigErrors> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("r.toml"), text).unwrap();
-    RuleSet::load_dir(dir.path())
+    load_dir(dir.path())
 }
 
 fn ids(rs: &RuleSet, class: Class, frame: &[u8], fp: Option<&Fingerprints>) -> Vec<String> {
@@ -114,7 +116,7 @@ fn sealed_signatures_respect_offset_and_depth() {
         "hex, anywhere"
     );
     assert!(ids(&rs, Class::Outbound, &out(b"harmless"), None).is_empty());
-    let dbg = format!("{:?}", rs.signatures);
+    let dbg = format!("{:?}", rs.signatures());
     assert!(!dbg.contains("EVIL") && !dbg.contains("de"), "{dbg}");
 }
 
