@@ -255,7 +255,7 @@ pub fn replay(cfg: &Config, pcap: &Path, out: &mut dyn std::io::Write) -> Result
             break;
         }
     }
-    let budget = &p.flows.budget;
+    let budget = p.budget();
     report.reassembly_budget = budget.limit();
     report.reassembly_peak = budget.peak();
     report.reassembly_refused = budget.refused();

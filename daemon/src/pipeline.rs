@@ -10,14 +10,12 @@
 
 use std::sync::Arc;
 
-use crate::classify::class_of;
 use crate::classify::meta::XdpMeta;
 use crate::config::Config;
 use crate::erase::erase;
-use crate::flow::{FlowTable, FragTable, FragVerdict, Judged, MechanicalRecord, Selected};
-use crate::parse::{parse_frame_into, parse_link_into, parse_with_meta_into, Headers, LinkType, ParseError, L4};
-use crate::select::rules::RuleIdx;
-use crate::select::{SelectionState, SharedSelection};
+use crate::flow::{FlowTable, FragTable, FragVerdict, Lookup, MechanicalRecord};
+use crate::parse::{parse_frame_into, parse_link_into, parse_with_meta_into, Headers, LinkType, ParseError};
+use crate::select::{judge_addresses, Hello, Matcher, SelectionState, SharedSelection};
 
 /// Counts of one batch, flushed to the metrics by the caller.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -52,16 +50,9 @@ pub struct Pipeline {
     /// Bumped whenever `cur` changes: flows re-judge their class and
     /// indicator set under a new state.
     gen: u64,
-    /// Scratch for the rules one packet matched (no per-packet allocation).
-    rule_hits: Vec<RuleIdx>,
-    rule_names: Vec<Arc<str>>,
-    /// Matching state (behavioural trackers, signature scratch) for the
-    /// current ruleset.
-    scan: crate::select::rules::MatchState,
-    /// Plaintext of a QUIC Initial while its frames are read; zeroed
-    /// after every packet.
-    quic_scratch: Vec<u8>,
-    pub flows: FlowTable,
+    /// The selection stage's per-worker state.
+    matcher: Matcher,
+    pub flows: FlowTable<Hello>,
     /// Fragments waiting for (or attributed through) their first one.
     pub frags: FragTable,
     pub counters: BatchCounters,
@@ -78,21 +69,17 @@ impl Pipeline {
     /// A pipeline reading the shared, reloadable selection state.
     pub fn with_shared(cfg: &Config, queue: u32, shared: SharedSelection) -> Pipeline {
         let cur = shared.load_full();
-        let scan = cur.rules.new_match_state();
+        let matcher = Matcher::new(&cur.rules, crate::budget::Budget::new(cfg.flows.reassembly_budget));
         Pipeline {
             shared,
-            scan,
+            matcher,
             cur,
             gen: 0,
-            rule_hits: Vec::new(),
-            rule_names: Vec::new(),
-            quic_scratch: Vec::new(),
             flows: FlowTable::new(
                 queue,
                 cfg.flows.idle_timeout,
                 cfg.flows.active_timeout,
                 cfg.flows.max_flows,
-                crate::budget::Budget::new(cfg.flows.reassembly_budget),
             ),
             frags: FragTable::new(cfg.flows.max_fragments, cfg.flows.fragment_timeout),
             counters: BatchCounters::default(),
@@ -111,8 +98,7 @@ impl Pipeline {
         if !Arc::ptr_eq(&self.cur, &self.shared.load()) {
             self.cur = self.shared.load_full();
             self.gen += 1;
-            // A new ruleset starts its behavioural counts afresh.
-            self.scan = self.cur.rules.new_match_state();
+            self.matcher.reset(&self.cur.rules);
         }
     }
 
@@ -165,68 +151,37 @@ impl Pipeline {
                         FragVerdict::Hold => h.src = None,
                     }
                 }
-                if let (Some(src), Some(dst)) = (h.src, h.dst) {
-                    let st = &self.cur;
-                    // Class and indicator set follow from the addresses: a
-                    // flow's first packet (or its first under a reloaded
-                    // state) works them out, the flow keeps them.
-                    let judge = || {
-                        let class = class_of(st.domestic.contains(src), st.domestic.contains(dst));
-                        // None for a class no measure captures.
-                        let set = st.selector.select(class, h);
-                        Judged { class, set }
-                    };
-                    // Only cross-border packets are ever tracked (offline
-                    // input can hold anything; live input cannot). Every
-                    // such flow is tracked so that a flow selected by a later
-                    // packet counts all of its packets; one that is never
-                    // selected ends without a record.
-                    if let Some((mut flow, Judged { class, set })) =
-                        self.flows.touch(h, self.gen, now_ns, &mut self.records, judge)
-                    {
-                        if held.0 > 0 {
-                            flow.count_held(held.0, held.1);
-                        }
-                        let payload = h.payload(frame);
-                        match h.l4 {
-                            L4::Tcp { .. } => flow.feed_tls(payload),
-                            L4::Udp { .. } => flow.feed_quic(payload, &mut self.quic_scratch),
-                            _ => {}
-                        }
-                        self.rule_hits.clear();
-                        if !st.rules.rules.is_empty() {
-                            // Payload signatures are scanned here, in the
-                            // frame, before it is erased below.
-                            st.rules.matching(
-                                class,
-                                h,
-                                payload,
-                                flow.fingerprint(),
-                                &mut self.scan,
-                                now_ns,
-                                &mut self.rule_hits,
-                            );
-                        }
-                        if set.is_some() || !self.rule_hits.is_empty() {
-                            self.counters.selected_packets += 1;
-                            self.rule_names.clear();
-                            self.rule_names.extend(
-                                self.rule_hits
-                                    .iter()
-                                    .map(|i| st.rules.rules[usize::from(*i)].id.clone()),
-                            );
-                            for id in &self.rule_names {
-                                match self.counters.rule_matches.iter_mut().find(|(r, _)| Arc::ptr_eq(r, id)) {
-                                    Some((_, n)) => *n += 1,
-                                    None => self.counters.rule_matches.push((id.clone(), 1)),
-                                }
-                            }
-                            flow.select(Selected {
-                                set: set.and_then(|i| st.selector.shared_name(i)),
-                                rules: &self.rule_names,
-                                ruleset_version: &st.rules.version,
-                            });
-                        }
+                // Stage 4, flow lookup: a flow's first packet (or its first
+                // under a reloaded state) is judged by stage 5 (class,
+                // indicator set) before the flow is created; the flow keeps
+                // the judgement. Only cross-border packets are tracked
+                // (offline input can hold anything; live input cannot).
+                let st = &self.cur;
+                let tracked = match self.flows.lookup(h, self.gen, now_ns) {
+                    Lookup::Known(flow, j) => Some((flow, j)),
+                    Lookup::Unjudged(p) => p.judged(h, judge_addresses(st, h), &mut self.records),
+                    Lookup::NotAFlow => None,
+                };
+                if let Some((mut flow, j)) = tracked {
+                    if held.0 > 0 {
+                        flow.count_held(held.0, held.1);
+                    }
+                    // Stage 5, selection (payload read in place), then the
+                    // flow update: a selected flow ends as a record.
+                    let from_initiator = flow.from_initiator;
+                    let selected = self.matcher.judge(
+                        st,
+                        j,
+                        h,
+                        h.payload(frame),
+                        flow.extra(),
+                        from_initiator,
+                        now_ns,
+                        &mut self.counters.rule_matches,
+                    );
+                    if let Some(sel) = selected {
+                        self.counters.selected_packets += 1;
+                        flow.select(sel);
                     }
                 }
             }
@@ -246,8 +201,14 @@ impl Pipeline {
 
     /// Ends flows past their timeouts (records go to `self.records`).
     pub fn expire(&mut self, now_ns: u64) {
-        self.flows.expire(now_ns, &mut self.records);
+        let abandoned = self.flows.expire(now_ns, &mut self.records);
+        self.matcher.budget().count_timed_out(abandoned);
         self.frags.expire(now_ns);
+    }
+
+    /// The budget of this pipeline's reassembly buffers.
+    pub fn budget(&self) -> &crate::budget::Budget {
+        self.matcher.budget()
     }
 
     /// Ends at most `limit` flows into `records` (shutdown, in steps);

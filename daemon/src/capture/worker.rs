@@ -320,7 +320,7 @@ impl QueueWorker {
         metrics
             .reassembly_budget
             .with_label_values(&[&q])
-            .set(pipeline.flows.budget.limit() as i64);
+            .set(pipeline.budget().limit() as i64);
         // Frames taken since the ring last ran empty, and when that was.
         let mut taken = 0u64;
         let mut last_empty = Instant::now();
@@ -458,7 +458,7 @@ impl QueueWorker {
                 let active = pipeline.flows.len() as i64;
                 metrics.flows_active.add(active - flows_reported);
                 flows_reported = active;
-                let budget = &pipeline.flows.budget;
+                let budget = pipeline.budget();
                 reassembly_gauge.set(budget.used() as i64);
                 crate::telemetry::raise_to(&reassembly_refused, budget.refused());
                 crate::telemetry::raise_to(&reassembly_timed_out, budget.timed_out());
@@ -479,9 +479,9 @@ impl QueueWorker {
             }
         }
         metrics.flows_active.sub(flows_reported);
-        reassembly_gauge.set(pipeline.flows.budget.used() as i64);
-        crate::telemetry::raise_to(&reassembly_refused, pipeline.flows.budget.refused());
-        crate::telemetry::raise_to(&reassembly_timed_out, pipeline.flows.budget.timed_out());
+        reassembly_gauge.set(pipeline.budget().used() as i64);
+        crate::telemetry::raise_to(&reassembly_refused, pipeline.budget().refused());
+        crate::telemetry::raise_to(&reassembly_timed_out, pipeline.budget().timed_out());
         self.read_xsk_stats(&xsk);
         self.wipe();
         report

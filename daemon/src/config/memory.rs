@@ -15,6 +15,10 @@ use crate::flow::{frag, table};
 /// 11 MiB).
 pub const BASE_BYTES: u64 = 64 << 20;
 
+/// Bytes one flow takes in a queue's table (key, state with the selection
+/// stage's per-flow `Hello`, control byte).
+pub const FLOW_ENTRY_BYTES: u64 = table::entry_bytes::<crate::select::Hello>();
+
 /// A mechanical record waiting in a queue, with its strings, at most.
 pub const RECORD_BYTES: u64 = 512;
 
@@ -54,7 +58,7 @@ impl MemoryBound {
         MemoryBound {
             queues: cfg.capture.queues.len() as u64,
             umem: cfg.capture.umem_bytes(),
-            flows: hash_table(max_flows, table::ENTRY_BYTES) + max_flows * table::HEAP_BYTES,
+            flows: hash_table(max_flows, FLOW_ENTRY_BYTES) + max_flows * table::HEAP_BYTES,
             fragments: hash_table(f.max_fragments as u64, frag::ENTRY_BYTES),
             reassembly: f.reassembly_budget as u64,
             queues_of_records: (cfg.records.queue_capacity as u64 + recipients) * RECORD_BYTES,
@@ -115,7 +119,7 @@ mod tests {
     #[test]
     fn the_readme_formula_uses_these_sizes() {
         assert_eq!(
-            (table::ENTRY_BYTES, table::HEAP_BYTES, frag::ENTRY_BYTES, RECORD_BYTES),
+            (FLOW_ENTRY_BYTES, table::HEAP_BYTES, frag::ENTRY_BYTES, RECORD_BYTES),
             (169, 304, 209, 512),
             "update README's Memory section"
         );

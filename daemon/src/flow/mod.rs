@@ -8,7 +8,6 @@
 //! selected flow always ends as a record — eviction included.
 
 pub mod frag;
-pub mod hello;
 pub mod key;
 pub mod record;
 pub mod table;
@@ -16,4 +15,4 @@ pub mod table;
 pub use frag::{FragEvent, FragTable, FragVerdict};
 pub use key::FlowKey;
 pub use record::{EndReason, MechanicalRecord};
-pub use table::{FlowRef, FlowTable, Judged, Selected};
+pub use table::{FlowRef, FlowTable, Judged, Lookup, Pending, PerFlow, Selected};

@@ -6,9 +6,14 @@
 //! Invariant kept: only the index of the matching set leaves this stage —
 //! never the packet.
 
+pub mod hello;
 pub mod quic;
 pub mod rules;
+mod stage;
 pub mod tls;
+
+pub use hello::Hello;
+pub use stage::{judge_addresses, Matcher};
 
 use std::net::IpAddr;
 

@@ -10,11 +10,6 @@ use crate::select::tls::{client_hello_len, fingerprint_handshake, fingerprint_re
 /// Largest ClientHello reassembled from two TCP segments.
 pub const MAX_CLIENT_HELLO: usize = 16 * 1024;
 
-/// How long a flow's first ClientHello may take to arrive whole: its
-/// reassembly buffer is given back after this (the flow keeps going,
-/// without a fingerprint). A real client sends the rest within a round trip.
-pub const REASSEMBLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// Client datagrams tried for Initial packets before a UDP flow is given
 /// up on (a ClientHello spans one or two Initials in practice).
 pub const MAX_QUIC_DATAGRAMS: u8 = 4;
@@ -123,9 +118,24 @@ impl Hello {
         }
     }
 
+    pub fn fingerprint(&self) -> Option<&Fingerprints> {
+        match self {
+            Hello::Done(fp) => fp.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// The flow stage keeps a flow's `Hello` without looking inside.
+impl crate::flow::PerFlow for Hello {
+    fn fingerprints(&self) -> Option<(&str, &str)> {
+        self.fingerprint().map(|f| (f.ja4.as_str(), f.ja3.as_str()))
+    }
+
     /// Gives up a reassembly in progress (its buffer is zeroed and goes
-    /// back to the budget); true if there was one.
-    pub fn abandon(&mut self) -> bool {
+    /// back to the budget); true if there was one. `expire` calls it once
+    /// `flow::table::PER_FLOW_TIMEOUT` has passed since the flow began.
+    fn abandon(&mut self) -> bool {
         if matches!(self, Hello::Partial(_) | Hello::Quic { .. }) {
             *self = Hello::Done(None);
             true
@@ -133,11 +143,30 @@ impl Hello {
             false
         }
     }
+}
 
-    pub fn fingerprint(&self) -> Option<&Fingerprints> {
-        match self {
-            Hello::Done(fp) => fp.as_deref(),
-            _ => None,
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::PerFlow;
+
+    #[test]
+    fn a_split_client_hello_is_charged_to_the_budget_refused_beyond_it_and_given_back() {
+        let budget = Budget::new(20_000);
+        // A first segment claiming a 16,000-byte ClientHello.
+        let claim = [22, 3, 1, 0x3e, 0x84, 1, 0, 0x3e, 0x80, 3, 3];
+        let (mut a, mut b) = (Hello::default(), Hello::default());
+        a.feed_tcp(&claim, &budget);
+        assert!(matches!(a, Hello::Partial(_)));
+        assert_eq!((budget.used(), budget.refused()), (16_009, 0));
+        // The second does not fit: no fingerprint, counted.
+        b.feed_tcp(&claim, &budget);
+        assert!(matches!(b, Hello::Done(None)));
+        assert_eq!((budget.used(), budget.refused()), (16_009, 1));
+        // Given up (the flow stage's timeout): the bytes go back.
+        assert!(a.abandon());
+        assert!(!a.abandon(), "nothing left to give up");
+        assert_eq!(budget.used(), 0);
+        assert_eq!(a.fingerprints(), None);
     }
 }
