@@ -60,18 +60,19 @@ fn replay_path(path: &Path, domestic: &[&str]) -> Run {
     })
     .unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(unerased, 0, "{name}: a buffer was not erased");
-    assert_eq!(p.counters.frames_erased, summary.packets, "{name}");
+    assert_eq!(p.counters().frames_erased, summary.packets, "{name}");
     p.drain();
-    let mut records = std::mem::take(&mut p.records);
+    let mut records: Vec<_> = p.take_records().collect();
     records.sort_by_key(|r| (r.first_seen_ns, r.initiator, r.responder_port));
     let parse_errors = ParseError::ALL
         .iter()
-        .map(|e| (*e, p.counters.parse_errors[e.index()]))
+        .map(|e| (*e, p.counters().parse_errors[e.index()]))
         .filter(|(_, n)| *n > 0)
         .collect();
+    let counts = p.take_fragment_counts();
     let fragments = furui::flow::FragEvent::ALL
         .iter()
-        .map(|e| (e.kind(), p.frags.counts[*e as usize]))
+        .map(|e| (e.kind(), counts[*e as usize]))
         .filter(|(_, n)| *n > 0)
         .collect();
     Run {

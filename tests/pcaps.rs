@@ -60,8 +60,8 @@ fn every_capture_runs_through_the_pipeline_and_every_buffer_is_erased() {
         })
         .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         assert_eq!(not_erased, 0, "{}: a buffer was not erased", f.display());
-        assert_eq!(p.counters.frames, summary.packets, "{}", f.display());
-        assert_eq!(p.counters.frames_erased, summary.packets, "{}", f.display());
+        assert_eq!(p.counters().frames, summary.packets, "{}", f.display());
+        assert_eq!(p.counters().frames_erased, summary.packets, "{}", f.display());
         p.drain();
         total += summary.packets;
     }
@@ -329,8 +329,9 @@ fn a_split_client_hello_is_fingerprinted_and_selects_by_ja4() {
         assert!(f.iter().all(|x| *x == 0));
     }
     p.drain();
-    assert_eq!(p.records.len(), 1);
-    let r = &p.records[0];
+    let records: Vec<_> = p.take_records().collect();
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
     assert_eq!(r.ja4.as_deref(), Some("t13d1715h2_5b57614c22b0_3d5424432f57"));
     assert_eq!(r.ja3.as_deref(), Some("579ccef312d18482fc42e2b822ca2430"));
     assert_eq!(r.rules, vec!["firefox-ish".to_string()]);

@@ -48,7 +48,7 @@ fn bench(c: &mut Criterion) {
                 p.process_frame(&mut buf, 1);
                 buf.copy_from_slice(&unselected);
                 p.process_frame(&mut buf, 1);
-                p.counters.clear();
+                p.clear_counters();
             })
         });
         // As the live path runs: with the metadata the XDP program wrote
@@ -72,7 +72,7 @@ fn bench(c: &mut Criterion) {
                 p.process_captured(&mut buf, Some(ms), 1);
                 buf.copy_from_slice(&unselected);
                 p.process_captured(&mut buf, Some(mu), 1);
-                p.counters.clear();
+                p.clear_counters();
             })
         });
     }
@@ -98,7 +98,7 @@ fn loaded(c: &mut Criterion) {
                     buf.copy_from_slice(f);
                     p.process_frame(&mut buf, 1);
                 }
-                p.counters.clear();
+                p.clear_counters();
             })
         });
     }
@@ -136,7 +136,7 @@ fn encapsulated(c: &mut Criterion) {
                 p.process_frame(&mut buf[..s.len()], 1);
                 buf[..u.len()].copy_from_slice(&u);
                 p.process_frame(&mut buf[..u.len()], 1);
-                p.counters.clear();
+                p.clear_counters();
             })
         });
     }

@@ -231,6 +231,6 @@ mod tests {
             assert_eq!(f.len(), 64);
             p.process_frame(&mut f, 1);
         }
-        assert_eq!(p.counters.selected_packets, 2);
+        assert_eq!(p.counters().selected_packets, 2);
     }
 }

@@ -208,15 +208,13 @@ pub enum ReplayError {
     Write(#[from] std::io::Error),
 }
 
-/// Writes `records` to `out` as JSON lines and empties it.
-fn write_records(
-    out: &mut dyn std::io::Write,
-    records: &mut Vec<crate::flow::MechanicalRecord>,
-) -> std::io::Result<u64> {
-    let n = records.len() as u64;
-    for r in records.drain(..) {
+/// Writes the records of the flows that ended to `out` as JSON lines.
+fn write_records(out: &mut dyn std::io::Write, p: &mut Pipeline) -> std::io::Result<u64> {
+    let mut n = 0;
+    for r in p.take_records() {
         serde_json::to_writer(&mut *out, &r).map_err(std::io::Error::other)?;
         out.write_all(b"\n")?;
+        n += 1;
     }
     Ok(n)
 }
@@ -234,23 +232,26 @@ pub fn replay(cfg: &Config, pcap: &Path, out: &mut dyn std::io::Write) -> Result
             last_expire = ts;
             p.expire(ts);
         }
-        if !p.records.is_empty() {
-            if let Ok(n) = &mut written {
-                match write_records(out, &mut p.records) {
-                    Ok(k) => *n += k,
-                    Err(e) => written = Err(e),
-                }
-            }
-            p.records.clear();
+        if !p.has_records() {
+            return;
+        }
+        match &mut written {
+            Ok(n) => match write_records(out, &mut p) {
+                Ok(k) => *n += k,
+                Err(e) => written = Err(e),
+            },
+            // After a write error, records are dropped (the error is
+            // returned once the capture is read).
+            Err(_) => p.take_records().for_each(drop),
         }
     })?;
-    report.flows_evicted = p.flows.evicted;
-    report.flows_peak = p.flows.peak;
+    report.flows_evicted = p.take_evicted();
+    report.flows_peak = p.flows_tracked().1;
     let mut records = written?;
     // Flows end in steps, each step's records written before the next.
     loop {
         let more = p.drain_some(crate::flow::table::RECORDS_PER_SWEEP);
-        records += write_records(out, &mut p.records)?;
+        records += write_records(out, &mut p)?;
         if !more {
             break;
         }
@@ -261,7 +262,7 @@ pub fn replay(cfg: &Config, pcap: &Path, out: &mut dyn std::io::Write) -> Result
     report.reassembly_refused = budget.refused();
     report.reassembly_timed_out = budget.timed_out();
     report.records = records;
-    report.counters = p.counters.clone();
-    report.fragments = p.frags.take_counts();
+    report.counters = p.counters().clone();
+    report.fragments = p.take_fragment_counts();
     Ok(report)
 }

@@ -52,12 +52,35 @@ pub struct Pipeline {
     gen: u64,
     /// The selection stage's per-worker state.
     matcher: Matcher,
-    pub flows: FlowTable<Hello>,
+    flows: FlowTable<Hello>,
     /// Fragments waiting for (or attributed through) their first one.
-    pub frags: FragTable,
-    pub counters: BatchCounters,
-    /// Records of flows that ended; the caller drains it.
-    pub records: Vec<MechanicalRecord>,
+    frags: FragTable,
+    counters: BatchCounters,
+    /// Records of flows that ended; the caller takes them.
+    records: Vec<MechanicalRecord>,
+}
+
+/// Where a batch's frames are: a worker's UMEM, or a test's buffers.
+pub trait Batch {
+    fn frames(&self) -> usize;
+    /// Frame `i` is next (a chance to prefetch what follows it).
+    fn before(&self, _i: usize) {}
+    /// Runs `f` on frame `i` and the XDP metadata found before it (taken,
+    /// so zeroed).
+    fn with_frame<F: FnOnce(&mut [u8], Option<XdpMeta>)>(&mut self, i: usize, f: F);
+    /// Zeroes frame `i` and its metadata without processing it; returns
+    /// the bytes zeroed.
+    fn zero(&mut self, i: usize) -> u64;
+}
+
+/// What `process_batch` did beyond the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub received: u64,
+    /// The per-frame path panicked: this many frames (the one in hand and
+    /// the rest of the batch) were zeroed and counted as erased without
+    /// being processed. The caller stops capture.
+    pub panicked: Option<u64>,
 }
 
 impl Pipeline {
@@ -100,6 +123,68 @@ impl Pipeline {
             self.gen += 1;
             self.matcher.reset(&self.cur.rules);
         }
+    }
+
+    /// Processes and erases every frame of a batch. If the per-frame path
+    /// panics, the frame in hand and the rest of the batch are zeroed and
+    /// counted as erased all the same (erase on unwind), and the outcome
+    /// says so. Counters are the caller's to publish (`counters`), once.
+    pub fn process_batch<B: Batch>(&mut self, batch: &mut B, now_ns: u64) -> BatchOutcome {
+        let n = batch.frames();
+        // Frames of this batch fully processed (and so erased).
+        let mut done = 0usize;
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for i in 0..n {
+                batch.before(i);
+                batch.with_frame(i, |frame, meta| self.process_captured(frame, meta, now_ns));
+                done = i + 1;
+            }
+        }));
+        let panicked = run.is_err().then(|| {
+            let zeroed = (n - done) as u64;
+            self.counters.bytes_erased += (done..n).map(|i| batch.zero(i)).sum::<u64>();
+            self.counters.frames_erased += zeroed;
+            zeroed
+        });
+        BatchOutcome {
+            received: n as u64,
+            panicked,
+        }
+    }
+
+    /// The counts since `clear_counters`.
+    pub fn counters(&self) -> &BatchCounters {
+        &self.counters
+    }
+
+    pub fn clear_counters(&mut self) {
+        self.counters.clear();
+    }
+
+    /// True when flows ended and their records wait to be taken.
+    #[inline]
+    pub fn has_records(&self) -> bool {
+        !self.records.is_empty()
+    }
+
+    /// Records of the flows that ended.
+    pub fn take_records(&mut self) -> std::vec::Drain<'_, MechanicalRecord> {
+        self.records.drain(..)
+    }
+
+    /// Flows ended early because the table was full, since the last call.
+    pub fn take_evicted(&mut self) -> u64 {
+        std::mem::take(&mut self.flows.evicted)
+    }
+
+    /// Fragment events since the last call, indexed like `FragEvent::ALL`.
+    pub fn take_fragment_counts(&mut self) -> [u64; crate::flow::FragEvent::ALL.len()] {
+        self.frags.take_counts()
+    }
+
+    /// Flows tracked now, and the most tracked at once.
+    pub fn flows_tracked(&self) -> (usize, usize) {
+        (self.flows.len(), self.flows.peak)
     }
 
     /// Processes one received frame and erases it. `now_ns` is the batch's
@@ -360,6 +445,92 @@ path = "r.jsonl"
         assert_eq!(p.records.len(), 1, "the unselected flow leaves no record");
         assert_eq!(p.records[0].packets_forward, 4);
         assert_eq!(p.records[0].rules, vec!["late".to_string()]);
+    }
+
+    /// A batch of frames in test buffers; `panic_at` makes the per-frame
+    /// path panic on that frame, before it is processed.
+    struct TestBatch {
+        frames: Vec<Vec<u8>>,
+        panic_at: Option<usize>,
+    }
+
+    impl Batch for TestBatch {
+        fn frames(&self) -> usize {
+            self.frames.len()
+        }
+        fn with_frame<F: FnOnce(&mut [u8], Option<XdpMeta>)>(&mut self, i: usize, f: F) {
+            if self.panic_at == Some(i) {
+                panic!("test: a panic in the per-frame path");
+            }
+            f(&mut self.frames[i], None);
+        }
+        fn zero(&mut self, i: usize) -> u64 {
+            erase(&mut self.frames[i]) as u64
+        }
+    }
+
+    /// One frame of every path: selected, cross-border unselected,
+    /// domestic, non-IP, malformed, a fragment.
+    fn every_path() -> Vec<Vec<u8>> {
+        let mut frames = vec![
+            udp("203.0.113.7", 5000, "192.0.2.9", 53, b"selected"),
+            udp("198.51.100.4", 5000, "192.0.2.9", 53, b"not selected"),
+            udp("192.0.2.1", 5000, "192.0.2.9", 53, b"domestic"),
+            craft::arp_frame(),
+            craft::malformed_ipv4_frame(),
+        ];
+        frames.extend(craft::ipv4_tcp_fragments(7, &[24]));
+        frames
+    }
+
+    #[test]
+    fn a_batch_erases_and_counts_every_frame_on_every_path() {
+        let mut p = Pipeline::new(&cfg(), 0);
+        let mut batch = TestBatch {
+            frames: every_path(),
+            panic_at: None,
+        };
+        let n = batch.frames.len() as u64;
+        let out = p.process_batch(&mut batch, 1);
+        assert_eq!(
+            out,
+            BatchOutcome {
+                received: n,
+                panicked: None
+            }
+        );
+        let c = p.counters();
+        assert_eq!((c.frames, c.frames_erased), (n, n));
+        assert_eq!(c.bytes_erased, batch.frames.iter().map(|f| f.len() as u64).sum::<u64>());
+        assert_eq!(c.selected_packets, 1);
+        assert!(
+            c.parse_errors.iter().sum::<u64>() >= 1,
+            "the malformed frame is counted"
+        );
+        assert!(batch.frames.iter().flatten().all(|b| *b == 0), "a byte survived");
+    }
+
+    #[test]
+    fn a_panic_mid_batch_still_erases_and_counts_the_rest_of_it() {
+        let mut p = Pipeline::new(&cfg(), 0);
+        let mut batch = TestBatch {
+            frames: every_path(),
+            panic_at: Some(2),
+        };
+        let n = batch.frames.len() as u64;
+        let out = p.process_batch(&mut batch, 1);
+        assert_eq!(
+            out,
+            BatchOutcome {
+                received: n,
+                panicked: Some(n - 2)
+            }
+        );
+        let c = p.counters();
+        assert_eq!(c.frames_erased, n, "received = erased after the guard");
+        assert_eq!(c.frames, 2, "only the frames before the panic were processed");
+        assert_eq!(c.bytes_erased, batch.frames.iter().map(|f| f.len() as u64).sum::<u64>());
+        assert!(batch.frames.iter().flatten().all(|b| *b == 0), "a byte survived");
     }
 
     fn udp(src: &str, sport: u16, dst: &str, dport: u16, payload: &[u8]) -> Vec<u8> {

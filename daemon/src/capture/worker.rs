@@ -8,17 +8,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::classify::meta::{XdpMeta, META_LEN};
-use prometheus::IntCounter;
 use xsk_rs::config::{BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
 use xsk_rs::{FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
 use super::nap::Nap;
 use crate::config::{BindMode, Capture};
-use crate::parse::ParseError;
-use crate::pipeline::{now_ns, Pipeline};
+use crate::pipeline::{now_ns, Batch, Pipeline};
 use crate::sink::RecordTx;
 use crate::sys;
-use crate::telemetry::{raise_to, Metrics};
+use crate::telemetry::queue::QueuePublisher;
+use crate::telemetry::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
@@ -97,6 +96,48 @@ unsafe impl Send for QueueWorker {}
 
 /// Frames whose first line is requested ahead of the one being processed.
 const PREFETCH_AHEAD: usize = 8;
+
+/// The first `n` frames of a worker's batch, as the pipeline sees them.
+struct UmemBatch<'w> {
+    w: &'w mut QueueWorker,
+    n: usize,
+}
+
+impl Batch for UmemBatch<'_> {
+    fn frames(&self) -> usize {
+        self.n
+    }
+
+    /// The frames were just written by the core that ran the XDP copy:
+    /// their first cache line is the main per-packet stall, and we both
+    /// read and zero it. Keep PREFETCH_AHEAD frames in flight, for
+    /// writing, ahead of the one in hand.
+    #[inline]
+    fn before(&self, i: usize) {
+        let base = self.w.umem_base;
+        if i == 0 {
+            for desc in &self.w.batch[..self.n.min(PREFETCH_AHEAD)] {
+                prefetch_for_write(base.wrapping_add(desc.addr()));
+            }
+        }
+        if let Some(ahead) = self.w.batch[..self.n].get(i + PREFETCH_AHEAD) {
+            prefetch_for_write(base.wrapping_add(ahead.addr()));
+        }
+    }
+
+    #[inline]
+    fn with_frame<F: FnOnce(&mut [u8], Option<XdpMeta>)>(&mut self, i: usize, f: F) {
+        let meta = self.w.take_meta(self.w.batch[i].addr());
+        // SAFETY: the kernel handed this frame to us through the RX ring;
+        // until it is produced to the fill ring nobody else touches it.
+        let mut data = unsafe { self.w.umem.data_mut(&mut self.w.batch[i]) };
+        f(data.contents_mut(), meta);
+    }
+
+    fn zero(&mut self, i: usize) -> u64 {
+        self.w.zero_frame(i)
+    }
+}
 
 /// Hints the CPU to fetch the cache line at `p` ready to be written
 /// (PREFETCHW), so reading and then zeroing it costs one transfer, not two.
@@ -291,21 +332,7 @@ impl QueueWorker {
         signals: &WorkerSignals,
     ) -> WorkerReport {
         let adopted = &signals.adopted;
-        let q = self.queue.to_string();
-        let received = metrics.frames_received.with_label_values(&[&q]);
-        let erased = metrics.frames_erased.with_label_values(&[&q]);
-        let bytes_erased = metrics.bytes_erased.with_label_values(&[&q]);
-        let without_meta = metrics.frames_without_metadata.with_label_values(&[&q]);
-        let parse_errors: Vec<IntCounter> = ParseError::ALL
-            .iter()
-            .map(|e| metrics.parse_errors.with_label_values(&[e.kind()]))
-            .collect();
-        let xsk = [
-            metrics.xsk_rx_dropped.with_label_values(&[&q]),
-            metrics.xsk_rx_invalid_descs.with_label_values(&[&q]),
-            metrics.xsk_rx_ring_full.with_label_values(&[&q]),
-            metrics.xsk_rx_fill_ring_empty.with_label_values(&[&q]),
-        ];
+        let mut publish = QueuePublisher::new(metrics, self.queue, pipeline.budget());
         let mut report = WorkerReport {
             queue: self.queue,
             frames: 0,
@@ -313,18 +340,9 @@ impl QueueWorker {
             panicked: None,
         };
         let mut last_housekeeping = Instant::now();
-        let nap_gauge = metrics.idle_nap.with_label_values(&[&q]);
-        let reassembly_gauge = metrics.reassembly_bytes.with_label_values(&[&q]);
-        let reassembly_refused = metrics.reassembly_refused.with_label_values(&[&q]);
-        let reassembly_timed_out = metrics.reassembly_timed_out.with_label_values(&[&q]);
-        metrics
-            .reassembly_budget
-            .with_label_values(&[&q])
-            .set(pipeline.budget().limit() as i64);
         // Frames taken since the ring last ran empty, and when that was.
         let mut taken = 0u64;
         let mut last_empty = Instant::now();
-        let mut flows_reported: i64 = 0;
 
         loop {
             // SAFETY: the batch descriptors are written by the ring from
@@ -334,10 +352,8 @@ impl QueueWorker {
                 // After a panic: nothing is processed any more, every frame
                 // that still arrives (until the supervisor has taken the
                 // socket out of the XSKMAP) is zeroed and counted.
-                let bytes = self.zero_frames(0, n);
-                received.inc_by(n as u64);
-                erased.inc_by(n as u64);
-                bytes_erased.inc_by(bytes);
+                let bytes = (0..n).map(|i| self.zero_frame(i)).sum();
+                publish.zeroed(n as u64, bytes);
                 self.free.extend_from_slice(&self.batch[..n]);
                 self.refill();
             } else if n > 0 {
@@ -346,39 +362,11 @@ impl QueueWorker {
                 pipeline.refresh();
                 adopted.store(pipeline.generation(), Ordering::Release);
                 let t0 = Instant::now();
-                let now = now_ns();
-                // The frames were just written by the core that ran the
-                // XDP copy: their first cache line is the main per-packet
-                // stall, and we both read and zero it. Keep PREFETCH_AHEAD
-                // frames in flight, for writing, ahead of the one in hand.
-                for desc in &self.batch[..n.min(PREFETCH_AHEAD)] {
-                    prefetch_for_write(self.umem_base.wrapping_add(desc.addr()));
-                }
-                // Frames of this batch fully processed (and so erased).
-                let mut done = 0usize;
-                let batch = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    for i in 0..n {
-                        if let Some(ahead) = self.batch.get(i + PREFETCH_AHEAD).filter(|_| i + PREFETCH_AHEAD < n) {
-                            prefetch_for_write(self.umem_base.wrapping_add(ahead.addr()));
-                        }
-                        let meta = self.take_meta(self.batch[i].addr());
-                        let desc = &mut self.batch[i];
-                        // SAFETY: the kernel handed this frame to us through
-                        // the RX ring; until it is produced to the fill ring
-                        // nobody else touches it.
-                        let mut data = unsafe { self.umem.data_mut(desc) };
-                        pipeline.process_captured(data.contents_mut(), meta, now);
-                        done = i + 1;
-                    }
-                }));
-                if batch.is_err() {
-                    // Erase on unwind: the frame in hand and the rest of
-                    // the batch are zeroed (their metadata too) and counted
-                    // before anything else; then capture stops.
-                    let zeroed = (n - done) as u64;
-                    let bytes = self.zero_frames(done, n);
-                    pipeline.counters.frames_erased += zeroed;
-                    pipeline.counters.bytes_erased += bytes;
+                let outcome = pipeline.process_batch(&mut UmemBatch { w: &mut self, n }, now_ns());
+                if let Some(zeroed) = outcome.panicked {
+                    // Erase on unwind: the frame in hand and the rest of the
+                    // batch were zeroed (their metadata too) and counted;
+                    // capture stops.
                     report.panicked = Some(zeroed);
                     signals.failed.store(true, Ordering::Release);
                     tracing::error!(
@@ -387,27 +375,12 @@ impl QueueWorker {
                         "the per-frame path panicked; the frames of the batch still in hand were zeroed; capture stops"
                     );
                 }
-                metrics.erase_latency.observe(t0.elapsed().as_secs_f64());
-                let c = &pipeline.counters;
-                // Published together, after the whole batch is erased, so
-                // a scrape sees received == erased unless erasure failed.
-                received.inc_by(n as u64);
-                erased.inc_by(c.frames_erased);
-                bytes_erased.inc_by(c.bytes_erased);
-                without_meta.inc_by(c.frames_without_meta);
-                for (i, v) in c.parse_errors.iter().enumerate() {
-                    if *v > 0 {
-                        parse_errors[i].inc_by(*v);
-                    }
-                }
-                for (rule, n) in &c.rule_matches {
-                    metrics.rule_matches.with_label_values(&[rule]).inc_by(*n);
-                }
-                report.frames += c.frames;
-                pipeline.counters.clear();
+                publish.batch(outcome.received, pipeline.counters(), t0.elapsed().as_secs_f64());
+                report.frames += pipeline.counters().frames;
+                pipeline.clear_counters();
                 self.free.extend_from_slice(&self.batch[..n]);
                 self.refill();
-                for r in pipeline.records.drain(..) {
+                for r in pipeline.take_records() {
                     records.send(r);
                 }
             } else {
@@ -442,28 +415,11 @@ impl QueueWorker {
             if last_housekeeping.elapsed() >= Duration::from_millis(250) {
                 last_housekeeping = Instant::now();
                 pipeline.expire(now_ns());
-                for r in pipeline.records.drain(..) {
+                for r in pipeline.take_records() {
                     records.send(r);
                 }
-                metrics
-                    .flows_evicted
-                    .with_label_values(&["table_full"])
-                    .inc_by(pipeline.flows.evicted);
-                pipeline.flows.evicted = 0;
-                for (e, n) in crate::flow::FragEvent::ALL.iter().zip(pipeline.frags.take_counts()) {
-                    if n > 0 {
-                        metrics.fragments.with_label_values(&[e.kind()]).inc_by(n);
-                    }
-                }
-                let active = pipeline.flows.len() as i64;
-                metrics.flows_active.add(active - flows_reported);
-                flows_reported = active;
-                let budget = pipeline.budget();
-                reassembly_gauge.set(budget.used() as i64);
-                crate::telemetry::raise_to(&reassembly_refused, budget.refused());
-                crate::telemetry::raise_to(&reassembly_timed_out, budget.timed_out());
-                self.read_xsk_stats(&xsk);
-                nap_gauge.set(self.nap.current().as_secs_f64());
+                self.publish_tables(&mut publish, &mut pipeline);
+                publish.nap(self.nap.current().as_secs_f64());
             }
         }
 
@@ -471,43 +427,40 @@ impl QueueWorker {
         // a full table never turns into one heap of records at once.
         loop {
             let more = pipeline.drain_some(crate::flow::table::RECORDS_PER_SWEEP);
-            for r in pipeline.records.drain(..) {
+            for r in pipeline.take_records() {
                 records.send(r);
             }
             if !more {
                 break;
             }
         }
-        metrics.flows_active.sub(flows_reported);
-        reassembly_gauge.set(pipeline.budget().used() as i64);
-        crate::telemetry::raise_to(&reassembly_refused, pipeline.budget().refused());
-        crate::telemetry::raise_to(&reassembly_timed_out, pipeline.budget().timed_out());
-        self.read_xsk_stats(&xsk);
+        self.publish_tables(&mut publish, &mut pipeline);
         self.wipe();
         report
     }
 
-    /// Zeroes frames `from..to` of the batch, with their metadata, without
-    /// processing them; returns the bytes zeroed.
-    fn zero_frames(&mut self, from: usize, to: usize) -> u64 {
-        let mut bytes = 0u64;
-        for i in from..to {
-            let _ = self.take_meta(self.batch[i].addr());
-            // SAFETY: as in the batch loop: the kernel handed this frame to
-            // us and nobody else touches it until it is back on the fill ring.
-            let mut data = unsafe { self.umem.data_mut(&mut self.batch[i]) };
-            bytes += crate::erase::erase(data.contents_mut()) as u64;
+    fn publish_tables(&self, publish: &mut QueuePublisher, pipeline: &mut Pipeline) {
+        let evicted = pipeline.take_evicted();
+        let fragments = pipeline.take_fragment_counts();
+        publish.tables(pipeline.flows_tracked().0, evicted, &fragments, pipeline.budget());
+        if let Ok(s) = self.rx.fd().xdp_statistics() {
+            publish.xsk([
+                s.rx_dropped(),
+                s.rx_invalid_descs(),
+                s.rx_ring_full(),
+                s.rx_fill_ring_empty_descs(),
+            ]);
         }
-        bytes
     }
 
-    fn read_xsk_stats(&self, c: &[IntCounter; 4]) {
-        if let Ok(s) = self.rx.fd().xdp_statistics() {
-            raise_to(&c[0], s.rx_dropped());
-            raise_to(&c[1], s.rx_invalid_descs());
-            raise_to(&c[2], s.rx_ring_full());
-            raise_to(&c[3], s.rx_fill_ring_empty_descs());
-        }
+    /// Zeroes frame `i` of the batch, with its metadata, without
+    /// processing it; returns the bytes zeroed.
+    fn zero_frame(&mut self, i: usize) -> u64 {
+        let _ = self.take_meta(self.batch[i].addr());
+        // SAFETY: the kernel handed this frame to us through the RX ring
+        // and nobody else touches it until it is back on the fill ring.
+        let mut data = unsafe { self.umem.data_mut(&mut self.batch[i]) };
+        crate::erase::erase(data.contents_mut()) as u64
     }
 
     /// Zeroes the whole UMEM before it is unmapped: nothing of a frame

@@ -6,6 +6,7 @@
 
 pub mod http;
 pub mod names;
+pub mod queue;
 pub mod summary;
 
 use prometheus::{
