@@ -406,10 +406,6 @@ fn hex32(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-fn measure(name: &str) -> Option<Measure> {
-    Measure::ALL.iter().copied().find(|m| m.name() == name)
-}
-
 #[allow(clippy::too_many_arguments)]
 pub fn validate(
     aggregates: AggregatesSection,
@@ -514,7 +510,7 @@ pub fn validate(
         for g in &r.grants {
             let mut measures = BTreeSet::new();
             for m in g.measures.get_ref() {
-                match measure(m) {
+                match Measure::from_name(m) {
                     Some(m) => {
                         measures.insert(m);
                     }
