@@ -8,7 +8,7 @@
 //! `pipeline` → `sink` (7) → `store` (8, retention) → `deid` and `export`
 //! (9). Then what oversight reads (`audit`, `report`), what runs the
 //! appliance around the data path (`config`, `control`, `telemetry`,
-//! `sys`, `offline`), and what is not the product (`benchkit`, `craft`:
+//! `sys`, `hex`, `offline`), and what is not the product (`benchkit`, `craft`:
 //! bench and test traffic).
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -34,6 +34,7 @@ pub mod config;
 pub mod control;
 pub mod telemetry;
 pub mod sys;
+pub mod hex;
 pub mod offline;
 
 pub mod benchkit;

@@ -43,21 +43,7 @@ pub enum AuditError {
     Bad(String),
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    s.len()
-        .is_multiple_of(2)
-        .then(|| {
-            (0..s.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-                .collect()
-        })
-        .flatten()
-}
+use crate::hex::{decode as unhex, encode as hex};
 
 fn entry_hash(prev: &str, seq: u64, time: &str, kind: &str, data: &Value) -> String {
     let body = format!(

@@ -99,7 +99,7 @@ fn config_digest(path: &std::path::Path) -> String {
     std::fs::read(path)
         .map(|b| {
             use sha2::Digest;
-            sha2::Sha256::digest(&b).iter().map(|x| format!("{x:02x}")).collect()
+            crate::hex::encode(&sha2::Sha256::digest(&b))
         })
         .unwrap_or_default()
 }

@@ -212,11 +212,7 @@ fn hash12(s: &str) -> String {
         return "000000000000".to_string();
     }
     let d = Sha256::digest(s.as_bytes());
-    let mut out = String::with_capacity(12);
-    for b in &d[..6] {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    crate::hex::encode(&d[..6])
 }
 
 fn hex_list(v: &[u16]) -> String {
@@ -286,11 +282,7 @@ fn ja3(ch: &ClientHello<'_>) -> String {
         dec_list(ch.point_formats.iter()),
     );
     let d = Md5::digest(s.as_bytes());
-    let mut out = String::with_capacity(32);
-    for b in d.iter() {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    crate::hex::encode(&d)
 }
 
 /// Fingerprints a ClientHello carried in TLS record(s) at the start of

@@ -65,7 +65,7 @@ pub fn load_dir(dir: &Path) -> Result<RuleSet, ConfigErrors> {
     }
     Ok(RuleSet::new(
         Arc::from(versions.join("+")),
-        digest.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        crate::hex::encode(&digest.finalize()),
         rules,
         patterns,
     ))
