@@ -162,9 +162,9 @@ fn export(c: &mut Criterion) {
     use furui::export::Sink;
     let rx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     let grant = furui::benchkit::full_grant();
-    let recipient = furui::config::export::Recipient {
+    let recipient = furui::config::recipients::Recipient {
         name: "bench".into(),
-        role: furui::config::export::Role::Analyst,
+        role: furui::config::audit::Role::Analyst,
         identity: [0; 32],
         grants: vec![grant.clone()],
         sinks: Vec::new(),

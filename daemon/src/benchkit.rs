@@ -199,8 +199,8 @@ pub fn sample_record() -> crate::flow::MechanicalRecord {
 }
 
 /// A grant of every exportable field (the most expensive projection).
-pub fn full_grant() -> crate::config::export::Grant {
-    crate::config::export::Grant {
+pub fn full_grant() -> crate::config::recipients::Grant {
+    crate::config::recipients::Grant {
         measures: crate::classify::Measure::ALL.iter().copied().collect(),
         fields: crate::flow::MechanicalRecord::FIELDS.to_vec(),
         purpose: "damage-prevention".into(),

@@ -65,7 +65,7 @@ enum Cmd {
     },
     /// Ask the running daemon to reload its configuration, prefixes and rules; prints the result.
     Reload {
-        #[arg(long, default_value = furui::config::schema::DEFAULT_CONTROL_SOCKET)]
+        #[arg(long, default_value = furui::config::control::DEFAULT_CONTROL_SOCKET)]
         socket: PathBuf,
         /// Accept that this reload stops covering more of the domestic
         /// prefixes than `[domestic] reload_max_removed_percent` allows

@@ -4,7 +4,8 @@
 
 use serde_json::{json, Value};
 
-use crate::config::export::{Export, Grant};
+use crate::config::export::Export;
+use crate::config::recipients::Grant;
 
 /// One grant, as recorded (also copied into each export batch's entry).
 pub fn grant(index: usize, g: &Grant) -> Value {

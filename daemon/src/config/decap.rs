@@ -82,6 +82,15 @@ pub fn validate(
     let before = c.errors.len();
     let s = s.unwrap_or_default();
     let mut d = DecapConfig::default();
+    open_and_outer(&s, &mut d, c, warnings);
+    ports(&s, &mut d, c);
+    limits(&s, &mut d, c);
+    (c.errors.len() == before).then_some(d)
+}
+
+/// Which encapsulations are opened, and which are classified on their
+/// outer header (each of those a warning).
+fn open_and_outer(s: &DecapSection, d: &mut DecapConfig, c: &mut Collector<'_>, warnings: &mut Vec<ConfigError>) {
     if let Some(open) = &s.open {
         d.open = 0;
         for (e, _) in encap_list(open.get_ref(), "`open`", c) {
@@ -111,6 +120,10 @@ pub fn validate(
             ),
         });
     }
+}
+
+/// The UDP ports tunnels are recognized on: each port one encapsulation.
+fn ports(s: &DecapSection, d: &mut DecapConfig, c: &mut Collector<'_>) {
     let mut ports: Vec<(&str, u16)> = Vec::new();
     for (name, v, slot) in [
         ("vxlan_port", &s.vxlan_port, &mut d.vxlan_port),
@@ -132,6 +145,10 @@ pub fn validate(
         }
         ports.push((name, *slot));
     }
+}
+
+/// How deep the walk goes, and what follows an MPLS stack.
+fn limits(s: &DecapSection, d: &mut DecapConfig, c: &mut Collector<'_>) {
     if let Some(v) = &s.max_layers {
         let n = *v.get_ref();
         if !(1..=ENCAP_MAX_LAYERS).contains(&n) {
@@ -166,5 +183,4 @@ pub fn validate(
             }
         };
     }
-    (c.errors.len() == before).then_some(d)
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::project::{Value, View};
-use crate::config::export::Aggregates;
+use crate::config::aggregates::Aggregates;
 use crate::flow::MechanicalRecord;
 
 #[derive(Debug)]

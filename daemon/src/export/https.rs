@@ -27,7 +27,8 @@ use tokio_rustls::rustls;
 
 use super::api::Ring;
 use crate::audit::AuditLog;
-use crate::config::export::{Api, Role};
+use crate::config::api::Api;
+use crate::config::audit::Role;
 use crate::telemetry::Metrics;
 
 /// What the API knows of a client identity.

@@ -27,7 +27,9 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendErro
 use time::OffsetDateTime;
 
 use crate::audit::AuditLog;
-use crate::config::export::{Export, Recipient, SinkKind};
+use crate::config::export::Export;
+use crate::config::recipients::Recipient;
+use crate::config::sinks::SinkKind;
 use crate::deid::{KeyError, KeyStore};
 use crate::flow::MechanicalRecord;
 use crate::select::SharedSelection;
@@ -311,7 +313,7 @@ impl Exporters {
 #[allow(clippy::too_many_arguments)]
 fn recipient_loop(
     r: &Recipient,
-    aggregates: crate::config::export::Aggregates,
+    aggregates: crate::config::aggregates::Aggregates,
     mut outlets: Vec<Outlet>,
     rx: Receiver<Arc<MechanicalRecord>>,
     keys: &Mutex<KeyStore>,

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::classify::PrefixSet;
-use crate::config::export::Grant;
+use crate::config::recipients::Grant;
 use crate::deid::{export_address, EpochKey};
 use crate::flow::{EndReason, MechanicalRecord};
 

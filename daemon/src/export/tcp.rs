@@ -16,7 +16,7 @@ use tokio_rustls::rustls;
 use super::ipfix::Encoder;
 use super::project::View;
 use super::Sink;
-use crate::config::export::Recipient;
+use crate::config::recipients::Recipient;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const RETRY_EVERY: Duration = Duration::from_secs(1);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::ipfix::Encoder;
 use super::project::View;
 use super::Sink;
-use crate::config::export::Recipient;
+use crate::config::recipients::Recipient;
 
 pub struct IpfixUdp {
     sock: UdpSocket,
@@ -56,7 +56,8 @@ impl Sink for IpfixUdp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::export::{Role, SinkKind};
+    use crate::config::audit::Role;
+    use crate::config::sinks::SinkKind;
     use crate::deid::{AddressPolicy, CryptoPan, EpochKey};
     use crate::export::project::{project, tests as p};
 

@@ -3,6 +3,7 @@
 //! matcher itself lives in `select::rules`.
 
 pub mod schema;
+mod values;
 
 use sha2::Digest;
 use std::collections::HashSet;
@@ -13,10 +14,11 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::errors::{ConfigError, ConfigErrors};
-use super::{de, prefixes, Collector};
-use crate::classify::{Measure, PrefixSet};
+use super::{de, Collector};
+use crate::classify::Measure;
 use crate::select::rules::{behaviour, signatures, Rule, RuleIdx, RuleSet};
-use schema::{RuleSection, SignatureSection};
+use schema::RuleSection;
+use values::{address_set, parse_range, protocol_number, signature_bytes, tcp_flag_bits};
 
 /// Loads every `*.toml` in `dir` (sorted by name). The version is the
 /// files' versions joined by '+'. Reports every error in every file.
@@ -35,10 +37,7 @@ pub fn load_dir(dir: &Path) -> Result<RuleSet, ConfigErrors> {
         .collect();
     files.sort();
     let mut errors = Vec::new();
-    let mut versions = Vec::new();
-    let mut rules = Vec::new();
-    let mut patterns = Vec::new();
-    let mut ids = HashSet::new();
+    let mut out = Compiled::default();
     let mut digest = sha2::Sha256::new();
     for f in &files {
         let text = match std::fs::read_to_string(f) {
@@ -57,151 +56,31 @@ pub fn load_dir(dir: &Path) -> Result<RuleSet, ConfigErrors> {
         digest.update(b"\n");
         digest.update(text.as_bytes());
         let mut c = Collector::new(f, &text, &mut errors);
-        parse_file(f, &text, &mut c, &mut versions, &mut rules, &mut patterns, &mut ids);
+        parse_file(f, &text, &mut c, &mut out);
     }
     if !errors.is_empty() {
         errors.sort_by_key(|e| (e.file.clone(), e.line, e.column));
         return Err(ConfigErrors(errors));
     }
     Ok(RuleSet::new(
-        Arc::from(versions.join("+")),
+        Arc::from(out.versions.join("+")),
         crate::hex::encode(&digest.finalize()),
-        rules,
-        patterns,
+        out.rules,
+        out.patterns,
     ))
 }
 
-fn parse_range<T: std::str::FromStr + PartialOrd + Copy>(
-    s: &Spanned<String>,
-    what: &str,
-    c: &mut Collector<'_>,
-) -> Option<(T, T)> {
-    let txt = s.get_ref().trim();
-    let (a, b) = txt.split_once('-').unwrap_or((txt, txt));
-    match (a.trim().parse::<T>(), b.trim().parse::<T>()) {
-        (Ok(lo), Ok(hi)) if lo <= hi => Some((lo, hi)),
-        _ => {
-            c.at(
-                s.span(),
-                format!("{what} `{txt}` is not a value or an inclusive range LO-HI"),
-            );
-            None
-        }
-    }
+/// What the rules files compile into, file after file.
+#[derive(Default)]
+struct Compiled {
+    versions: Vec<String>,
+    rules: Vec<Rule>,
+    patterns: Vec<signatures::Pattern>,
+    /// Rule ids seen so far: an id is unique across files.
+    ids: HashSet<String>,
 }
 
-fn tcp_flag_bits(s: &Spanned<String>, c: &mut Collector<'_>) -> Option<u8> {
-    let mut bits = 0u8;
-    for name in s.get_ref().split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        bits |= match name.to_ascii_uppercase().as_str() {
-            "FIN" => 0x01,
-            "SYN" => 0x02,
-            "RST" => 0x04,
-            "PSH" => 0x08,
-            "ACK" => 0x10,
-            "URG" => 0x20,
-            "ECE" => 0x40,
-            "CWR" => 0x80,
-            other => {
-                c.at(
-                    s.span(),
-                    format!("unknown TCP flag `{other}` (FIN SYN RST PSH ACK URG ECE CWR)"),
-                );
-                return None;
-            }
-        };
-    }
-    Some(bits)
-}
-
-fn protocol_number(s: &Spanned<String>, c: &mut Collector<'_>) -> Option<u8> {
-    Some(match s.get_ref().to_ascii_lowercase().as_str() {
-        "tcp" => 6,
-        "udp" => 17,
-        "icmp" => 1,
-        "icmpv6" => 58,
-        other => match other.parse::<u8>() {
-            Ok(n) => n,
-            Err(_) => {
-                c.at(
-                    s.span(),
-                    format!("protocol `{other}` is not tcp, udp, icmp, icmpv6 or a number 0-255"),
-                );
-                return None;
-            }
-        },
-    })
-}
-
-fn address_set(
-    inline: &[Spanned<String>],
-    files: &[Spanned<String>],
-    base: &Path,
-    c: &mut Collector<'_>,
-) -> Option<PrefixSet> {
-    if inline.is_empty() && files.is_empty() {
-        return None;
-    }
-    Some(prefixes::load(inline, files, base, c).into_iter().collect())
-}
-
-fn signature_bytes(s: &SignatureSection, rule_span: std::ops::Range<usize>, c: &mut Collector<'_>) -> Option<Vec<u8>> {
-    match (&s.text, &s.hex) {
-        (Some(t), None) if !t.get_ref().is_empty() => Some(t.get_ref().as_bytes().to_vec()),
-        (Some(t), None) => {
-            c.at(
-                t.span(),
-                "an empty pattern would match every payload; give the bytes to look for",
-            );
-            None
-        }
-        (None, Some(h)) if h.get_ref().trim().is_empty() => {
-            c.at(
-                h.span(),
-                "an empty pattern would match every payload; give the bytes to look for",
-            );
-            None
-        }
-        (Some(_), Some(h)) => {
-            c.at(h.span(), "a payload signature takes `text` or `hex`, not both");
-            None
-        }
-        (None, Some(h)) => {
-            let digits: String = h.get_ref().chars().filter(|ch| !ch.is_whitespace()).collect();
-            let ok =
-                digits.len().is_multiple_of(2) && !digits.is_empty() && digits.chars().all(|ch| ch.is_ascii_hexdigit());
-            if !ok {
-                c.at(
-                    h.span(),
-                    "hex signature must be pairs of hex digits, e.g. \"de ad be ef\"",
-                );
-                return None;
-            }
-            (0..digits.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).ok())
-                .collect()
-        }
-        _ => {
-            c.at(
-                rule_span,
-                "a payload signature needs exactly one non-empty `text` or `hex`",
-            );
-            None
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn parse_file(
-    path: &Path,
-    text: &str,
-    c: &mut Collector<'_>,
-    versions: &mut Vec<String>,
-    rules: &mut Vec<Rule>,
-    patterns: &mut Vec<signatures::Pattern>,
-    ids: &mut HashSet<String>,
-) {
+fn parse_file(path: &Path, text: &str, c: &mut Collector<'_>, out: &mut Compiled) {
     let (root, syntax) = DeTable::parse_recoverable(text);
     for e in &syntax {
         c.from_toml(e);
@@ -215,7 +94,7 @@ fn parse_file(
                     if v.is_empty() {
                         c.at(value.span(), "version must not be empty");
                     }
-                    versions.push(v);
+                    out.versions.push(v);
                     have_version = true;
                 }
             }
@@ -223,7 +102,7 @@ fn parse_file(
                 DeValue::Array(a) => {
                     for item in a.iter() {
                         if let Some(r) = de::<RuleSection>(item, c) {
-                            compile_rule(r, item.span(), &base, c, rules, patterns, ids);
+                            compile_rule(r, item.span(), &base, c, out);
                         }
                     }
                 }
@@ -379,20 +258,12 @@ fn selects_everything(rule: &Rule, r: &RuleSection) -> bool {
         && r.scan.is_none()
 }
 
-fn compile_rule(
-    r: RuleSection,
-    span: std::ops::Range<usize>,
-    base: &Path,
-    c: &mut Collector<'_>,
-    rules: &mut Vec<Rule>,
-    patterns: &mut Vec<signatures::Pattern>,
-    ids: &mut HashSet<String>,
-) {
+fn compile_rule(r: RuleSection, span: std::ops::Range<usize>, base: &Path, c: &mut Collector<'_>, out: &mut Compiled) {
     let before = c.errors.len();
-    let id = validate_id(&r, c, ids);
+    let id = validate_id(&r, c, &mut out.ids);
     let classes = measure_classes(&r, c);
     let mut rule = header_conditions(&r, base, c);
-    let idx = rules.len() as RuleIdx;
+    let idx = out.rules.len() as RuleIdx;
     let mut rule_patterns = Vec::new();
     for s in &r.payload {
         if let Some(bytes) = signature_bytes(s, span.clone(), c) {
@@ -417,8 +288,8 @@ fn compile_rule(
     rule.description = r.description;
     rule.classes = classes;
     rule.has_signatures = !rule_patterns.is_empty();
-    patterns.extend(rule_patterns);
-    rules.push(rule);
+    out.patterns.extend(rule_patterns);
+    out.rules.push(rule);
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 use super::*;
+use time::format_description::well_known::Rfc3339;
 
 const GOOD: &str = r#"
 [capture]
@@ -265,3 +266,5 @@ fn zero_copy_needs_mirror_mode_and_an_explicit_acknowledgment() {
     );
     assert!(parse(&with("bind = \"copy\"\nmode = \"inline\"\n")).is_ok());
 }
+
+mod export;

@@ -1,0 +1,65 @@
+//! `[deid]`: where the pseudonymization keys live, how long an epoch lasts
+//! and how many epochs' keys are kept before they are destroyed.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::errors::Collector;
+use super::prefixes;
+use super::read::unspanned;
+use crate::deid::EpochPeriod;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeidSection {
+    #[serde(default = "default_key_dir")]
+    pub key_dir: Spanned<String>,
+    #[serde(default = "default_epoch")]
+    pub epoch: EpochPeriod,
+    /// Key files kept, the current epoch's included; older ones are deleted.
+    #[serde(default = "default_keep")]
+    pub keep_epochs: Spanned<u32>,
+}
+
+impl Default for DeidSection {
+    fn default() -> Self {
+        DeidSection {
+            key_dir: default_key_dir(),
+            epoch: default_epoch(),
+            keep_epochs: default_keep(),
+        }
+    }
+}
+
+fn default_key_dir() -> Spanned<String> {
+    unspanned("/var/lib/furui/keys".to_string())
+}
+fn default_epoch() -> EpochPeriod {
+    EpochPeriod::Daily
+}
+fn default_keep() -> Spanned<u32> {
+    unspanned(2)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deid {
+    pub key_dir: PathBuf,
+    pub epoch: EpochPeriod,
+    pub keep_epochs: usize,
+}
+
+pub(super) fn validate(s: DeidSection, base: &Path, c: &mut Collector<'_>) -> Deid {
+    if *s.keep_epochs.get_ref() == 0 {
+        c.at(
+            s.keep_epochs.span(),
+            "keep_epochs must be at least 1 (the current epoch)",
+        );
+    }
+    Deid {
+        key_dir: prefixes::resolve(base, s.key_dir.get_ref()),
+        epoch: s.epoch,
+        keep_epochs: *s.keep_epochs.get_ref() as usize,
+    }
+}

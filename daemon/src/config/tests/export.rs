@@ -1,0 +1,155 @@
+use crate::config::Config;
+use std::path::Path;
+
+const BASE: &str = "[capture]\ninterface = \"x\"\n[records]\npath = \"r\"\n";
+
+const GOOD: &str = r#"
+[deid]
+key_dir = "keys"
+epoch = "hourly"
+
+[[purposes]]
+id = "damage-prevention"
+damage_prevention = true
+
+[[purposes]]
+id = "research"
+
+[[consents]]
+id = "c-1"
+scope = "flow records of inbound scans, pseudonymized"
+users = "university lab X"
+purpose = "scanner population study"
+not_before = "2026-01-01T00:00:00Z"
+not_after = "2027-01-01T00:00:00Z"
+
+[[recipients]]
+name = "soc-a"
+role = "analyst"
+identity = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+[[recipients.grants]]
+measures = ["inbound", "transit"]
+fields = ["responder", "initiator", "protocol", "rules"]
+purpose = "damage-prevention"
+addresses = "truncate"
+truncate_v4 = 16
+[[recipients.grants]]
+measures = ["inbound"]
+fields = ["initiator"]
+purpose = "research"
+consent = "c-1"
+[[recipients.sinks]]
+kind = "ipfix-udp"
+address = "127.0.0.1:4739"
+"#;
+
+#[test]
+fn recipients_grants_and_consents_load() {
+    let cfg = Config::parse(Path::new("/etc/furui/furui.toml"), &format!("{BASE}{GOOD}")).unwrap();
+    let e = &cfg.export;
+    assert_eq!(e.deid.key_dir, Path::new("/etc/furui/keys"));
+    assert_eq!(e.deid.epoch, crate::deid::EpochPeriod::Hourly);
+    let r = &e.recipients[0];
+    assert_eq!(r.name, "soc-a");
+    assert_eq!(r.identity[0], 0x01);
+    // Fields come out in record order, whatever the order written.
+    assert_eq!(r.grants[0].fields, ["protocol", "initiator", "responder", "rules"]);
+    assert_eq!(
+        r.grants[0].addresses,
+        crate::deid::AddressPolicy::Truncate { v4: 16, v6: 48 }
+    );
+    assert_eq!(r.grants[1].consent.as_ref().unwrap().id, "c-1");
+    let inside = time::macros::datetime!(2026-06-01 00:00 UTC);
+    let after = time::macros::datetime!(2027-06-01 00:00 UTC);
+    assert!(r.grants[1].covers(crate::classify::Measure::Inbound, inside));
+    assert!(
+        !r.grants[1].covers(crate::classify::Measure::Inbound, after),
+        "consent expired"
+    );
+    assert!(!r.grants[1].covers(crate::classify::Measure::Transit, inside));
+    assert!(
+        r.grants[0].covers(crate::classify::Measure::Transit, after),
+        "damage prevention needs no consent"
+    );
+}
+
+#[test]
+fn every_export_mistake_is_reported_with_its_line() {
+    let bad = r#"
+[[purposes]]
+id = "research"
+
+[[consents]]
+id = "c-1"
+scope = ""
+users = "lab"
+purpose = "study"
+not_before = "2026-01-01T00:00:00Z"
+not_after = "2025-01-01T00:00:00Z"
+
+[[recipients]]
+name = "SOC A"
+role = "boss"
+identity = "sha256:abc"
+[[recipients.grants]]
+measures = ["sideways"]
+fields = ["initiator", "payload"]
+purpose = "research"
+[[recipients.grants]]
+measures = ["inbound"]
+fields = ["initiator"]
+purpose = "marketing"
+[[recipients.sinks]]
+kind = "carrier-pigeon"
+address = "x"
+"#;
+    let errs = Config::parse(Path::new("f.toml"), &format!("{BASE}{bad}")).unwrap_err();
+    let text = errs.to_string();
+    let lines: Vec<usize> = errs.0.iter().map(|e| e.line).collect();
+    // BASE is 4 lines, so file line = 4 + line in `bad`.
+    for (l, what) in [
+        (11, "consent must state its scope"),
+        (15, "not_after earlier than not_before"),
+        (18, "bad recipient name"),
+        (19, "unknown role"),
+        (20, "identity not sha256:hex"),
+        (22, "unknown measure"),
+        (23, "not an exportable field"),
+        (24, "research is not damage prevention: consent required"),
+        (28, "purpose not defined"),
+        (30, "unknown sink kind"),
+    ] {
+        assert!(lines.contains(&l), "no error at line {l} ({what}):\n{text}");
+    }
+    assert!(text.contains("`payload` is not an exportable record field"), "{text}");
+    let agg = r#"
+[[purposes]]
+id = "stats"
+damage_prevention = true
+
+[[recipients]]
+name = "agg"
+role = "analyst"
+identity = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+[[recipients.grants]]
+measures = ["inbound"]
+aggregate = true
+fields = ["initiator"]
+purpose = "stats"
+[[recipients.sinks]]
+kind = "ipfix-udp"
+address = "127.0.0.1:4739"
+"#;
+    let agg_text = Config::parse(Path::new("f.toml"), &format!("{BASE}{agg}"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        agg_text.contains("f.toml:17:"),
+        "fields in an aggregate grant, with its line: {agg_text}"
+    );
+    assert!(
+        agg_text.contains("aggregates go out over `nats` or `api` sinks"),
+        "{agg_text}"
+    );
+    assert!(text.contains("must name a `consent` (Art. 23)"), "{text}");
+}
