@@ -33,7 +33,7 @@ deps:
 	fi
 
 build: deps
-	$(CARGO) build --release --bins
+	$(CARGO) build --release --bins --features testkit
 
 check: deps build
 	$(CARGO) fmt --all -- --check

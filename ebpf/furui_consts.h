@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (MIT OR Apache-2.0) */
 /* furui XDP classifier: constants shared by the BPF program and user space.
- * User space mirrors these in daemon/src/classify.rs; a unit test there
- * checks the generated skeleton types agree. */
+ * daemon/build.rs turns every integer #define here into a Rust constant
+ * (daemon/src/classify/abi.rs), from which the Rust enums take their
+ * values; tests/bpf_verdicts.rs checks the loaded maps agree. */
 #ifndef FURUI_CONSTS_H
 #define FURUI_CONSTS_H
 

@@ -1,5 +1,5 @@
 //! Differential property test: the Rust reference classifier
-//! (`classify::classify_frame` + `classify::verdict`) and the BPF program
+//! (`classify::reference::{classify_frame, verdict}`) and the BPF program
 //! agree on random packets over random domestic prefix sets and random
 //! authorizations. Needs root (CAP_BPF).
 
@@ -8,8 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use proptest::prelude::*;
 
+use furui::classify::reference::{classify_frame, verdict};
 use furui::classify::walk::DecapConfig;
-use furui::classify::{classify_frame, verdict, Action, Class, PrefixSet};
+use furui::classify::{Action, Class, PrefixSet};
 use furui::craft::{FrameSpec, Transport};
 use furui::xdp::Classifier;
 

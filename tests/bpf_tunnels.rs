@@ -3,8 +3,9 @@
 //! open, or one nested deeper than the limit, is never captured. Run
 //! through BPF_PROG_TEST_RUN, compared with the Rust model. Needs root.
 
+use furui::classify::reference::classify_frame;
 use furui::classify::walk::{walk, DecapConfig, Encap, Outcome};
-use furui::classify::{classify_frame, Class, PrefixSet, NUM_CLASSES, XDP_DROP};
+use furui::classify::{Class, PrefixSet, NUM_CLASSES, XDP_DROP};
 use furui::craft::FrameSpec;
 use furui::xdp::Classifier;
 

@@ -350,3 +350,47 @@ fn domestic_prefixes_load_fast() {
         1
     );
 }
+
+/// The constants Rust takes from `ebpf/furui_consts.h` (classify::abi)
+/// size the maps the kernel actually loaded: every class × action has a
+/// counter slot, every queue the config accepts an XSKMAP entry, every
+/// encapsulation × outcome a counter, and the keys and values are the
+/// sizes user space writes.
+#[test]
+fn the_loaded_maps_agree_with_the_rust_constants() {
+    use furui::classify::walk::{NUM_ENCAPS, NUM_OUTCOMES};
+    use furui::classify::{abi, NUM_ACTIONS, NUM_CLASSES};
+    let c = classifier(false, &[]);
+    let shapes = c.map_shapes();
+    let shape = |name: &str| {
+        *shapes
+            .iter()
+            .find(|s| s.0 == name)
+            .unwrap_or_else(|| panic!("no map {name}"))
+    };
+    let n = |x: usize| u32::try_from(x).unwrap();
+    assert_eq!(shape("class_authorized"), ("class_authorized", 4, 4, n(NUM_CLASSES)));
+    assert_eq!(
+        shape("class_stats"),
+        ("class_stats", 4, 16, n(NUM_CLASSES * NUM_ACTIONS))
+    );
+    assert_eq!(
+        shape("encap_stats"),
+        ("encap_stats", 4, 8, n(NUM_ENCAPS * NUM_OUTCOMES))
+    );
+    assert_eq!(shape("xsks"), ("xsks", 4, 4, furui::config::MAX_QUEUE_ID + 1));
+    assert_eq!(shape("domestic_v4"), ("domestic_v4", 8, 1, abi::FURUI_MAX_PREFIXES_V4));
+    assert_eq!(shape("domestic_v6"), ("domestic_v6", 20, 1, abi::FURUI_MAX_PREFIXES_V6));
+    assert_eq!(shape("decap_cfg"), ("decap_cfg", 4, 20, 1));
+    // The enums are the ABI's values, in the ABI's order.
+    for (i, class) in Class::ALL.iter().enumerate() {
+        assert_eq!(*class as usize, i, "{}", class.name());
+    }
+    for (i, a) in Action::ALL.iter().enumerate() {
+        assert_eq!(*a as usize, i, "{}", a.name());
+    }
+    for (i, e) in furui::classify::walk::Encap::ALL.iter().enumerate() {
+        assert_eq!(*e as usize, i, "{}", e.name());
+    }
+    assert_eq!(furui::classify::meta::META_MAGIC, u32::from_be_bytes(*b"fur1"));
+}

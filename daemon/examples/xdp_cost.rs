@@ -43,8 +43,7 @@ fn load(path: &str) -> Result<Object, String> {
         match name.as_str() {
             // 192.0.2.0/24 domestic: the outer endpoints below.
             "domestic_v4" => {
-                let mut k = 24u32.to_ne_bytes().to_vec();
-                k.extend_from_slice(&[192, 0, 2, 0]);
+                let k = furui::xdp::layout::lpm_key(&"192.0.2.0/24".parse().expect("a prefix"));
                 set(&k, &[1])?;
             }
             "class_authorized" => {
@@ -53,7 +52,7 @@ fn load(path: &str) -> Result<Object, String> {
                 }
             }
             // Only builds that walk encapsulations have it.
-            "decap_cfg" => set(&0u32.to_ne_bytes(), &DecapConfig::DEFAULT.to_bpf_bytes())?,
+            "decap_cfg" => set(&0u32.to_ne_bytes(), &furui::xdp::layout::decap(&DecapConfig::DEFAULT))?,
             _ => {}
         }
     }

@@ -8,8 +8,9 @@
 //! `pipeline` → `sink` (7) → `store` (8, retention) → `deid` and `export`
 //! (9). Then what oversight reads (`audit`, `report`), what runs the
 //! appliance around the data path (`config`, `control`, `telemetry`,
-//! `sys`, `hex`, `offline`), and what is not the product (`benchkit`, `craft`:
-//! bench and test traffic).
+//! `sys`, `hex`, `offline`), and what is not the product, compiled only for
+//! tests, benches and fuzzing (feature `testkit`: `benchkit`, `craft`,
+//! `classify::reference`).
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -37,5 +38,7 @@ pub mod sys;
 pub mod hex;
 pub mod offline;
 
+#[cfg(any(test, feature = "testkit"))]
 pub mod benchkit;
+#[cfg(any(test, feature = "testkit"))]
 pub mod craft;

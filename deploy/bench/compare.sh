@@ -30,7 +30,10 @@ bench_exe() { # dir → path of its parse_erase bench executable (builds it)
 }
 
 echo "building $BASE (its own target directory) ..."
-(cd "$wt" && cargo build --release -q --bin furui --bin furui-gen)
+# furui-gen needs the `testkit` feature where the base has it.
+kit=""
+grep -q '^testkit' "$wt/daemon/Cargo.toml" && kit="--features testkit"
+(cd "$wt" && cargo build --release -q $kit --bin furui --bin furui-gen)
 base_bench=$(bench_exe "$wt")
 head_bench=$(bench_exe .)
 [ -x "$base_bench" ] && [ -x "$head_bench" ] || { echo "compare.sh: bench executables not found" >&2; exit 1; }

@@ -5,7 +5,8 @@
 
 use std::sync::OnceLock;
 
-use furui::classify::{classify_frame, PrefixSet};
+use furui::classify::reference::classify_frame;
+use furui::classify::PrefixSet;
 use furui::config::Config;
 use furui::parse::{parse_ethernet, parse_link, LinkType};
 use furui::pipeline::Pipeline;

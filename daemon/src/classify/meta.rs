@@ -12,7 +12,7 @@ use super::Class;
 /// Bytes of `struct furui_meta`.
 pub const META_LEN: usize = 20;
 /// `FURUI_META_MAGIC`.
-pub const META_MAGIC: u32 = 0x6675_7231;
+pub const META_MAGIC: u32 = super::abi::FURUI_META_MAGIC;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct XdpMeta {

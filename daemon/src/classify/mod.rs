@@ -1,12 +1,16 @@
 //! Stage 1 (model): the jurisdiction classes, the verdicts of the XDP
-//! classifier, and a Rust reference model of `ebpf/furui.bpf.c` (its header
-//! walk through the encapsulations is `walk.rs`).
+//! classifier, the prefix sets, and the header walk through the
+//! encapsulations (`walk.rs`) that mirrors `ebpf/furui.bpf.c`; the whole
+//! classifier as a test-only reference model is `reference.rs` (`testkit`).
 //!
 //! Invariant kept: the model and the BPF program agree on every packet (a
 //! differential property test checks it), so the daemon can recompute the
 //! class of a captured frame without trusting anything but its prefix set.
 
+pub mod abi;
 pub mod meta;
+#[cfg(any(test, feature = "testkit"))]
+pub mod reference;
 pub mod walk;
 
 use std::collections::HashSet;
@@ -22,21 +26,21 @@ use serde::Serialize;
 #[serde(rename_all = "snake_case")]
 #[repr(u32)]
 pub enum Class {
-    Domestic = 0,
-    Inbound = 1,
-    Outbound = 2,
-    Transit = 3,
-    NonIp = 4,
-    Malformed = 5,
+    Domestic = abi::CLASS_DOMESTIC,
+    Inbound = abi::CLASS_INBOUND,
+    Outbound = abi::CLASS_OUTBOUND,
+    Transit = abi::CLASS_TRANSIT,
+    NonIp = abi::CLASS_NON_IP,
+    Malformed = abi::CLASS_MALFORMED,
     /// A recognized encapsulation that is not opened, or cannot be opened
     /// (a later fragment of a tunnel packet, an undecoded payload).
-    Undecided = 6,
+    Undecided = abi::CLASS_UNDECIDED,
     /// Deeper than the walk follows (layers, labels, extension headers).
-    TooDeep = 7,
+    TooDeep = abi::CLASS_TOO_DEEP,
 }
 
 /// Number of classes (`NUM_CLASSES` in furui_consts.h).
-pub const NUM_CLASSES: usize = 8;
+pub const NUM_CLASSES: usize = abi::NUM_CLASSES as usize;
 
 impl Class {
     pub const ALL: [Class; NUM_CLASSES] = [
@@ -133,10 +137,10 @@ impl Measure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum Action {
-    Redirect = 0,
-    Drop = 1,
-    Pass = 2,
-    NoSocket = 3,
+    Redirect = abi::ACTION_REDIRECT,
+    Drop = abi::ACTION_DROP,
+    Pass = abi::ACTION_PASS,
+    NoSocket = abi::ACTION_NO_SOCKET,
 }
 
 impl Action {
@@ -152,7 +156,7 @@ impl Action {
     }
 }
 
-pub const NUM_ACTIONS: usize = 4;
+pub const NUM_ACTIONS: usize = abi::NUM_ACTIONS as usize;
 
 /// XDP return codes (uapi `enum xdp_action`).
 pub const XDP_DROP: u32 = 1;
@@ -337,57 +341,6 @@ pub fn class_of(src_domestic: bool, dst_domestic: bool) -> Class {
     }
 }
 
-/// Reference model of the BPF classifier: the walk to the innermost IP
-/// header (`walk::walk`), then the domestic lookups of its addresses.
-pub fn classify_frame(frame: &[u8], domestic: &PrefixSet, decap: &walk::DecapConfig) -> Class {
-    class_of_walk(frame, &walk::walk(frame, decap), domestic)
-}
-
-/// The class a finished walk gives `frame`.
-pub fn class_of_walk(frame: &[u8], w: &walk::Walk, domestic: &PrefixSet) -> Class {
-    match w.end {
-        walk::End::Fixed(c) => c,
-        walk::End::ByAddress {
-            ip_offset: o,
-            v6: false,
-        } => {
-            let src = Ipv4Addr::new(frame[o + 12], frame[o + 13], frame[o + 14], frame[o + 15]);
-            let dst = Ipv4Addr::new(frame[o + 16], frame[o + 17], frame[o + 18], frame[o + 19]);
-            class_of(domestic.contains_v4(src), domestic.contains_v4(dst))
-        }
-        walk::End::ByAddress { ip_offset: o, v6: true } => {
-            let mut s = [0u8; 16];
-            let mut d = [0u8; 16];
-            s.copy_from_slice(&frame[o + 8..o + 24]);
-            d.copy_from_slice(&frame[o + 24..o + 40]);
-            class_of(
-                domestic.contains_v6(Ipv6Addr::from(s)),
-                domestic.contains_v6(Ipv6Addr::from(d)),
-            )
-        }
-    }
-}
-
-/// The verdict the BPF program returns for a class: (counted action, XDP
-/// return code). `socket_bound` says whether the RX queue has an AF_XDP
-/// socket in the XSKMAP.
-pub fn verdict(class: Class, authorized: &Authorized, inline: bool, socket_bound: bool) -> (Action, u32) {
-    let (fb_action, fb_ret) = if inline {
-        (Action::Pass, XDP_PASS)
-    } else {
-        (Action::Drop, XDP_DROP)
-    };
-    let capturable = class.measure().is_some() && authorized[class as usize];
-    if !capturable {
-        return (fb_action, fb_ret);
-    }
-    if socket_bound {
-        (Action::Redirect, XDP_REDIRECT)
-    } else {
-        (Action::NoSocket, fb_ret)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,22 +406,5 @@ mod tests {
         assert_eq!(class_of(false, true), Class::Inbound);
         assert_eq!(class_of(true, false), Class::Outbound);
         assert_eq!(class_of(false, false), Class::Transit);
-    }
-
-    #[test]
-    fn only_authorized_capture_classes_are_redirected() {
-        let mut auth = [false; NUM_CLASSES];
-        auth[Class::Transit as usize] = true;
-        auth[Class::Domestic as usize] = true; // must be ignored
-        assert_eq!(
-            verdict(Class::Transit, &auth, false, true),
-            (Action::Redirect, XDP_REDIRECT)
-        );
-        assert_eq!(verdict(Class::Domestic, &auth, false, true), (Action::Drop, XDP_DROP));
-        assert_eq!(verdict(Class::Inbound, &auth, true, true), (Action::Pass, XDP_PASS));
-        assert_eq!(
-            verdict(Class::Transit, &auth, false, false),
-            (Action::NoSocket, XDP_DROP)
-        );
     }
 }

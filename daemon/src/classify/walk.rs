@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use super::Class;
+use super::{abi, Class};
 
 /// An encapsulation the walk recognizes. The numeric values are the BPF ABI
 /// (`ENCAP_*` in `ebpf/furui_consts.h`).
@@ -16,17 +16,17 @@ use super::Class;
 #[serde(rename_all = "snake_case")]
 #[repr(u8)]
 pub enum Encap {
-    Mpls = 0,
-    Gre = 1,
-    Erspan = 2,
-    Vxlan = 3,
-    Geneve = 4,
-    Gtpu = 5,
-    Ipip = 6,
-    MplsUdp = 7,
+    Mpls = abi::ENCAP_MPLS as u8,
+    Gre = abi::ENCAP_GRE as u8,
+    Erspan = abi::ENCAP_ERSPAN as u8,
+    Vxlan = abi::ENCAP_VXLAN as u8,
+    Geneve = abi::ENCAP_GENEVE as u8,
+    Gtpu = abi::ENCAP_GTPU as u8,
+    Ipip = abi::ENCAP_IPIP as u8,
+    MplsUdp = abi::ENCAP_MPLS_UDP as u8,
 }
 
-pub const NUM_ENCAPS: usize = 8;
+pub const NUM_ENCAPS: usize = abi::NUM_ENCAPS as usize;
 
 impl Encap {
     pub const ALL: [Encap; NUM_ENCAPS] = [
@@ -67,14 +67,14 @@ impl Encap {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Outcome {
-    Opened = 0,
-    NotOpened = 1,
-    TooDeep = 2,
-    Malformed = 3,
-    Outer = 4,
+    Opened = abi::OUTCOME_OPENED as u8,
+    NotOpened = abi::OUTCOME_NOT_OPENED as u8,
+    TooDeep = abi::OUTCOME_TOO_DEEP as u8,
+    Malformed = abi::OUTCOME_MALFORMED as u8,
+    Outer = abi::OUTCOME_OUTER as u8,
 }
 
-pub const NUM_OUTCOMES: usize = 5;
+pub const NUM_OUTCOMES: usize = abi::NUM_OUTCOMES as usize;
 
 impl Outcome {
     pub const ALL: [Outcome; NUM_OUTCOMES] = [
@@ -102,21 +102,21 @@ impl Outcome {
 pub enum MplsPw {
     /// First nibble 4 or 6 is IP; anything else is undecided.
     #[default]
-    None = 0,
+    None = abi::MPLS_PW_NONE as u8,
     /// Always an Ethernet pseudowire without control word.
-    Ethernet = 1,
+    Ethernet = abi::MPLS_PW_ETH as u8,
     /// Nibble 0: RFC 4385 control word, then Ethernet; 4/6: IP.
-    EthernetControlWord = 2,
+    EthernetControlWord = abi::MPLS_PW_ETH_CW as u8,
 }
 
 /// Hard bounds of the walk (`ebpf/furui_consts.h`); the config may only
 /// lower the first two.
-pub const ENCAP_MAX_LAYERS: u8 = 4;
-pub const MPLS_MAX_LABELS: u8 = 8;
-pub const IPV6_EXT_MAX: usize = 4;
-pub const GTPU_EXT_MAX: usize = 4;
-pub const WALK_MAX_OFFSET: usize = 2048;
-pub const WALK_MAX_STEPS: usize = 20;
+pub const ENCAP_MAX_LAYERS: u8 = abi::ENCAP_MAX_LAYERS as u8;
+pub const MPLS_MAX_LABELS: u8 = abi::MPLS_MAX_LABELS as u8;
+pub const IPV6_EXT_MAX: usize = abi::IPV6_EXT_MAX as usize;
+pub const GTPU_EXT_MAX: usize = abi::GTPU_EXT_MAX as usize;
+pub const WALK_MAX_OFFSET: usize = abi::WALK_MAX_OFFSET as usize;
+pub const WALK_MAX_STEPS: usize = abi::WALK_MAX_STEPS as usize;
 
 /// Which encapsulations are opened and where they are recognized: the
 /// Rust side of `struct furui_decap`.
@@ -174,21 +174,6 @@ impl DecapConfig {
         } else {
             self.outer &= !e.bit();
         }
-    }
-
-    /// The bytes of `struct furui_decap` (native byte order, 20 bytes).
-    pub fn to_bpf_bytes(&self) -> [u8; 20] {
-        let mut b = [0u8; 20];
-        b[0..4].copy_from_slice(&self.open.to_ne_bytes());
-        b[4..8].copy_from_slice(&self.outer.to_ne_bytes());
-        b[8..10].copy_from_slice(&self.vxlan_port.to_ne_bytes());
-        b[10..12].copy_from_slice(&self.geneve_port.to_ne_bytes());
-        b[12..14].copy_from_slice(&self.gtpu_port.to_ne_bytes());
-        b[14..16].copy_from_slice(&self.mpls_udp_port.to_ne_bytes());
-        b[16] = self.max_layers;
-        b[17] = self.mpls_max_labels;
-        b[18] = self.mpls_pw as u8;
-        b
     }
 }
 

@@ -11,7 +11,7 @@ use super::errors::Collector;
 use super::read::unspanned;
 
 /// Highest queue id the XSKMAP has room for (FURUI_MAX_QUEUES - 1).
-pub const MAX_QUEUE_ID: u32 = 63;
+pub const MAX_QUEUE_ID: u32 = crate::classify::abi::FURUI_MAX_QUEUES - 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -7,6 +7,7 @@
 //! attached.
 
 mod attach;
+pub mod layout;
 mod skel {
     #![allow(
         clippy::all,
@@ -108,21 +109,11 @@ impl Classifier {
 
     /// The trie and the key (`struct lpm_v4_key` / `lpm_v6_key`) of a prefix.
     fn lpm_key(&self, n: &IpNet) -> (&libbpf_rs::MapMut<'static>, &'static str, Vec<u8>) {
-        let (map, name, addr): (_, _, Vec<u8>) = match n {
-            IpNet::V4(n) => (
-                &self.skel.maps.domestic_v4,
-                "domestic_v4",
-                n.network().octets().to_vec(),
-            ),
-            IpNet::V6(n) => (
-                &self.skel.maps.domestic_v6,
-                "domestic_v6",
-                n.network().octets().to_vec(),
-            ),
+        let (map, name) = match n {
+            IpNet::V4(_) => (&self.skel.maps.domestic_v4, "domestic_v4"),
+            IpNet::V6(_) => (&self.skel.maps.domestic_v6, "domestic_v6"),
         };
-        let mut key = u32::from(n.prefix_len()).to_ne_bytes().to_vec();
-        key.extend_from_slice(&addr);
-        (map, name, key)
+        (map, name, layout::lpm_key(n))
     }
 
     /// Loads domestic prefixes into the LPM tries.
@@ -186,7 +177,7 @@ impl Classifier {
         self.skel
             .maps
             .decap_cfg
-            .update(&0u32.to_ne_bytes(), &d.to_bpf_bytes(), MapFlags::ANY)
+            .update(&0u32.to_ne_bytes(), &layout::decap(d), MapFlags::ANY)
             .map_err(|source| XdpError::Map {
                 map: "decap_cfg",
                 source,
@@ -209,10 +200,8 @@ impl Classifier {
                         source,
                     })?
                     .unwrap_or_default();
-                for v in per_cpu {
-                    if v.len() >= 8 {
-                        s.packets[e as usize][o as usize] += u64::from_ne_bytes(v[0..8].try_into().unwrap_or_default());
-                    }
+                for n in per_cpu.iter().filter_map(|v| layout::packet_count(v)) {
+                    s.packets[e as usize][o as usize] += n;
                 }
             }
         }
@@ -248,15 +237,32 @@ impl Classifier {
                         source,
                     })?
                     .unwrap_or_default();
-                for v in per_cpu {
-                    if v.len() >= 16 {
-                        s.packets[c as usize][a as usize] += u64::from_ne_bytes(v[0..8].try_into().unwrap_or_default());
-                        s.bytes[c as usize][a as usize] += u64::from_ne_bytes(v[8..16].try_into().unwrap_or_default());
-                    }
+                for n in per_cpu.iter().filter_map(|v| layout::class_counter(v)) {
+                    s.packets[c as usize][a as usize] += n.packets;
+                    s.bytes[c as usize][a as usize] += n.bytes;
                 }
             }
         }
         Ok(s)
+    }
+
+    /// Each map's name, key size, value size and maximum entries as the
+    /// kernel loaded them (the test that Rust and C agree reads these).
+    #[doc(hidden)]
+    pub fn map_shapes(&self) -> Vec<(&'static str, u32, u32, u32)> {
+        let m = &self.skel.maps;
+        [
+            ("class_authorized", &m.class_authorized),
+            ("xsks", &m.xsks),
+            ("domestic_v4", &m.domestic_v4),
+            ("domestic_v6", &m.domestic_v6),
+            ("class_stats", &m.class_stats),
+            ("decap_cfg", &m.decap_cfg),
+            ("encap_stats", &m.encap_stats),
+        ]
+        .into_iter()
+        .map(|(name, map)| (name, map.key_size(), map.value_size(), map.max_entries()))
+        .collect()
     }
 
     /// Runs the program once on `frame` through BPF_PROG_TEST_RUN and
