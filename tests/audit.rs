@@ -411,13 +411,8 @@ fn window_config(rig: &Rig, dir: &std::path::Path, approval: &str, not_after: &s
 }
 
 fn furui_reload(rig: &Rig) -> String {
-    let o = Command::new(FURUI)
-        .args(["reload", "--socket"])
-        .arg(rig.path("control.sock"))
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(o.status.code(), Some(0), "{out}");
+    let (code, out) = rig.reload(&[]);
+    assert_eq!(code, Some(0), "{out}");
     out
 }
 

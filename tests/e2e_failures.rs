@@ -276,25 +276,16 @@ fn furui_reload_reports_success_and_every_error() {
         "version = \"two\"\n[[rule]]\nid = \"x\"\nmeasures = [\"transit\"]\nprotocols = [\"udp\"]\n",
     )
     .unwrap();
-    let o = Command::new(FURUI)
-        .args(["reload", "--socket"])
-        .arg(&sock)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("ok: reloaded: ruleset version two, 1 rules"));
+    let (code, out) = rig.reload(&[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ok: reloaded: ruleset version two, 1 rules"));
     std::fs::write(
         rules_dir.join("r.toml"),
         "version = \"three\"\n[[rule]]\nid = \"x y\"\nmeasures = [\"up\"]\n",
     )
     .unwrap();
-    let o = Command::new(FURUI)
-        .args(["reload", "--socket"])
-        .arg(&sock)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(2), "{out}");
+    let (code, out) = rig.reload(&[]);
+    assert_eq!(code, Some(2), "{out}");
     assert!(
         out.contains("r.toml:3:") && out.contains("r.toml:4:"),
         "every error, with its line:\n{out}"
@@ -340,16 +331,7 @@ fn a_reload_that_drops_most_domestic_prefixes_needs_confirmation() {
         ),
     );
     let d = Daemon::start(&rig, &cfg);
-    let sock = rig.path("control.sock");
-    let reload = |confirm: bool| {
-        let mut c = Command::new(FURUI);
-        c.args(["reload", "--socket"]).arg(&sock);
-        if confirm {
-            c.arg("--confirm-domestic-removal");
-        }
-        let o = c.output().unwrap();
-        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned())
-    };
+    let reload = |confirm: bool| rig.reload(if confirm { &["--confirm-domestic-removal"] } else { &[] });
     let wait_class = |class: &str, n: u64| {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while d.metrics().sum_class(class) < n {

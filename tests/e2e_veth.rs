@@ -82,16 +82,7 @@ fn unauthorized_measure_is_not_captured() {
         "{DOMESTIC}\n[measures.inbound]\nenabled = true\n{WINDOW_OPEN}\n\n[measures.outbound]\nenabled = false\n{WINDOW_OPEN}\n\n[measures.transit]\nenabled = true\nnot_before = \"2098-01-01T00:00:00Z\"\nnot_after = \"2099-01-01T00:00:00Z\"\n"
     );
     let d = Daemon::start(&rig, &rig.config("", &body));
-    rig.send(&[
-        "--count",
-        "120",
-        "--flow",
-        "203.0.113.1,192.0.2.1",
-        "--flow",
-        "192.0.2.1,203.0.113.1",
-        "--flow",
-        "203.0.113.1,8.8.8.8",
-    ]);
+    rig.send_line("--count 120 --flow 203.0.113.1,192.0.2.1 --flow 192.0.2.1,203.0.113.1 --flow 203.0.113.1,8.8.8.8");
     let m = d.settled_metrics();
     assert_eq!(m.xdp("inbound", "redirect"), 120);
     assert_eq!(m.xdp("outbound", "drop"), 120);
@@ -202,26 +193,8 @@ fn selected_flows_become_records() {
     );
     let d = Daemon::start(&rig, &cfg);
     // One biflow with a c2 peer: 10 packets in, 4 packets back, VLAN 100.
-    rig.send(&[
-        "--count",
-        "10",
-        "--vlan",
-        "100",
-        "--size",
-        "100",
-        "--flow",
-        "203.0.113.5,192.0.2.10,tcp,4444,80",
-    ]);
-    rig.send(&[
-        "--count",
-        "4",
-        "--vlan",
-        "100",
-        "--size",
-        "120",
-        "--flow",
-        "192.0.2.10,203.0.113.5,tcp,80,4444",
-    ]);
+    rig.send_line("--count 10 --vlan 100 --size 100 --flow 203.0.113.5,192.0.2.10,tcp,4444,80");
+    rig.send_line("--count 4 --vlan 100 --size 120 --flow 192.0.2.10,203.0.113.5,tcp,80,4444");
     // Unselected: foreign peer not in any indicator set.
     rig.send(&["--count", "10", "--flow", "198.18.0.1,192.0.2.10,udp"]);
     let m = d.settled_metrics();
@@ -313,13 +286,8 @@ fn reloading_rules_under_traffic_loses_nothing_and_records_carry_the_active_vers
             std::fs::write(rules_dir.join("r.toml"), ruleset(v, port)).unwrap();
             // "ok" means every worker runs the new rules: the frames sent
             // right after it are judged by them, nothing else waited for.
-            let o = std::process::Command::new(FURUI)
-                .args(["reload", "--socket"])
-                .arg(rig.path("control.sock"))
-                .output()
-                .unwrap();
-            let answer = String::from_utf8_lossy(&o.stdout);
-            assert_eq!(o.status.code(), Some(0), "reload {phase}: {answer}\n{}", d.log_text());
+            let (code, answer) = rig.reload(&[]);
+            assert_eq!(code, Some(0), "reload {phase}: {answer}\n{}", d.log_text());
             assert!(
                 answer.contains(&format!("ruleset version {v}")) && answer.contains("in force on 1 queue(s)"),
                 "{answer}"

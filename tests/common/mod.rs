@@ -4,6 +4,9 @@
 //! traffic leaves these namespaces.
 #![allow(dead_code)]
 
+pub mod certs;
+pub mod collectors;
+pub mod export;
 pub mod quic;
 
 use std::fs::File;
@@ -171,6 +174,12 @@ impl Rig {
         );
     }
 
+    /// `send` with the arguments written as one line, split at spaces
+    /// (`"--count 10 --size 100 --flow 203.0.113.5,192.0.2.10,tcp,4444,80"`).
+    pub fn send_line(&self, args: &str) {
+        self.send(&args.split_whitespace().collect::<Vec<_>>());
+    }
+
     /// Starts the generator in the background (continuous mode).
     pub fn send_background(&self, args: &[&str]) -> Child {
         Command::new("ip")
@@ -191,6 +200,18 @@ impl Rig {
     }
 
     /// Runs `furui` with `args` inside the capture namespace to completion.
+    /// `furui reload` through the rig daemon's control socket, with `extra`
+    /// arguments: its exit code and its answer.
+    pub fn reload(&self, extra: &[&str]) -> (Option<i32>, String) {
+        let o = Command::new(FURUI)
+            .args(["reload", "--socket"])
+            .arg(self.path("control.sock"))
+            .args(extra)
+            .output()
+            .expect("run furui reload");
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+
     pub fn furui_output(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         Command::new("ip")
             .args(["netns", "exec", &self.ns_cap, FURUI])
@@ -427,3 +448,20 @@ pub fn count_in_process_memory(pid: u32, needle: &[u8]) -> usize {
 }
 
 pub const WINDOW_OPEN: &str = "not_before = \"2026-01-01T00:00:00Z\"\nnot_after = \"2099-01-01T00:00:00Z\"";
+
+/// A child process the test started: SIGTERM, then SIGKILL, when dropped
+/// (also when the test fails).
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
