@@ -108,3 +108,26 @@ fn unsafe_code_lives_only_in_capture_and_sys() {
     assert!(fenced > 10, "the scan finds no unsafe code even where it is: {fenced}");
     assert!(found.is_empty(), "unsafe outside capture/ and sys.rs: {found:?}");
 }
+
+/// README's tree lists the library's modules in `lib.rs`'s order (the
+/// data-path order), so the front door and the code tell one story.
+#[test]
+fn the_readme_tree_lists_the_modules_in_lib_rs_order() {
+    let lib = std::fs::read_to_string(src().join("lib.rs")).unwrap();
+    let modules: Vec<String> = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod "))
+        .map(|m| m.trim_end_matches(';').to_string())
+        .collect();
+    let readme = std::fs::read_to_string(src().join("../../README.md")).unwrap();
+    let listed: Vec<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("daemon/src/"))
+        .map(|l| {
+            let name = l.split(['/', ' ', ',']).next().unwrap();
+            name.trim_end_matches(".rs").to_string()
+        })
+        .filter(|m| modules.contains(m))
+        .collect();
+    assert_eq!(listed, modules, "README's tree (left) and lib.rs (right) disagree");
+}

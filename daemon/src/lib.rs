@@ -3,10 +3,12 @@
 //!
 //! The modules below are listed in data-path order, each `//!` line naming
 //! its stage: NIC RX queue → `xdp` with its model `classify` (1, in the
-//! kernel) → `capture` (2, AF_XDP) → `parse` (3) → `flow` (4) → `select`
-//! (5, its reassembly memory in `budget`) → `erase` (6), strung together by
-//! `pipeline` → `sink` (7) → `store` (8, retention) → `deid` and `export`
-//! (9). Then what oversight reads (`audit`, `report`), what runs the
+//! kernel) → `capture` (2, AF_XDP), which calls `pipeline`, the per-batch
+//! function that runs the stages below in order → `parse` (3) → `flow` (4)
+//! → `select` (5, its reassembly memory in `budget`) → `erase` (6). Selected
+//! records leave through the `sink` (7) on two branches (8): `deid` and
+//! `export` to the recipients, and the retention `store` the sink commits
+//! to. Then what oversight reads (`audit`, `report`), what runs the
 //! appliance around the data path (`config`, `control`, `telemetry`,
 //! `sys`, `hex`, `offline`), and what is not the product, compiled only for
 //! tests, benches and fuzzing (feature `testkit`: `benchkit`, `craft`,
@@ -17,16 +19,16 @@
 pub mod classify;
 pub mod xdp;
 pub mod capture;
+pub mod pipeline;
 pub mod parse;
 pub mod flow;
-pub mod budget;
 pub mod select;
+pub mod budget;
 pub mod erase;
-pub mod pipeline;
 pub mod sink;
-pub mod store;
 pub mod deid;
 pub mod export;
+pub mod store;
 
 pub mod audit;
 pub mod report;

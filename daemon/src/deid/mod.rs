@@ -1,4 +1,4 @@
-//! De-identification of exported addresses (Art. 24): keyed,
+//! Stage 8 (export's): de-identification of exported addresses (Art. 24): keyed,
 //! prefix-preserving pseudonyms (Crypto-PAn over AES-128) under a key per
 //! epoch, or — when a recipient's grant allows it — truncation to a prefix.
 //! Domestic addresses are always pseudonymized, whatever the grant says.

@@ -1,4 +1,4 @@
-//! Stage 9: export. Each configured recipient has its own bounded queue and
+//! Stage 8 (records, first branch): export. Each configured recipient has its own bounded queue and
 //! thread, so a slow or dead recipient never slows capture or another
 //! recipient: a full queue drops the record and counts it. The thread
 //! projects each record through every grant that covers it (granted fields

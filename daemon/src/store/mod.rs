@@ -1,4 +1,4 @@
-//! Stage 8: the retention store (Art. 25). Selected records are kept for
+//! Stage 8 (records, second branch): the retention store (Art. 25). Selected records are kept for
 //! their measure's retention period in an embedded, crash-safe database
 //! (redb: pure Rust, ACID, copy-on-write pages, every commit fsynced),
 //! each sealed with the data key of its retention epoch
