@@ -160,6 +160,8 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct furui_decap *cfg
 			return 0;
 		w->ip_off = ip - p;
 		w->ip_ver = 4;
+		w->l4_off = w->ip_off + 20;
+		w->upper = ip[9];
 		*class = class_of(is_domestic_v4(ip + 12), is_domestic_v4(ip + 16));
 		return 1;
 	}
@@ -178,6 +180,8 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct furui_decap *cfg
 		}
 		w->ip_off = ip - p;
 		w->ip_ver = 6;
+		w->l4_off = w->ip_off + 40;
+		w->upper = ip[6];
 		*class = class_of(is_domestic_v6(ip + 8), is_domestic_v6(ip + 24));
 		return 1;
 	}
@@ -250,6 +254,150 @@ static __always_inline void count(__u32 class, __u32 action, __u64 bytes)
 	}
 }
 
+/* The hello_flows key of the TCP segment at `l4` (inside the frame): its
+ * innermost addresses and ports. 0 if the headers are not all there. */
+static __always_inline int hello_key_of(struct xdp_md *ctx, struct walk *w, __u8 *l4, struct hello_key *key)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u32 off = w->ip_off;
+	__u8 *ip;
+
+	if (off > WALK_MAX_OFFSET || (void *)(l4 + 4) > end)
+		return 0;
+	asm volatile("" : "+r"(off));
+	ip = data + (off & (2 * WALK_MAX_OFFSET - 1));
+	if (w->ip_ver == 4) {
+		if ((void *)(ip + 20) > end)
+			return 0;
+		key->src[10] = 0xff;
+		key->src[11] = 0xff;
+		key->dst[10] = 0xff;
+		key->dst[11] = 0xff;
+		*(__u32 *)(key->src + 12) = *(__u32 *)(ip + 12);
+		*(__u32 *)(key->dst + 12) = *(__u32 *)(ip + 16);
+	} else {
+		if ((void *)(ip + 40) > end)
+			return 0;
+		__builtin_memcpy(key->src, ip + 8, 16);
+		__builtin_memcpy(key->dst, ip + 24, 16);
+	}
+	key->sport = *(__u16 *)l4;
+	key->dport = *(__u16 *)(l4 + 2);
+	return 1;
+}
+
+static __always_inline void count_snap(__u32 idx)
+{
+	__u64 *ctr = bpf_map_lookup_elem(&snap_stats, &idx);
+
+	if (ctr)
+		(*ctr)++;
+}
+
+/* Whether a TCP segment (header at `t`, `hl` bytes; `plen` payload bytes)
+ * is one fingerprinting needs whole: it starts a TLS handshake record (one
+ * longer than the segment makes its flow followed), or its flow is
+ * followed (the bytes it carries are taken off what is still to come). */
+static __always_inline int tls_hello_segment(struct xdp_md *ctx, struct walk *w, __u8 *t, __u8 *pl, __u32 plen)
+{
+	void *end = (void *)(long)ctx->data_end;
+	struct hello_key key = {};
+	__u32 need, *left;
+
+	if (!hello_key_of(ctx, w, t, &key))
+		return 0;
+	if ((void *)(pl + 5) <= end && pl[0] == 0x16 && pl[1] == 0x03) {
+		need = 5 + (__u32)rd16(pl + 3);
+		if (need > plen) {
+			need -= plen;
+			if (!bpf_map_update_elem(&hello_flows, &key, &need, BPF_ANY))
+				count_snap(SNAP_STAT_FOLLOWED);
+		}
+		return 1;
+	}
+	left = bpf_map_lookup_elem(&hello_flows, &key);
+	if (!left)
+		return 0;
+	if (*left <= plen) {
+		bpf_map_delete_elem(&hello_flows, &key);
+		count_snap(SNAP_STAT_FOLLOW_DONE);
+	} else {
+		*left -= plen;
+	}
+	return 1;
+}
+
+/* A QUIC long-header Initial of version 1 (RFC 9000) or 2 (RFC 9369),
+ * whose CRYPTO frames carry the ClientHello. */
+static __always_inline int quic_initial(__u8 *q)
+{
+	__u32 version;
+
+	if ((q[0] & 0xc0) != 0xc0)
+		return 0;
+	version = rd32(q + 1);
+	if (version == 1)
+		return ((q[0] >> 4) & 3) == 0;
+	if (version == 0x6b3343cf)
+		return ((q[0] >> 4) & 3) == 1;
+	return 0;
+}
+
+/* How many bytes of a captured frame of `len` bytes to keep: the headers
+ * up to and including the innermost transport header, plus the snap's
+ * payload bytes; the whole frame when the snap says so, when the transport
+ * header is not known (a later fragment, an outer-classified tunnel), or
+ * when fingerprinting needs it (SNAP_KEEP_HELLOS). */
+static __always_inline __u64 snap_len(struct xdp_md *ctx, struct walk *w, __u64 len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct furui_snap *s;
+	__u32 zero = 0, l4 = w->l4_off, hl, payload;
+	__u8 *t, *pl;
+	__u64 keep;
+
+	s = bpf_map_lookup_elem(&snap_cfg, &zero);
+	if (!s)
+		return len;
+	payload = s->payload;
+	if (payload == SNAP_WHOLE || l4 == 0 || l4 > WALK_MAX_OFFSET)
+		return len;
+	/* The compiler folds the two tests above into one range check the
+	 * verifier cannot follow: hide l4 from it, then bound it by a mask. */
+	asm volatile("" : "+r"(l4));
+	t = data + (l4 & (2 * WALK_MAX_OFFSET - 1));
+	if (w->upper == 6) {
+		if ((void *)(t + 20) > end)
+			return len;
+		hl = (t[12] >> 4) * 4;
+		if (hl < 20)
+			return len;
+		pl = t + hl;
+		if (s->flags & SNAP_KEEP_HELLOS) {
+			__u64 head = (__u64)l4 + hl;
+
+			if (tls_hello_segment(ctx, w, t, pl, len > head ? len - head : 0))
+				return len;
+		}
+	} else if (w->upper == 17) {
+		hl = 8;
+		pl = t + 8;
+		if ((s->flags & SNAP_KEEP_HELLOS) && (void *)(pl + 5) <= end && quic_initial(pl))
+			return len;
+	} else if (w->upper == 1 || w->upper == 58) {
+		/* ICMP: type, code, checksum and the rest of the header. */
+		hl = 8;
+		payload = 0;
+	} else {
+		hl = 0;
+		payload = 0;
+	}
+	keep = (__u64)l4 + hl + payload;
+	return keep < len ? keep : len;
+}
+
 /* The metadata of a captured frame (struct furui_meta). If the driver has
  * no room for it, user space finds no magic and walks the frame itself. */
 static __always_inline void write_meta(struct xdp_md *ctx, struct walk *w, __u32 class, __u64 len)
@@ -285,6 +433,7 @@ int furui_xdp(struct xdp_md *ctx)
 	struct walk w;
 	__u32 *authorized;
 	__u32 class, queue;
+	__u64 keep;
 	int ret;
 
 	/* What write_meta reads, for the fast path; the walk zeroes all. */
@@ -293,6 +442,8 @@ int furui_xdp(struct xdp_md *ctx)
 	w.chain = 0;
 	w.tunnel_id = 0;
 	w.tunnel_encap = 0;
+	w.l4_off = 0;
+	w.upper = 0;
 	class = classify(ctx, &w);
 
 	if (class != CLASS_INBOUND && class != CLASS_OUTBOUND && class != CLASS_TRANSIT)
@@ -301,8 +452,17 @@ int furui_xdp(struct xdp_md *ctx)
 	if (!authorized || *authorized != 1)
 		goto not_captured;
 
-	write_meta(ctx, &w, class, bytes);
 	queue = ctx->rx_queue_index;
+	/* Only what selection can use reaches user space. Inline, a frame
+	 * with no socket to go to passes to the stack: it is left whole. */
+	if (!cfg.inline_mode || bpf_map_lookup_elem(&xsks, &queue)) {
+		keep = snap_len(ctx, &w, bytes);
+		if (keep < bytes)
+			bpf_xdp_adjust_tail(ctx, -(int)(bytes - keep));
+	}
+	/* The original length travels in the metadata: byte counts and size
+	 * rules stay exact. */
+	write_meta(ctx, &w, class, bytes);
 	ret = bpf_redirect_map(&xsks, queue, fallback);
 	count(class, ret == XDP_REDIRECT ? ACTION_REDIRECT : ACTION_NO_SOCKET, bytes);
 	return ret;

@@ -68,6 +68,17 @@
 /* Steps of the walk: one per Ethernet, MPLS stack or IP layer. */
 #define WALK_MAX_STEPS 20
 
+/* Snap (struct furui_snap): what of a captured frame reaches user space.
+ * SNAP_WHOLE as the payload bound keeps every byte; SNAP_KEEP_HELLOS keeps
+ * whole the frames fingerprinting reads (a TCP segment starting a TLS
+ * handshake record, a QUIC Initial, a flow in hello_flows). */
+#define SNAP_WHOLE 0xffffffff
+#define SNAP_KEEP_HELLOS 1
+/* snap_stats slots: hello flows followed, and followed to their end. */
+#define SNAP_STAT_FOLLOWED 0
+#define SNAP_STAT_FOLLOW_DONE 1
+#define NUM_SNAP_STATS 2
+
 /* Overridable map sizes (katran style): -DFURUI_MAX_PREFIXES_V4=... */
 #ifndef FURUI_MAX_PREFIXES_V4
 #define FURUI_MAX_PREFIXES_V4 1048576
@@ -77,6 +88,10 @@
 #endif
 #ifndef FURUI_MAX_QUEUES
 #define FURUI_MAX_QUEUES 64
+#endif
+/* Flows whose ClientHello user space is still assembling (LRU). */
+#ifndef FURUI_MAX_HELLO_FLOWS
+#define FURUI_MAX_HELLO_FLOWS 16384
 #endif
 
 #endif

@@ -71,4 +71,32 @@ struct {
 	__type(value, __u64);
 } encap_stats SEC(".maps");
 
+/* The snap (struct furui_snap), one entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct furui_snap);
+} snap_cfg SEC(".maps");
+
+/* Flow directions whose next segments are kept whole, with the ClientHello
+ * bytes still to come: the program adds one when a TCP segment starts a
+ * TLS record longer than itself (before the next segment can arrive) and
+ * removes it once that many payload bytes have passed. The LRU bound keeps
+ * an abandoned handshake from holding a slot for good. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FURUI_MAX_HELLO_FLOWS);
+	__type(key, struct hello_key);
+	__type(value, __u32);
+} hello_flows SEC(".maps");
+
+/* Snap events, per CPU: index SNAP_STAT_*. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NUM_SNAP_STATS);
+	__type(key, __u32);
+	__type(value, __u64);
+} snap_stats SEC(".maps");
+
 #endif

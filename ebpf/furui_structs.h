@@ -45,6 +45,27 @@ struct furui_decap {
 	__u8 pad;
 };
 
+/* How much of a captured frame the program keeps (one entry, written by
+ * the daemon from the ruleset at start and on every reload): the headers
+ * up to the innermost transport header, plus `payload` bytes of its
+ * payload (SNAP_WHOLE: all). An unwritten (all-zero) entry keeps headers
+ * only, so a daemon that never wrote it loses payload, never minimization. */
+struct furui_snap {
+	__u32 payload;
+	__u32 flags; /* SNAP_KEEP_HELLOS */
+};
+
+/* A flow direction whose later segments user space still needs whole (a
+ * ClientHello in several segments): the innermost addresses (IPv4 as
+ * ::ffff:a.b.c.d) and ports, as the segments carry them. */
+struct hello_key {
+	__u8 src[16];
+	__u8 dst[16];
+	__u16 sport; /* network byte order, as on the wire */
+	__u16 dport;
+	__u32 pad;
+};
+
 /* Written just before the frame of every redirected packet
  * (bpf_xdp_adjust_meta); AF_XDP copies it into the UMEM right before the
  * frame's first byte, so user space parses the packet the walk judged

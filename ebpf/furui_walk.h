@@ -75,6 +75,8 @@ struct walk {
 	__u32 result;   /* CLASS_* or RESULT_BY_ADDRESS, once next == W_DONE */
 	__u32 stop_encap;   /* ENCAP_* + 1 of the layer the walk stopped at, or 0 */
 	__u32 stop_outcome; /* OUTCOME_* for stop_encap */
+	__u32 l4_off;   /* the innermost transport header; 0 = none or unknown */
+	__u32 upper;    /* its IP protocol */
 	struct furui_decap cfg;
 };
 
@@ -278,6 +280,11 @@ static __always_inline int after_ip(struct walk *w, __u32 proto, __u32 l4, int l
 		w->off = l4;
 		w->next = W_UDP;
 		return 0;
+	}
+	/* A later fragment carries no transport header. */
+	if (!later_fragment) {
+		w->l4_off = l4;
+		w->upper = proto;
 	}
 	return done(w, RESULT_BY_ADDRESS);
 }
@@ -583,6 +590,8 @@ __noinline int step_udp(struct xdp_md *ctx, struct walk *w)
 		w->next = W_MPLS;
 		return 0;
 	}
+	w->l4_off = w->off;
+	w->upper = 17;
 	return done(w, RESULT_BY_ADDRESS);
 }
 

@@ -142,7 +142,12 @@ fn unauthorized_measure_is_not_captured_after_its_window_closes_mid_traffic() {
 #[test]
 fn every_frame_is_zeroed_before_reuse() {
     let rig = Rig::new();
-    let cfg = rig.config("", &format!("{DOMESTIC}\n{}\n{SELECT_C2}", measures(true, true, true)));
+    // Whole frames: every byte of the payload, marker included, is copied
+    // to user space, and must be zeroed there.
+    let cfg = rig.config(
+        "snap = \"whole\"",
+        &format!("{DOMESTIC}\n{}\n{SELECT_C2}", measures(true, true, true)),
+    );
     let d = Daemon::start(&rig, &cfg);
     let marker = format!("PAYLOAD-MARKER-{:08x}", std::process::id());
     let n = 300u64;
@@ -242,7 +247,10 @@ fn skipping_erasure_is_detected() {
     // counters and the memory scan must both notice — proof that the two
     // tests above can fail.
     let rig = Rig::new();
-    let cfg = rig.config("", &format!("{DOMESTIC}\n{}", measures(true, true, true)));
+    let cfg = rig.config(
+        "snap = \"whole\"",
+        &format!("{DOMESTIC}\n{}", measures(true, true, true)),
+    );
     let d = Daemon::start_with_env(&rig, &cfg, &[("FURUI_FAULT_SKIP_ERASE", "5")]);
     let marker = format!("FAULT-MARKER-{:08x}", std::process::id());
     rig.send(&["--count", "40", "--marker", &marker, "--flow", "203.0.113.9,8.8.8.8"]);
@@ -250,6 +258,68 @@ fn skipping_erasure_is_detected() {
     assert_eq!(m.sum("furui_frames_received_total"), 40);
     assert_eq!(m.sum("furui_frames_erased_total"), 35);
     assert_eq!(count_in_process_memory(d.pid(), marker.as_bytes()), 5);
+    assert_eq!(d.stop(), 0);
+}
+
+/// The snap: a rule reads the first 64 payload bytes, so the XDP program
+/// copies the headers and those 64 bytes and nothing after them. With
+/// erasure skipped for some frames (fault injection, test builds), the
+/// marker inside the window is in the daemon's memory and matched by the
+/// rule; the marker at the end of the same payloads never reached it.
+#[test]
+fn payload_past_the_rules_window_never_reaches_user_space() {
+    let rig = Rig::new();
+    let rules_dir = rig.path("rules");
+    std::fs::create_dir(&rules_dir).unwrap();
+    let inside = format!("INSIDE-{:08x}", std::process::id());
+    let outside = format!("OUTSIDE-{:08x}", std::process::id());
+    std::fs::write(
+        rules_dir.join("r.toml"),
+        format!("version = \"snap\"\n[[rule]]\nid = \"marker\"\nmeasures = [\"transit\"]\npayload = [{{ text = \"{inside}\", offset = 0, depth = 64 }}]\n"),
+    )
+    .unwrap();
+    let cfg = rig.config(
+        "",
+        &format!(
+            "{DOMESTIC}\n{}\n[selection]\nrules_dir = \"rules\"\n",
+            measures(true, true, true)
+        ),
+    );
+    let check = std::process::Command::new(FURUI)
+        .arg("check-rules")
+        .arg(&rules_dir)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(said.contains("snap: headers + 64 payload bytes"), "{said}");
+    let d = Daemon::start_with_env(&rig, &cfg, &[("FURUI_FAULT_SKIP_ERASE", "5")]);
+    // The rule's own pattern is in the daemon's memory from the start.
+    let pattern_copies = count_in_process_memory(d.pid(), inside.as_bytes());
+    let n = 40u64;
+    rig.send_line(&format!(
+        "--count {n} --size 300 --marker {inside} --tail-marker {outside} --flow 203.0.113.9,8.8.8.8,udp"
+    ));
+    let m = d.settled_metrics();
+    assert_eq!(m.sum("furui_frames_received_total"), n);
+    assert_eq!(m.sum("furui_frames_truncated_total"), n);
+    assert_eq!(m.sum("furui_frame_bytes_seen_total"), n * 300);
+    // 14 + 20 + 8 bytes of headers and 64 of payload copied per frame;
+    // five frames left un-erased on purpose.
+    assert_eq!(m.sum("furui_frames_erased_total"), n - 5);
+    assert_eq!(m.sum("furui_bytes_erased_total"), (n - 5) * (42 + 64));
+    assert_eq!(m.get("furui_rule_matches_total{rule=\"marker\"}"), n);
+    // The XDP counters keep the frames' real length.
+    assert_eq!(m.get("furui_xdp_bytes_total{class=\"transit\"}"), n * 300);
+    assert_eq!(
+        count_in_process_memory(d.pid(), inside.as_bytes()),
+        pattern_copies + 5,
+        "the window's bytes were copied"
+    );
+    assert_eq!(
+        count_in_process_memory(d.pid(), outside.as_bytes()),
+        0,
+        "bytes past the window were copied"
+    );
     assert_eq!(d.stop(), 0);
 }
 

@@ -295,10 +295,11 @@ fn main() -> ExitCode {
         Cmd::CheckRules { dir } => match furui::config::rules::load_dir(&dir) {
             Ok(rs) => {
                 println!(
-                    "{}: ok ({} rules, version {})",
+                    "{}: ok ({} rules, version {}); snap: {}",
                     dir.display(),
                     rs.rules.len(),
-                    rs.version
+                    rs.version,
+                    furui::select::Snap::of_rules(&rs)
                 );
                 ExitCode::SUCCESS
             }

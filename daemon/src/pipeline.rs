@@ -27,6 +27,10 @@ pub struct BatchCounters {
     pub selected_packets: u64,
     /// Captured frames that came without XDP metadata (walked again here).
     pub frames_without_meta: u64,
+    /// Captured frames the XDP snap cut, and the bytes of every captured
+    /// frame as it arrived (the copied bytes are `bytes_erased`).
+    pub frames_truncated: u64,
+    pub bytes_seen: u64,
     /// Packets matched per rule id (few rules match a batch; linear).
     pub rule_matches: Vec<(Arc<str>, u64)>,
 }
@@ -202,9 +206,15 @@ impl Pipeline {
     pub fn process_captured(&mut self, frame: &mut [u8], meta: Option<XdpMeta>, now_ns: u64) {
         let mut h = Headers::empty();
         let parsed = match meta {
-            Some(m) => parse_with_meta_into(frame, &m, &self.cur.decap, &mut h),
+            Some(m) => {
+                let seen = u64::from(m.orig_len).max(frame.len() as u64);
+                self.counters.bytes_seen += seen;
+                self.counters.frames_truncated += u64::from(seen > frame.len() as u64);
+                parse_with_meta_into(frame, &m, &self.cur.decap, &mut h)
+            }
             None => {
                 self.counters.frames_without_meta += 1;
+                self.counters.bytes_seen += frame.len() as u64;
                 parse_frame_into(frame, &self.cur.decap, &mut h)
             }
         };

@@ -36,6 +36,10 @@ struct Args {
     /// Payload marker written at the start of every payload.
     #[arg(long, default_value = "")]
     marker: String,
+    /// Payload marker written over the last bytes of every --flow frame's
+    /// payload (past a snap that keeps the first bytes).
+    #[arg(long, default_value = "")]
+    tail_marker: String,
     /// VLAN ids, outermost first (repeatable, at most 2); with --encap,
     /// on the outermost frame.
     #[arg(long = "vlan")]
@@ -132,13 +136,21 @@ fn parse_flow(s: &str, a: &Args) -> Result<Vec<u8>, String> {
     let spec = FrameSpec::from_addrs(src, dst)
         .transport(t)
         .payload(a.marker.as_bytes());
+    let tail = |mut f: Vec<u8>| {
+        let m = a.tail_marker.as_bytes();
+        if f.len() >= m.len() + 60 {
+            let at = f.len() - m.len();
+            f[at..].copy_from_slice(m);
+        }
+        f
+    };
     if a.encaps.is_empty() {
         // --size counts the VLAN tags.
-        return Ok(spec.vlans(&a.vlans).frame_len(a.size).build());
+        return Ok(tail(spec.vlans(&a.vlans).frame_len(a.size).build()));
     }
     // With --encap, --size is the inner frame's; the tags go outside.
     Ok(add_vlans(
-        encapsulate(spec.frame_len(a.size).build(), &a.encaps)?,
+        encapsulate(tail(spec.frame_len(a.size).build()), &a.encaps)?,
         &a.vlans,
     ))
 }

@@ -44,6 +44,17 @@ pub enum BindMode {
     ZeroCopy,
 }
 
+/// What of a captured frame the XDP program copies to user space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapMode {
+    /// The headers, plus the payload bytes the loaded rules can read, plus
+    /// whole the frames fingerprinting reads (data minimization).
+    Ruleset,
+    /// Every byte (for comparison runs; more copying, no more selection).
+    Whole,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureSection {
@@ -79,6 +90,8 @@ pub struct CaptureSection {
     /// (capture/nap.rs). 0 = never nap, block in poll() at once.
     #[serde(default = "default_nap")]
     pub idle_nap_us: Spanned<u32>,
+    #[serde(default = "default_snap")]
+    pub snap: SnapMode,
 }
 
 fn default_queues() -> Spanned<Vec<u32>> {
@@ -108,6 +121,9 @@ fn default_ring() -> Spanned<u32> {
 fn default_nap() -> Spanned<u32> {
     unspanned(4000)
 }
+fn default_snap() -> SnapMode {
+    SnapMode::Ruleset
+}
 fn default_batch() -> Spanned<u32> {
     unspanned(64)
 }
@@ -126,6 +142,7 @@ pub struct Capture {
     pub batch_size: u32,
     pub huge_pages: bool,
     pub idle_nap: Duration,
+    pub snap: SnapMode,
 }
 
 impl Capture {
@@ -164,6 +181,7 @@ pub(super) fn validate(s: CaptureSection, c: &mut Collector<'_>) -> Option<Captu
         batch_size: *s.batch_size.get_ref(),
         huge_pages: s.huge_pages,
         idle_nap: Duration::from_micros(u64::from(nap)),
+        snap: s.snap,
     })
 }
 

@@ -40,7 +40,7 @@ use ipnet::IpNet;
 use time::OffsetDateTime;
 use toml::de::DeTable;
 
-pub use capture::{BindMode, Capture, CaptureMode, XdpMode, MAX_QUEUE_ID};
+pub use capture::{BindMode, Capture, CaptureMode, SnapMode, XdpMode, MAX_QUEUE_ID};
 pub use errors::{ConfigError, ConfigErrors};
 pub use flows::Flows;
 pub use measures::Window;
@@ -118,6 +118,15 @@ impl Config {
             self.rules.clone(),
             self.decap,
         )
+    }
+
+    /// What of a captured frame the XDP program keeps under this
+    /// configuration and its rules.
+    pub fn snap(&self) -> crate::select::Snap {
+        match self.capture.snap {
+            SnapMode::Ruleset => crate::select::Snap::of_rules(&self.rules),
+            SnapMode::Whole => crate::select::Snap::WHOLE,
+        }
     }
 
     /// Which measures are authorized at `now`.

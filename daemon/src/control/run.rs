@@ -149,6 +149,8 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
     }
     let classifier = Classifier::load(c.mode == CaptureMode::Inline)?;
     classifier.set_decap(&cfg.decap)?;
+    classifier.set_snap(&cfg.snap())?;
+    tracing::info!(snap = %cfg.snap(), "what of a captured frame reaches user space");
     for w in &cfg.warnings {
         tracing::warn!(warning = %w, "configuration accepted with a warning");
     }
@@ -437,6 +439,10 @@ fn refresh_xdp_stats(classifier: &Classifier, metrics: &Metrics) {
         }
         raise_to(&metrics.xdp_bytes.with_label_values(&[c.name()]), s.class_bytes(c));
     }
+    if let Ok((started, completed)) = classifier.hello_follows() {
+        raise_to(&metrics.xdp_hello_follows.with_label_values(&["started"]), started);
+        raise_to(&metrics.xdp_hello_follows.with_label_values(&["completed"]), completed);
+    }
     let Ok(e) = classifier.encap_stats() else { return };
     for encap in Encap::ALL {
         for o in Outcome::ALL {
@@ -513,12 +519,27 @@ fn reload(
             )]);
         }
     }
+    // The snap before the rules that need it: a frame cut under the old
+    // snap and judged by new rules that read further is possible only for
+    // the frames in flight at the switch.
+    if new.snap() != cfg.snap() {
+        if let Err(e) = classifier.set_snap(&new.snap()) {
+            tracing::error!(error = %e, "reload failed while writing the snap; the running configuration stays");
+            let _ = classifier.set_snap(&cfg.snap());
+            let _ = classifier.set_decap(&cfg.decap);
+            metrics.config_reloads.with_label_values(&["failed"]).inc();
+            return Err(vec![format!("writing the snap to the XDP program failed: {e}")]);
+        }
+        tracing::info!(snap = %new.snap(), "what of a captured frame reaches user space");
+    }
     for w in &new.warnings {
         tracing::warn!(warning = %w, "configuration accepted with a warning");
     }
     if let Err(e) = classifier.set_domestic(&added) {
         tracing::error!(error = %e, "reload failed while adding domestic prefixes; removing what was added");
         classifier.remove_domestic(&added);
+        let _ = classifier.set_snap(&cfg.snap());
+        let _ = classifier.set_decap(&cfg.decap);
         metrics.config_reloads.with_label_values(&["failed"]).inc();
         return Err(vec![format!("updating the domestic prefixes failed: {e}")]);
     }

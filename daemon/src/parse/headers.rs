@@ -93,6 +93,9 @@ pub struct Headers {
     pub tunnel: Option<(Encap, u32)>,
     /// Set when the IP packet is a fragment of a larger datagram.
     pub frag: Option<Fragment>,
+    /// The XDP snap cut the frame (its metadata gives the original length):
+    /// the length fields may point past the frame, the payload ends early.
+    pub snapped: bool,
 }
 
 impl fmt::Debug for Headers {
@@ -118,6 +121,7 @@ impl Headers {
             encap: EncapChain::NONE,
             tunnel: None,
             frag: None,
+            snapped: false,
         }
     }
 
@@ -215,6 +219,7 @@ pub fn parse_with_meta_into(
         return parse_frame_into(frame, decap, h);
     }
     ethernet_and_vlans(frame, h)?;
+    h.snapped = meta.orig_len as usize > frame.len();
     h.encap = meta.chain;
     h.tunnel = meta.tunnel;
     let t = if meta.v6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 };
@@ -346,7 +351,7 @@ pub fn parse_ip(packet: &[u8]) -> Result<Headers> {
 }
 
 fn parse_ipv4(bytes: &[u8], h: &mut Headers) -> Result<()> {
-    let ip = Ipv4Packet::new_checked(bytes)?;
+    let ip = Ipv4Packet::new_checked_snapped(bytes, h.snapped)?;
     h.src = Some(IpAddr::V4(ip.src()));
     h.dst = Some(IpAddr::V4(ip.dst()));
     h.protocol = ip.protocol();
@@ -357,7 +362,7 @@ fn parse_ipv4(bytes: &[u8], h: &mut Headers) -> Result<()> {
             id: u32::from(ip.ident()),
             offset: ip.frag_offset(),
             more: ip.more_fragments(),
-            len: u16::try_from(ip.payload().len()).unwrap_or(u16::MAX),
+            len: u16::try_from(ip.payload_len()).unwrap_or(u16::MAX),
             tiny: ip.frag_offset() == 1 && ip.protocol() == PROTO_TCP,
         });
     }
@@ -369,7 +374,7 @@ fn parse_ipv4(bytes: &[u8], h: &mut Headers) -> Result<()> {
                 f.tiny = !whole;
             }
         } else {
-            let (l4, range) = parse_l4_with_payload(ip.protocol(), ip.payload())?;
+            let (l4, range) = parse_l4_with_payload(ip.protocol(), ip.payload(), h.snapped)?;
             h.l4 = l4;
             set_payload(h, ip.header_len(), range);
         }
@@ -378,7 +383,7 @@ fn parse_ipv4(bytes: &[u8], h: &mut Headers) -> Result<()> {
 }
 
 fn parse_ipv6(bytes: &[u8], h: &mut Headers) -> Result<()> {
-    let ip = Ipv6Packet::new_checked(bytes)?;
+    let ip = Ipv6Packet::new_checked_snapped(bytes, h.snapped)?;
     h.src = Some(IpAddr::V6(ip.src()));
     h.dst = Some(IpAddr::V6(ip.dst()));
     h.ttl = ip.hop_limit();
@@ -391,7 +396,7 @@ fn parse_ipv6(bytes: &[u8], h: &mut Headers) -> Result<()> {
             id,
             offset,
             more,
-            len: u16::try_from(payload.len().saturating_sub(up.offset)).unwrap_or(u16::MAX),
+            len: u16::try_from(usize::from(ip.payload_len()).saturating_sub(up.offset)).unwrap_or(u16::MAX),
             tiny: offset == 1 && up.protocol == PROTO_TCP,
         });
     }
@@ -404,7 +409,7 @@ fn parse_ipv6(bytes: &[u8], h: &mut Headers) -> Result<()> {
                 f.tiny = !whole;
             }
         } else {
-            let (l4, range) = parse_l4_with_payload(up.protocol, l4)?;
+            let (l4, range) = parse_l4_with_payload(up.protocol, l4, h.snapped)?;
             h.l4 = l4;
             set_payload(h, 40 + up.offset, range);
         }
@@ -435,11 +440,12 @@ fn parse_l4_first_fragment(protocol: u8, bytes: &[u8]) -> (L4, bool) {
 }
 
 fn parse_l4(protocol: u8, bytes: &[u8]) -> Result<L4> {
-    parse_l4_with_payload(protocol, bytes).map(|(l4, _)| l4)
+    parse_l4_with_payload(protocol, bytes, false).map(|(l4, _)| l4)
 }
 
-/// The upper-layer fields and where the TCP/UDP payload lies in `bytes`.
-fn parse_l4_with_payload(protocol: u8, bytes: &[u8]) -> Result<(L4, (usize, usize))> {
+/// The upper-layer fields and where the TCP/UDP payload lies in `bytes`
+/// (`snapped`: `bytes` may end before the datagram does).
+fn parse_l4_with_payload(protocol: u8, bytes: &[u8], snapped: bool) -> Result<(L4, (usize, usize))> {
     Ok(match protocol {
         PROTO_TCP => {
             let t = TcpSegment::new_checked(bytes)?;
@@ -452,10 +458,10 @@ fn parse_l4_with_payload(protocol: u8, bytes: &[u8]) -> Result<(L4, (usize, usiz
             (l4, (start, bytes.len() - start))
         }
         PROTO_UDP => {
-            let u = UdpDatagram::new_checked(bytes)?;
+            let u = UdpDatagram::new_checked_snapped(bytes, snapped)?;
             let end = match u.length() {
                 0 => bytes.len(),
-                n => usize::from(n),
+                n => usize::from(n).min(bytes.len()),
             };
             (
                 L4::Udp {
@@ -565,5 +571,57 @@ mod tests {
         let h = parse_ethernet(&f).unwrap();
         let s = format!("{h:?}");
         assert!(!s.contains("203.0.113.5") && !s.contains("198"), "{s}");
+    }
+
+    /// A frame the XDP snap cut: its length fields point past it. With the
+    /// metadata's original length the parse accepts it, keeps the lengths
+    /// the headers state (what flows count and size rules read) and ends
+    /// the payload where the frame ends; without it the frame is malformed.
+    #[test]
+    fn a_snapped_frame_parses_with_exact_lengths_and_a_short_payload() {
+        use crate::classify::meta::XdpMeta;
+        for (t, cut) in [
+            (
+                Transport::Udp {
+                    src_port: 5555,
+                    dst_port: 443,
+                },
+                14 + 20 + 8 + 16,
+            ),
+            (
+                Transport::Tcp {
+                    src_port: 5555,
+                    dst_port: 443,
+                    flags: 0x18,
+                },
+                14 + 20 + 20 + 16,
+            ),
+        ] {
+            let whole = FrameSpec::new("203.0.113.5", "192.0.2.10")
+                .transport(t)
+                .frame_len(300)
+                .build();
+            let meta = XdpMeta {
+                ip_offset: 14,
+                v6: false,
+                class: crate::classify::Class::Inbound,
+                chain: crate::classify::walk::EncapChain::NONE,
+                tunnel: None,
+                orig_len: 300,
+            };
+            let cut_frame = &whole[..cut];
+            let h = parse_with_meta(cut_frame, &meta, &DecapConfig::DEFAULT).unwrap();
+            assert!(h.snapped);
+            assert_eq!(h.ip_len, 300 - 14);
+            assert_eq!(h.payload(cut_frame).len(), 16);
+            assert_eq!(h.payload(cut_frame), &whole[cut - 16..cut]);
+            assert!(
+                parse_ethernet(cut_frame).is_err(),
+                "without the metadata a cut frame is malformed"
+            );
+            let full = parse_with_meta(&whole, &meta, &DecapConfig::DEFAULT).unwrap();
+            assert!(!full.snapped);
+            assert_eq!(full.ip_len, h.ip_len);
+        }
     }
 }

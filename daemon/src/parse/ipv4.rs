@@ -24,6 +24,13 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// Validates version, IHL and total length against the buffer, so that
     /// `payload()` is exactly the IP payload (trailing link padding removed).
     pub fn new_checked(buffer: T) -> Result<Self> {
+        Self::new_checked_snapped(buffer, false)
+    }
+
+    /// The same for a packet the XDP snap may have cut (`snapped`): the
+    /// total length may then lie past the buffer, and `payload()` ends
+    /// where the buffer does.
+    pub fn new_checked_snapped(buffer: T, snapped: bool) -> Result<Self> {
         let b = buffer.as_ref();
         if b.len() < field::MIN_HEADER {
             return Err(ParseError::TruncatedIpv4);
@@ -36,7 +43,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
             return Err(ParseError::BadIpv4HeaderLength);
         }
         let total = usize::from(be16(b, field::TOTAL_LEN));
-        if total < hdr || total > b.len() {
+        if total < hdr || (total > b.len() && !snapped) {
             return Err(ParseError::BadIpv4TotalLength);
         }
         Ok(Self { buffer })
@@ -82,8 +89,16 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         be16(self.buffer.as_ref(), field::FLAGS_FRAG) & 0x2000 != 0
     }
 
+    /// The payload up to the total length, or to the buffer's end if the
+    /// packet was snapped.
     pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[self.header_len()..usize::from(self.total_len())]
+        let b = self.buffer.as_ref();
+        &b[self.header_len()..usize::from(self.total_len()).min(b.len())]
+    }
+
+    /// The payload's length as the header states it.
+    pub fn payload_len(&self) -> usize {
+        usize::from(self.total_len()).saturating_sub(self.header_len())
     }
 }
 

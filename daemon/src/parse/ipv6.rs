@@ -36,6 +36,12 @@ pub struct Ipv6Packet<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     pub fn new_checked(buffer: T) -> Result<Self> {
+        Self::new_checked_snapped(buffer, false)
+    }
+
+    /// The same for a packet the XDP snap may have cut: the payload length
+    /// may then lie past the buffer, and `payload()` ends with it.
+    pub fn new_checked_snapped(buffer: T, snapped: bool) -> Result<Self> {
         let b = buffer.as_ref();
         if b.len() < field::HEADER_LEN {
             return Err(ParseError::TruncatedIpv6);
@@ -43,7 +49,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         if b[field::VER] >> 4 != 6 {
             return Err(ParseError::BadIpv6Version);
         }
-        if field::HEADER_LEN + usize::from(be16(b, field::PAYLOAD_LEN)) > b.len() {
+        if field::HEADER_LEN + usize::from(be16(b, field::PAYLOAD_LEN)) > b.len() && !snapped {
             return Err(ParseError::BadIpv6PayloadLength);
         }
         Ok(Self { buffer })
@@ -73,10 +79,12 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         Ipv6Addr::from(a)
     }
 
-    /// The payload as the payload-length field describes it.
+    /// The payload as the payload-length field describes it (to the
+    /// buffer's end if the packet was snapped).
     pub fn payload(&self) -> &[u8] {
+        let b = self.buffer.as_ref();
         let end = field::HEADER_LEN + usize::from(self.payload_len());
-        &self.buffer.as_ref()[field::HEADER_LEN..end]
+        &b[field::HEADER_LEN..end.min(b.len())]
     }
 }
 

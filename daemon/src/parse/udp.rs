@@ -16,13 +16,19 @@ pub struct UdpDatagram<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> UdpDatagram<T> {
     pub fn new_checked(buffer: T) -> Result<Self> {
+        Self::new_checked_snapped(buffer, false)
+    }
+
+    /// The same for a datagram the XDP snap may have cut: its length may
+    /// then lie past the buffer.
+    pub fn new_checked_snapped(buffer: T, snapped: bool) -> Result<Self> {
         let b = buffer.as_ref();
         if b.len() < field::HEADER {
             return Err(ParseError::TruncatedUdp);
         }
         let len = usize::from(be16(b, field::LENGTH));
         // Length 0 is legal for IPv6 jumbograms; otherwise it must fit.
-        if len != 0 && (len < field::HEADER || len > b.len()) {
+        if len != 0 && (len < field::HEADER || (len > b.len() && !snapped)) {
             return Err(ParseError::BadUdpLength);
         }
         Ok(Self { buffer })

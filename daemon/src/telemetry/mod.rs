@@ -28,6 +28,9 @@ pub struct Metrics {
     pub frames_erased: IntCounterVec,
     pub bytes_erased: IntCounterVec,
     pub frames_without_metadata: IntCounterVec,
+    pub frames_truncated: IntCounterVec,
+    pub frame_bytes_seen: IntCounterVec,
+    pub xdp_hello_follows: IntCounterVec,
     pub erase_latency: Histogram,
     pub parse_errors: IntCounterVec,
     pub records_selected: IntCounter,
@@ -113,6 +116,24 @@ impl Metrics {
             FRAMES_WITHOUT_METADATA,
             "Captured frames that came without the XDP program's metadata (the driver had no room): user space walked them itself.",
             &["queue"],
+        );
+        let frames_truncated = counter_vec(
+            &r,
+            FRAMES_TRUNCATED,
+            "Captured frames the XDP snap cut to what selection can use (the rest was never copied).",
+            &["queue"],
+        );
+        let frame_bytes_seen = counter_vec(
+            &r,
+            FRAME_BYTES_SEEN,
+            "Bytes of the captured frames as they arrived, before the snap; against furui_bytes_erased_total (every byte copied), what the snap kept out of user space.",
+            &["queue"],
+        );
+        let xdp_hello_follows = counter_vec(
+            &r,
+            XDP_HELLO_FOLLOWS,
+            "TCP flows whose ClientHello spans several segments, which the XDP program kept whole until it was complete (started, completed).",
+            &["event"],
         );
         let erase_latency = Histogram::with_opts(
             HistogramOpts::new(ERASE_LATENCY, "Time from taking a batch off the RX ring to its last frame being zeroed (per batch: the worst frame of the batch).")
@@ -378,6 +399,9 @@ impl Metrics {
         for e in ParseError::ALL {
             parse_errors.with_label_values(&[e.kind()]);
         }
+        for e in ["started", "completed"] {
+            xdp_hello_follows.with_label_values(&[e]);
+        }
         for m in Measure::ALL {
             measure_authorized.with_label_values(&[m.name()]);
             measure_window_end.with_label_values(&[m.name()]);
@@ -399,6 +423,9 @@ impl Metrics {
             frames_erased,
             bytes_erased,
             frames_without_metadata,
+            frames_truncated,
+            frame_bytes_seen,
+            xdp_hello_follows,
             erase_latency,
             parse_errors,
             records_selected,

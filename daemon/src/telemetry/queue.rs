@@ -18,6 +18,8 @@ pub struct QueuePublisher {
     erased: IntCounter,
     bytes_erased: IntCounter,
     without_meta: IntCounter,
+    truncated: IntCounter,
+    bytes_seen: IntCounter,
     parse_errors: Vec<IntCounter>,
     rule_matches: IntCounterVec,
     erase_latency: Histogram,
@@ -47,6 +49,8 @@ impl QueuePublisher {
             erased: metrics.frames_erased.with_label_values(&q),
             bytes_erased: metrics.bytes_erased.with_label_values(&q),
             without_meta: metrics.frames_without_metadata.with_label_values(&q),
+            truncated: metrics.frames_truncated.with_label_values(&q),
+            bytes_seen: metrics.frame_bytes_seen.with_label_values(&q),
             parse_errors: ParseError::ALL
                 .iter()
                 .map(|e| metrics.parse_errors.with_label_values(&[e.kind()]))
@@ -81,6 +85,8 @@ impl QueuePublisher {
         self.erased.inc_by(c.frames_erased);
         self.bytes_erased.inc_by(c.bytes_erased);
         self.without_meta.inc_by(c.frames_without_meta);
+        self.truncated.inc_by(c.frames_truncated);
+        self.bytes_seen.inc_by(c.bytes_seen);
         for (counter, v) in self.parse_errors.iter().zip(c.parse_errors) {
             if v > 0 {
                 counter.inc_by(v);
@@ -97,6 +103,7 @@ impl QueuePublisher {
         self.received.inc_by(frames);
         self.erased.inc_by(frames);
         self.bytes_erased.inc_by(bytes);
+        self.bytes_seen.inc_by(bytes);
     }
 
     /// The flow and fragment tables and the reassembly budget, at a

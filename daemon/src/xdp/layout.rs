@@ -7,14 +7,17 @@ use std::mem::{offset_of, size_of};
 
 use ipnet::IpNet;
 
-use super::skel::types::{class_counter, furui_decap, lpm_v4_key, lpm_v6_key};
+use super::skel::types::{class_counter, furui_decap, furui_snap, lpm_v4_key, lpm_v6_key};
+use crate::classify::abi;
 use crate::classify::walk::DecapConfig;
+use crate::select::Snap;
 
 // Every byte of these structs is one of the fields written below.
 const _: () = assert!(size_of::<lpm_v4_key>() == 4 + 4);
 const _: () = assert!(size_of::<lpm_v6_key>() == 4 + 16);
 const _: () = assert!(size_of::<class_counter>() == 8 + 8);
 const _: () = assert!(size_of::<furui_decap>() == 4 + 4 + 4 * 2 + 4);
+const _: () = assert!(size_of::<furui_snap>() == 4 + 4);
 
 fn put<const N: usize>(buf: &mut [u8], at: usize, bytes: [u8; N]) {
     buf[at..at + N].copy_from_slice(&bytes);
@@ -61,6 +64,18 @@ pub(super) fn class_counter(v: &[u8]) -> Option<class_counter> {
 /// One CPU's encapsulation counter (a `__u64`); None if short.
 pub(super) fn packet_count(v: &[u8]) -> Option<u64> {
     u64_at(v, 0)
+}
+
+/// The snap (`struct furui_snap`).
+pub fn snap(s: &Snap) -> Vec<u8> {
+    let v = furui_snap {
+        payload: s.payload.unwrap_or(abi::SNAP_WHOLE),
+        flags: if s.keep_hellos { abi::SNAP_KEEP_HELLOS } else { 0 },
+    };
+    let mut b = vec![0u8; size_of::<furui_snap>()];
+    put(&mut b, offset_of!(furui_snap, payload), v.payload.to_ne_bytes());
+    put(&mut b, offset_of!(furui_snap, flags), v.flags.to_ne_bytes());
+    b
 }
 
 /// The decapsulation settings (`struct furui_decap`).

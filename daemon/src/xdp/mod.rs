@@ -30,8 +30,9 @@ use libbpf_rs::{MapCore, MapFlags, OpenObject};
 pub use attach::{AttachError, XdpLink};
 
 use crate::classify::walk::{DecapConfig, Encap, Outcome, NUM_ENCAPS, NUM_OUTCOMES};
-use crate::classify::{Action, Authorized, Class, NUM_ACTIONS, NUM_CLASSES};
+use crate::classify::{abi, Action, Authorized, Class, NUM_ACTIONS, NUM_CLASSES};
 use crate::config::XdpMode;
+use crate::select::Snap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum XdpError {
@@ -104,6 +105,8 @@ impl Classifier {
         // (every encapsulation opened) hold; an unwritten map would leave
         // every tunnelled frame undecided.
         c.set_decap(&DecapConfig::default())?;
+        // Whole frames until the daemon writes its configuration's snap.
+        c.set_snap(&Snap::WHOLE)?;
         Ok(c)
     }
 
@@ -184,6 +187,42 @@ impl Classifier {
             })
     }
 
+    /// Writes the snap (`struct furui_snap`): how much of a captured frame
+    /// the program keeps.
+    pub fn set_snap(&self, s: &Snap) -> Result<(), XdpError> {
+        self.skel
+            .maps
+            .snap_cfg
+            .update(&0u32.to_ne_bytes(), &layout::snap(s), MapFlags::ANY)
+            .map_err(|source| XdpError::Map {
+                map: "snap_cfg",
+                source,
+            })
+    }
+
+    /// ClientHello flows the program followed (kept their later segments
+    /// whole), and those followed to their end, summed over CPUs.
+    pub fn hello_follows(&self) -> Result<(u64, u64), XdpError> {
+        let mut out = [0u64; 2];
+        for (i, slot) in [abi::SNAP_STAT_FOLLOWED, abi::SNAP_STAT_FOLLOW_DONE]
+            .into_iter()
+            .enumerate()
+        {
+            let per_cpu = self
+                .skel
+                .maps
+                .snap_stats
+                .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)
+                .map_err(|source| XdpError::Map {
+                    map: "snap_stats",
+                    source,
+                })?
+                .unwrap_or_default();
+            out[i] = per_cpu.iter().filter_map(|v| layout::packet_count(v)).sum();
+        }
+        Ok((out[0], out[1]))
+    }
+
     /// Reads the per-CPU encapsulation counters and sums them.
     pub fn encap_stats(&self) -> Result<EncapStats, XdpError> {
         let mut s = EncapStats::default();
@@ -259,6 +298,9 @@ impl Classifier {
             ("class_stats", &m.class_stats),
             ("decap_cfg", &m.decap_cfg),
             ("encap_stats", &m.encap_stats),
+            ("snap_cfg", &m.snap_cfg),
+            ("hello_flows", &m.hello_flows),
+            ("snap_stats", &m.snap_stats),
         ]
         .into_iter()
         .map(|(name, map)| (name, map.key_size(), map.value_size(), map.max_entries()))
@@ -279,6 +321,16 @@ impl Classifier {
     /// Runs the program on `frame` and returns its verdict and the XDP
     /// metadata it wrote before the frame (None if it wrote none).
     pub fn test_run_meta(&self, frame: &[u8]) -> Result<(u32, Option<crate::classify::meta::XdpMeta>), XdpError> {
+        self.test_run_out(frame).map(|(ret, meta, _)| (ret, meta))
+    }
+
+    /// Runs the program on `frame`: its verdict, the metadata it wrote
+    /// (None if none) and the frame as it left the program (cut by the
+    /// snap, or whole).
+    pub fn test_run_out(
+        &self,
+        frame: &[u8],
+    ) -> Result<(u32, Option<crate::classify::meta::XdpMeta>, Vec<u8>), XdpError> {
         use crate::classify::meta::{XdpMeta, META_LEN};
         let mut out = vec![0u8; frame.len() + 64];
         let input = libbpf_rs::ProgramInput {
@@ -287,16 +339,14 @@ impl Classifier {
             ..libbpf_rs::ProgramInput::default()
         };
         let res = self.skel.progs.furui_xdp.test_run(input).map_err(XdpError::TestRun)?;
+        let data = res.data.unwrap_or_default();
         // The output starts at the metadata when there is some.
-        let meta = match res.data {
-            Some(d) if d.len() == frame.len() + META_LEN => {
-                let mut b = [0u8; META_LEN];
-                b.copy_from_slice(&d[..META_LEN]);
-                XdpMeta::decode(&b)
-            }
-            _ => None,
+        let meta = data.get(..META_LEN).and_then(|b| XdpMeta::decode(b.try_into().ok()?));
+        let frame_out = match meta {
+            Some(_) => data[META_LEN..].to_vec(),
+            None => data.to_vec(),
         };
-        Ok((res.return_value, meta))
+        Ok((res.return_value, meta, frame_out))
     }
 
     /// Attaches the program the old way (netlink, no link): it then stays

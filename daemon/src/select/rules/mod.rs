@@ -143,6 +143,12 @@ impl RuleSet {
         }
     }
 
+    /// The payload bytes (after the innermost transport header) any rule can
+    /// read: the signatures' largest window; None for the whole payload.
+    pub fn payload_window(&self) -> Option<u32> {
+        self.signatures.window()
+    }
+
     /// The sealed signature automaton (its `Debug` shows a count only).
     pub fn signatures(&self) -> &SignatureMatcher {
         &self.signatures

@@ -46,6 +46,16 @@ impl SignatureMatcher {
         SignatureMatcher { ac, meta }
     }
 
+    /// How many payload bytes the patterns can look at: the largest
+    /// `offset + depth`; None if a pattern may match anywhere (depth 0).
+    /// Some(0) without patterns.
+    pub fn window(&self) -> Option<u32> {
+        self.meta.iter().try_fold(0u32, |w, (_, offset, depth)| match depth {
+            0 => None,
+            d => Some(w.max(offset.saturating_add(*d))),
+        })
+    }
+
     /// Sets `hit[i]` for each of `n_rules` rules with a pattern in
     /// `payload` within its offset/depth window. `hit` is caller-owned
     /// scratch, so the per-packet path does not allocate.
