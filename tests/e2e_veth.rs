@@ -323,6 +323,40 @@ fn payload_past_the_rules_window_never_reaches_user_space() {
     assert_eq!(d.stop(), 0);
 }
 
+/// Two RX queues, one worker each, pinned to its own CPU: the generator's
+/// flows spread over both queues by their hash; each queue's worker erases
+/// exactly what it received, and the XDP program redirected their sum.
+#[test]
+fn two_queues_two_pinned_workers_each_erase_what_they_receive() {
+    let rig = Rig::with_queues(2);
+    let cfg = rig.config(
+        "queues = [0, 1]\ncpus = [0, 1]",
+        &format!("{DOMESTIC}\n{}", measures(true, true, true)),
+    );
+    let d = Daemon::start(&rig, &cfg);
+    let flows: Vec<String> = (0..16)
+        .map(|i| format!("--flow 203.0.113.9,8.8.8.8,udp,{},53", 1000 + i))
+        .collect();
+    rig.send_line(&format!("--count 50 --size 200 {}", flows.join(" ")));
+    let m = d.settled_metrics();
+    let received: Vec<u64> = (0..2)
+        .map(|q| m.get(&format!("furui_frames_received_total{{queue=\"{q}\"}}")))
+        .collect();
+    let erased: Vec<u64> = (0..2)
+        .map(|q| m.get(&format!("furui_frames_erased_total{{queue=\"{q}\"}}")))
+        .collect();
+    assert_eq!(received.iter().sum::<u64>(), 16 * 50);
+    assert_eq!(m.xdp("transit", "redirect"), 16 * 50);
+    assert!(
+        received.iter().all(|n| *n > 0),
+        "both queues received frames: {received:?}"
+    );
+    assert_eq!(received, erased, "per queue, received = erased");
+    let log = d.log_text();
+    assert_eq!(log.matches("worker pinned").count(), 2, "{log}");
+    assert_eq!(d.stop(), 0);
+}
+
 #[test]
 fn reloading_rules_under_traffic_loses_nothing_and_records_carry_the_active_version() {
     let rig = Rig::new();

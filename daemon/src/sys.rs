@@ -17,6 +17,21 @@ pub fn is_dumpable() -> bool {
     nix::sys::prctl::get_dumpable().unwrap_or(true)
 }
 
+/// The CPUs this process may run on.
+pub fn allowed_cpus() -> io::Result<Vec<u32>> {
+    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).map_err(io::Error::from)?;
+    Ok((0..nix::sched::CpuSet::count() as u32)
+        .filter(|c| set.is_set(*c as usize).unwrap_or(false))
+        .collect())
+}
+
+/// Pins the calling thread to `cpu`.
+pub fn pin_to_cpu(cpu: u32) -> io::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu as usize).map_err(io::Error::from)?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).map_err(io::Error::from)
+}
+
 /// Interface index of `name`.
 pub fn ifindex(name: &str) -> io::Result<u32> {
     nix::net::if_::if_nametoindex(name).map_err(io::Error::from)

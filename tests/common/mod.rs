@@ -65,6 +65,13 @@ impl Rig {
     /// Creates the namespaces and the veth pair (capture end: GRO off, IPv6
     /// off so the kernel sends nothing of its own).
     pub fn new() -> Rig {
+        Rig::with_queues(1)
+    }
+
+    /// The same with `queues` RX and TX queues on both veth ends: the
+    /// generator's flows spread over the TX queues by their hash, and each
+    /// arrives on the capture end's RX queue of the same number.
+    pub fn with_queues(queues: u32) -> Rig {
         let id = format!(
             "{:x}{:x}",
             std::process::id() & 0xffff,
@@ -92,21 +99,18 @@ impl Rig {
             ]);
             must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
         }
-        must(&[
-            "ip",
-            "-n",
-            &rig.ns_cap,
-            "link",
-            "add",
-            &rig.cap_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &rig.gen_if,
-            "netns",
-            &rig.ns_gen,
-        ]);
+        let n = queues.to_string();
+        let q: &[&str] = if queues > 1 {
+            &["numtxqueues", &n, "numrxqueues", &n]
+        } else {
+            &[]
+        };
+        let mut add = vec!["ip", "-n", &rig.ns_cap, "link", "add", &rig.cap_if];
+        add.extend_from_slice(q);
+        add.extend_from_slice(&["type", "veth", "peer", "name", &rig.gen_if]);
+        add.extend_from_slice(q);
+        add.extend_from_slice(&["netns", &rig.ns_gen]);
+        must(&add);
         must(&["ip", "-n", &rig.ns_cap, "link", "set", &rig.cap_if, "up"]);
         must(&["ip", "-n", &rig.ns_gen, "link", "set", &rig.gen_if, "up"]);
         sh(&[

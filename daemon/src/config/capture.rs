@@ -92,6 +92,10 @@ pub struct CaptureSection {
     pub idle_nap_us: Spanned<u32>,
     #[serde(default = "default_snap")]
     pub snap: SnapMode,
+    /// The CPU each queue's worker is pinned to, in `queues` order (empty:
+    /// not pinned; the scheduler places them).
+    #[serde(default = "default_cpus")]
+    pub cpus: Spanned<Vec<u32>>,
 }
 
 fn default_queues() -> Spanned<Vec<u32>> {
@@ -121,6 +125,9 @@ fn default_ring() -> Spanned<u32> {
 fn default_nap() -> Spanned<u32> {
     unspanned(4000)
 }
+fn default_cpus() -> Spanned<Vec<u32>> {
+    unspanned(Vec::new())
+}
 fn default_snap() -> SnapMode {
     SnapMode::Ruleset
 }
@@ -143,6 +150,16 @@ pub struct Capture {
     pub huge_pages: bool,
     pub idle_nap: Duration,
     pub snap: SnapMode,
+    /// CPU of each queue's worker, in `queues` order; empty: not pinned.
+    pub cpus: Vec<u32>,
+}
+
+impl Capture {
+    /// The CPU the worker of `queue` is pinned to, if any.
+    pub fn cpu_of(&self, queue: u32) -> Option<u32> {
+        let i = self.queues.iter().position(|q| *q == queue)?;
+        self.cpus.get(i).copied()
+    }
 }
 
 impl Capture {
@@ -156,6 +173,7 @@ pub(super) fn validate(s: CaptureSection, c: &mut Collector<'_>) -> Option<Captu
     let before = c.errors.len();
     check_interface(&s.interface, c);
     check_queues(&s.queues, c);
+    check_cpus(&s.cpus, s.queues.get_ref().len(), c);
     check_sizes(&s, c);
     check_bind(&s, c);
     let nap = *s.idle_nap_us.get_ref();
@@ -182,6 +200,7 @@ pub(super) fn validate(s: CaptureSection, c: &mut Collector<'_>) -> Option<Captu
         huge_pages: s.huge_pages,
         idle_nap: Duration::from_micros(u64::from(nap)),
         snap: s.snap,
+        cpus: s.cpus.into_inner(),
     })
 }
 
@@ -206,6 +225,37 @@ fn check_queues(queues: &Spanned<Vec<u32>>, c: &mut Collector<'_>) {
         }
         if !seen.insert(*q) {
             c.at(queues.span(), format!("queue {q} is listed twice"));
+        }
+    }
+}
+
+/// Largest CPU number a worker can be pinned to (the kernel's CPU set).
+pub const MAX_CPU: u32 = 1023;
+
+fn check_cpus(cpus: &Spanned<Vec<u32>>, queues: usize, c: &mut Collector<'_>) {
+    let list = cpus.get_ref();
+    if list.is_empty() {
+        return;
+    }
+    if list.len() != queues {
+        c.at(
+            cpus.span(),
+            format!(
+                "`cpus` lists {} CPUs for {queues} queues: give one CPU per queue, in `queues` order, or none",
+                list.len()
+            ),
+        );
+    }
+    let mut seen = HashSet::new();
+    for cpu in list {
+        if *cpu > MAX_CPU {
+            c.at(cpus.span(), format!("cpu {cpu} is above the maximum {MAX_CPU}"));
+        }
+        if !seen.insert(*cpu) {
+            c.at(
+                cpus.span(),
+                format!("cpu {cpu} is listed twice: two workers on one CPU take turns, neither gains"),
+            );
         }
     }
 }

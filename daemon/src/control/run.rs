@@ -39,6 +39,8 @@ pub enum RunError {
         #[source]
         source: io::Error,
     },
+    #[error("[capture] cpus pins queue {queue} to CPU {cpu}, which this process may not run on (allowed: {allowed}); change `cpus` or the service's CPUAffinity")]
+    CpuNotAllowed { queue: u32, cpu: u32, allowed: String },
     #[error("the capture worker of queue {queue} stopped unexpectedly")]
     WorkerDied { queue: u32 },
     #[error("the XDP class authorization map could not be written for {secs} s; capture was stopped rather than run with windows furui cannot enforce")]
@@ -138,6 +140,7 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
         interface: c.interface.clone(),
     })?;
 
+    check_cpus(c)?;
     let bound = crate::config::memory::MemoryBound::of(&cfg);
     tracing::info!(bound = %bound, "memory bound of this configuration");
     if let Some(max) = sys::cgroup_memory_max().filter(|m| *m < bound.total()) {
@@ -227,9 +230,21 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
         let (m, r, s) = (metrics.clone(), records.clone(), stop.clone());
         let a = Arc::new(WorkerSignals::default());
         signals.push((q, a.clone()));
+        let cpu = cfg.capture.cpu_of(q);
         let h = std::thread::Builder::new()
             .name(format!("furui-q{q}"))
-            .spawn(move || w.run(pipeline, &m, &r, &s, &a))
+            .spawn(move || {
+                // Checked against the allowed CPUs before any worker started.
+                if let Some(cpu) = cpu {
+                    match sys::pin_to_cpu(cpu) {
+                        Ok(()) => tracing::info!(queue = q, cpu, "worker pinned"),
+                        Err(e) => {
+                            tracing::warn!(queue = q, cpu, error = %e, "pinning the worker failed; it runs unpinned")
+                        }
+                    }
+                }
+                w.run(pipeline, &m, &r, &s, &a)
+            })
             .map_err(RunError::Runtime)?;
         handles.push((q, h));
     }
@@ -426,6 +441,25 @@ fn publish_holds(cfg: &Config, tracker: &WindowTracker, metrics: &Metrics, trail
             g.set(i64::from(on));
         }
     }
+}
+
+/// Every CPU `[capture] cpus` names is one this process may run on.
+fn check_cpus(c: &crate::config::Capture) -> Result<(), RunError> {
+    if c.cpus.is_empty() {
+        return Ok(());
+    }
+    let allowed = sys::allowed_cpus().map_err(RunError::Runtime)?;
+    for q in &c.queues {
+        if let Some(cpu) = c.cpu_of(*q).filter(|cpu| !allowed.contains(cpu)) {
+            let list: Vec<String> = allowed.iter().map(u32::to_string).collect();
+            return Err(RunError::CpuNotAllowed {
+                queue: *q,
+                cpu,
+                allowed: list.join(","),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn refresh_xdp_stats(classifier: &Classifier, metrics: &Metrics) {

@@ -268,3 +268,24 @@ fn zero_copy_needs_mirror_mode_and_an_explicit_acknowledgment() {
 }
 
 mod export;
+
+#[test]
+fn worker_cpus_are_one_per_queue_and_never_twice() {
+    let base = "[capture]\ninterface = \"eth1\"\nqueues = [0, 1]\n";
+    let ok = parse(&format!("{base}cpus = [2, 3]\n[records]\npath = \"r\"\n")).unwrap();
+    assert_eq!(
+        (ok.capture.cpu_of(0), ok.capture.cpu_of(1), ok.capture.cpu_of(7)),
+        (Some(2), Some(3), None)
+    );
+    let unpinned = parse(&format!("{base}[records]\npath = \"r\"\n")).unwrap();
+    assert_eq!(unpinned.capture.cpu_of(0), None);
+    for (cpus, want) in [
+        ("[2]", "lists 1 CPUs for 2 queues"),
+        ("[2, 2]", "cpu 2 is listed twice"),
+        ("[2, 5000]", "cpu 5000 is above the maximum 1023"),
+    ] {
+        let errs = parse(&format!("{base}cpus = {cpus}\n[records]\npath = \"r\"\n")).unwrap_err();
+        let text = errs.to_string();
+        assert!(text.contains("test.toml:4:") && text.contains(want), "{cpus}: {text}");
+    }
+}
