@@ -357,6 +357,25 @@ fn two_queues_two_pinned_workers_each_erase_what_they_receive() {
     assert_eq!(d.stop(), 0);
 }
 
+/// Busy polling on: the socket takes the options (veth has NAPI), the
+/// worker says so, and every frame is still received and erased.
+#[test]
+fn a_busy_polling_worker_receives_and_erases_everything() {
+    let rig = Rig::new();
+    let cfg = rig.config(
+        "busy_poll_us = 50\nbusy_poll_budget = 64",
+        &format!("{DOMESTIC}\n{}", measures(true, true, true)),
+    );
+    let d = Daemon::start(&rig, &cfg);
+    rig.send_line("--count 500 --size 200 --flow 203.0.113.9,8.8.8.8,udp");
+    let m = d.settled_metrics();
+    assert_eq!(m.sum("furui_frames_received_total"), 500);
+    assert_eq!(m.sum("furui_frames_erased_total"), 500);
+    let log = d.log_text();
+    assert!(log.contains("busy polling on"), "{log}");
+    assert_eq!(d.stop(), 0);
+}
+
 #[test]
 fn reloading_rules_under_traffic_loses_nothing_and_records_carry_the_active_version() {
     let rig = Rig::new();

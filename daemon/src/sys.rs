@@ -32,6 +32,55 @@ pub fn pin_to_cpu(cpu: u32) -> io::Result<()> {
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).map_err(io::Error::from)
 }
 
+// <asm-generic/socket.h>; the libc crate lacks the last two on some targets.
+const SO_BUSY_POLL: libc::c_int = 46;
+const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+
+fn setsockopt_int(fd: std::os::fd::RawFd, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: `value` outlives the call and its size is passed with it; an
+    // invalid fd or option is an error return, never memory unsafety.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Preferred busy polling on a socket: the kernel runs the device's NAPI
+/// poll in the caller's thread for up to `usecs` per call, `budget`
+/// packets at a time, and defers interrupts while the caller keeps polling.
+pub fn set_busy_poll(fd: std::os::fd::RawFd, usecs: u32, budget: u32) -> io::Result<()> {
+    setsockopt_int(fd, SO_PREFER_BUSY_POLL, 1)?;
+    setsockopt_int(fd, SO_BUSY_POLL, usecs as libc::c_int)?;
+    setsockopt_int(fd, SO_BUSY_POLL_BUDGET, budget as libc::c_int)
+}
+
+/// One non-blocking receive call on a busy-polled socket: it drives the
+/// device's NAPI poll (AF_XDP delivers through the rings, not this call).
+pub fn busy_poll_once(fd: std::os::fd::RawFd) {
+    // SAFETY: a zero-length receive into no buffer; the kernel writes nothing.
+    let _ = unsafe {
+        libc::recvfrom(
+            fd,
+            std::ptr::null_mut(),
+            0,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+}
+
 /// Interface index of `name`.
 pub fn ifindex(name: &str) -> io::Result<u32> {
     nix::net::if_::if_nametoindex(name).map_err(io::Error::from)

@@ -88,11 +88,16 @@ pub struct QueueWorker {
     /// `idle_nap_us`).
     nap: Nap,
     pub zero_copy: bool,
+    /// The socket busy-polls (`busy_poll_us` set, and the kernel took it).
+    busy_poll: bool,
 }
 
 // SAFETY: the raw UMEM pointer is only used by the thread that owns the
 // worker; the worker moves to that thread once, before it runs.
 unsafe impl Send for QueueWorker {}
+
+/// How long a busy-polling worker keeps polling after its last frame.
+const BUSY_POLL_IDLE: Duration = Duration::from_millis(10);
 
 /// Frames whose first line is requested ahead of the one being processed.
 const PREFETCH_AHEAD: usize = 8;
@@ -270,7 +275,24 @@ impl QueueWorker {
             batch: vec![FrameDesc::default(); cfg.batch_size as usize],
             nap: Nap::new(cfg.idle_nap, cfg.rx_ring_size),
             zero_copy,
+            busy_poll: false,
         };
+        if cfg.busy_poll_us > 0 {
+            match sys::set_busy_poll(w.fd(), cfg.busy_poll_us, cfg.busy_poll_budget) {
+                Ok(()) => {
+                    w.busy_poll = true;
+                    tracing::info!(
+                        queue,
+                        busy_poll_us = cfg.busy_poll_us,
+                        budget = cfg.busy_poll_budget,
+                        "busy polling on"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(queue, error = %e, "busy polling is not available on this socket; the worker waits for interrupts and naps instead")
+                }
+            }
+        }
         w.refill();
         Ok(w)
     }
@@ -343,6 +365,8 @@ impl QueueWorker {
         // Frames taken since the ring last ran empty, and when that was.
         let mut taken = 0u64;
         let mut last_empty = Instant::now();
+        // When the last batch came (busy polling keeps on for a while).
+        let mut last_frames = Instant::now();
 
         loop {
             // SAFETY: the batch descriptors are written by the ring from
@@ -362,6 +386,7 @@ impl QueueWorker {
                 pipeline.refresh();
                 adopted.store(pipeline.generation(), Ordering::Release);
                 let t0 = Instant::now();
+                last_frames = t0;
                 let outcome = pipeline.process_batch(&mut UmemBatch { w: &mut self, n }, now_ns());
                 if let Some(zeroed) = outcome.panicked {
                     // Erase on unwind: the frame in hand and the rest of the
@@ -394,6 +419,13 @@ impl QueueWorker {
                     if !self.rx.poll(10).unwrap_or(false) {
                         break;
                     }
+                    continue;
+                }
+                // Busy polling: drive the device's poll from this thread
+                // while frames came recently; after an idle spell, wait
+                // like everyone else (poll() busy-polls first, too).
+                if self.busy_poll && last_frames.elapsed() < BUSY_POLL_IDLE {
+                    sys::busy_poll_once(self.fd());
                     continue;
                 }
                 // Under load, a nap lets the ring fill: each wake-up costs

@@ -92,6 +92,12 @@ pub struct CaptureSection {
     pub idle_nap_us: Spanned<u32>,
     #[serde(default = "default_snap")]
     pub snap: SnapMode,
+    /// Busy polling: microseconds the kernel polls the device per call
+    /// (0: off, interrupts and naps as usual), and packets per poll.
+    #[serde(default = "default_busy_poll_us")]
+    pub busy_poll_us: Spanned<u32>,
+    #[serde(default = "default_busy_poll_budget")]
+    pub busy_poll_budget: Spanned<u32>,
     /// The CPU each queue's worker is pinned to, in `queues` order (empty:
     /// not pinned; the scheduler places them).
     #[serde(default = "default_cpus")]
@@ -125,6 +131,12 @@ fn default_ring() -> Spanned<u32> {
 fn default_nap() -> Spanned<u32> {
     unspanned(4000)
 }
+fn default_busy_poll_us() -> Spanned<u32> {
+    unspanned(0)
+}
+fn default_busy_poll_budget() -> Spanned<u32> {
+    unspanned(64)
+}
 fn default_cpus() -> Spanned<Vec<u32>> {
     unspanned(Vec::new())
 }
@@ -152,6 +164,9 @@ pub struct Capture {
     pub snap: SnapMode,
     /// CPU of each queue's worker, in `queues` order; empty: not pinned.
     pub cpus: Vec<u32>,
+    /// Busy polling (0 µs: off) and its budget.
+    pub busy_poll_us: u32,
+    pub busy_poll_budget: u32,
 }
 
 impl Capture {
@@ -176,6 +191,19 @@ pub(super) fn validate(s: CaptureSection, c: &mut Collector<'_>) -> Option<Captu
     check_cpus(&s.cpus, s.queues.get_ref().len(), c);
     check_sizes(&s, c);
     check_bind(&s, c);
+    let (bp, budget) = (*s.busy_poll_us.get_ref(), *s.busy_poll_budget.get_ref());
+    if bp > 1000 {
+        c.at(
+            s.busy_poll_us.span(),
+            format!("busy_poll_us {bp} is above 1000; a longer poll holds the CPU without finding more"),
+        );
+    }
+    if !(1..=1024).contains(&budget) {
+        c.at(
+            s.busy_poll_budget.span(),
+            format!("busy_poll_budget {budget} must be between 1 and 1024"),
+        );
+    }
     let nap = *s.idle_nap_us.get_ref();
     if nap > 20_000 {
         c.at(
@@ -201,6 +229,8 @@ pub(super) fn validate(s: CaptureSection, c: &mut Collector<'_>) -> Option<Captu
         idle_nap: Duration::from_micros(u64::from(nap)),
         snap: s.snap,
         cpus: s.cpus.into_inner(),
+        busy_poll_us: bp,
+        busy_poll_budget: budget,
     })
 }
 

@@ -289,3 +289,23 @@ fn worker_cpus_are_one_per_queue_and_never_twice() {
         assert!(text.contains("test.toml:4:") && text.contains(want), "{cpus}: {text}");
     }
 }
+
+#[test]
+fn busy_polling_is_bounded() {
+    let base = "[capture]\ninterface = \"eth1\"\n";
+    let ok = parse(&format!("{base}busy_poll_us = 50\n[records]\npath = \"r\"\n")).unwrap();
+    assert_eq!((ok.capture.busy_poll_us, ok.capture.busy_poll_budget), (50, 64));
+    let errs = parse(&format!(
+        "{base}busy_poll_us = 5000\nbusy_poll_budget = 0\n[records]\npath = \"r\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        errs.contains("test.toml:3:") && errs.contains("busy_poll_us 5000 is above 1000"),
+        "{errs}"
+    );
+    assert!(
+        errs.contains("test.toml:4:") && errs.contains("busy_poll_budget 0 must be between 1 and 1024"),
+        "{errs}"
+    );
+}
