@@ -399,18 +399,19 @@ static __always_inline __u64 snap_len(struct xdp_md *ctx, struct walk *w, __u64 
 }
 
 /* The metadata of a captured frame (struct furui_meta). If the driver has
- * no room for it, user space finds no magic and walks the frame itself. */
-static __always_inline void write_meta(struct xdp_md *ctx, struct walk *w, __u32 class, __u64 len)
+ * no room for it, user space finds no magic and walks the frame itself.
+ * Returns whether it was written. */
+static __always_inline int write_meta(struct xdp_md *ctx, struct walk *w, __u32 class, __u64 len)
 {
 	struct furui_meta *m;
 	void *data;
 
 	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct furui_meta)))
-		return;
+		return 0;
 	data = (void *)(long)ctx->data;
 	m = (void *)(long)ctx->data_meta;
 	if ((void *)(m + 1) > data)
-		return;
+		return 0;
 	m->magic = FURUI_META_MAGIC;
 	m->ip_off = w->ip_off;
 	m->ip_ver = w->ip_ver;
@@ -420,6 +421,7 @@ static __always_inline void write_meta(struct xdp_md *ctx, struct walk *w, __u32
 	m->pad = 0;
 	m->tunnel_id = w->tunnel_id;
 	m->orig_len = len;
+	return 1;
 }
 
 SEC("xdp")
@@ -453,16 +455,16 @@ int furui_xdp(struct xdp_md *ctx)
 		goto not_captured;
 
 	queue = ctx->rx_queue_index;
-	/* Only what selection can use reaches user space. Inline, a frame
-	 * with no socket to go to passes to the stack: it is left whole. */
-	if (!cfg.inline_mode || bpf_map_lookup_elem(&xsks, &queue)) {
+	/* Only what selection can use reaches user space, and only with the
+	 * metadata that carries the original length (byte counts and size
+	 * rules stay exact; a frame without it, on a driver with no room for
+	 * it, goes whole). Inline, a frame with no socket to go to passes to
+	 * the stack: it is left whole. */
+	if (write_meta(ctx, &w, class, bytes) && (!cfg.inline_mode || bpf_map_lookup_elem(&xsks, &queue))) {
 		keep = snap_len(ctx, &w, bytes);
 		if (keep < bytes)
 			bpf_xdp_adjust_tail(ctx, -(int)(bytes - keep));
 	}
-	/* The original length travels in the metadata: byte counts and size
-	 * rules stay exact. */
-	write_meta(ctx, &w, class, bytes);
 	ret = bpf_redirect_map(&xsks, queue, fallback);
 	count(class, ret == XDP_REDIRECT ? ACTION_REDIRECT : ACTION_NO_SOCKET, bytes);
 	return ret;
