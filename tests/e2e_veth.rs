@@ -320,6 +320,30 @@ fn payload_past_the_rules_window_never_reaches_user_space() {
         0,
         "bytes past the window were copied"
     );
+    // A reload whose rule reads the whole payload (no depth) rewrites the
+    // snap: the next frames are copied whole, and none is cut.
+    std::fs::write(
+        rules_dir.join("r.toml"),
+        format!("version = \"snap-2\"\n[[rule]]\nid = \"marker\"\nmeasures = [\"transit\"]\npayload = [{{ text = \"{outside}\" }}]\n"),
+    )
+    .unwrap();
+    let (code, out) = rig.reload(&[]);
+    assert_eq!(code, Some(0), "{out}");
+    rig.send_line(&format!(
+        "--count 10 --size 300 --marker {inside} --tail-marker {outside} --flow 203.0.113.9,8.8.8.8,udp"
+    ));
+    let m = d.settled_metrics();
+    assert_eq!(
+        m.sum("furui_frames_truncated_total"),
+        n,
+        "no frame cut after the reload"
+    );
+    assert_eq!(m.sum("furui_bytes_erased_total"), (n - 5) * (42 + 64) + 10 * 300);
+    assert_eq!(
+        m.get("furui_rule_matches_total{rule=\"marker\"}"),
+        n + 10,
+        "the tail marker is now read"
+    );
     assert_eq!(d.stop(), 0);
 }
 
