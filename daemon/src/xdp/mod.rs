@@ -208,17 +208,9 @@ impl Classifier {
             .into_iter()
             .enumerate()
         {
-            let per_cpu = self
-                .skel
-                .maps
-                .snap_stats
-                .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)
-                .map_err(|source| XdpError::Map {
-                    map: "snap_stats",
-                    source,
-                })?
-                .unwrap_or_default();
-            out[i] = per_cpu.iter().filter_map(|v| layout::packet_count(v)).sum();
+            for_each_cpu(&self.skel.maps.snap_stats, "snap_stats", slot, |v| {
+                out[i] += layout::packet_count(v).unwrap_or(0);
+            })?;
         }
         Ok((out[0], out[1]))
     }
@@ -229,19 +221,9 @@ impl Classifier {
         for e in Encap::ALL {
             for o in Outcome::ALL {
                 let idx = (e as u32) * NUM_OUTCOMES as u32 + o as u32;
-                let per_cpu = self
-                    .skel
-                    .maps
-                    .encap_stats
-                    .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
-                    .map_err(|source| XdpError::Map {
-                        map: "encap_stats",
-                        source,
-                    })?
-                    .unwrap_or_default();
-                for n in per_cpu.iter().filter_map(|v| layout::packet_count(v)) {
-                    s.packets[e as usize][o as usize] += n;
-                }
+                for_each_cpu(&self.skel.maps.encap_stats, "encap_stats", idx, |v| {
+                    s.packets[e as usize][o as usize] += layout::packet_count(v).unwrap_or(0);
+                })?;
             }
         }
         Ok(s)
@@ -266,20 +248,12 @@ impl Classifier {
         for c in Class::ALL {
             for a in Action::ALL {
                 let idx = (c as u32) * NUM_ACTIONS as u32 + a as u32;
-                let per_cpu = self
-                    .skel
-                    .maps
-                    .class_stats
-                    .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
-                    .map_err(|source| XdpError::Map {
-                        map: "class_stats",
-                        source,
-                    })?
-                    .unwrap_or_default();
-                for n in per_cpu.iter().filter_map(|v| layout::class_counter(v)) {
-                    s.packets[c as usize][a as usize] += n.packets;
-                    s.bytes[c as usize][a as usize] += n.bytes;
-                }
+                for_each_cpu(&self.skel.maps.class_stats, "class_stats", idx, |v| {
+                    if let Some(n) = layout::class_counter(v) {
+                        s.packets[c as usize][a as usize] += n.packets;
+                        s.bytes[c as usize][a as usize] += n.bytes;
+                    }
+                })?;
             }
         }
         Ok(s)
@@ -363,4 +337,19 @@ impl Classifier {
         let prog_fd = self.skel.progs.furui_xdp.as_fd().as_raw_fd();
         attach::attach(prog_fd, interface, ifindex, mode)
     }
+}
+
+/// Calls `each` with every CPU's value of slot `idx` of a per-CPU map.
+fn for_each_cpu(
+    map: &libbpf_rs::MapMut<'static>,
+    name: &'static str,
+    idx: u32,
+    mut each: impl FnMut(&[u8]),
+) -> Result<(), XdpError> {
+    let per_cpu = map
+        .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
+        .map_err(|source| XdpError::Map { map: name, source })?
+        .unwrap_or_default();
+    per_cpu.iter().for_each(|v| each(v));
+    Ok(())
 }
