@@ -3,14 +3,18 @@
 //! headers up to the innermost transport header plus the payload bytes the
 //! rules can read; TLS ClientHello segments (a split hello's later segments
 //! included) and QUIC Initials stay whole; what is not captured is never
-//! touched. Needs root (CAP_BPF).
+//! touched. `furui replay`'s user-space snap (`select::Snapper`) is fed the
+//! same frames in the same order and must cut each captured one at the
+//! same length. Needs root (CAP_BPF).
 
 use std::net::IpAddr;
 
+use furui::classify::walk::DecapConfig;
 use furui::classify::Class;
 use furui::craft::tunnel::{wrap, Wrap};
 use furui::craft::{self, FrameSpec, Transport};
-use furui::select::Snap;
+use furui::parse::parse_frame;
+use furui::select::{Snap, Snapper};
 use furui::xdp::Classifier;
 
 const DOMESTIC: &[&str] = &["192.0.2.0/24", "2001:db8::/32"];
@@ -70,22 +74,52 @@ fn later_fragment() -> Vec<u8> {
     f
 }
 
-/// (what, frame in, length out; None: untouched and not captured).
-fn check(c: &Classifier, rows: &[(&str, Vec<u8>, Option<usize>)]) {
+/// The XDP program and the user-space snap, set alike.
+struct Cut {
+    c: Classifier,
+    us: Snapper,
+}
+
+impl Cut {
+    fn new(snap: Snap) -> Cut {
+        Cut {
+            c: classifier(snap),
+            us: Snapper::new(snap),
+        }
+    }
+
+    fn set_snap(&mut self, snap: Snap) {
+        self.c.set_snap(&snap).unwrap();
+        self.us = Snapper::new(snap);
+    }
+}
+
+/// (what, frame in, length out; None: untouched and not captured). A
+/// captured frame must be cut alike by the user-space snap.
+fn check(cut: &mut Cut, rows: &[(&str, Vec<u8>, Option<usize>)]) {
     let mut failures = Vec::new();
     for (what, frame, want) in rows {
-        let (_, meta, out) = c.test_run_out(frame).unwrap();
+        let (_, meta, out) = cut.c.test_run_out(frame).unwrap();
         let got = match (want, meta) {
             (Some(len), Some(m)) => {
                 let ok = out.len() == *len && m.orig_len as usize == frame.len() && out[..] == frame[..*len];
-                (!ok).then(|| {
-                    format!(
+                let user = match parse_frame(frame, &DecapConfig::DEFAULT) {
+                    Ok(h) => cut.us.keep(true, &h, frame),
+                    // What the snapper keeps of a frame that did not parse.
+                    Err(_) => frame.len(),
+                };
+                if !ok {
+                    Some(format!(
                         "out {} B, orig_len {} (want {len} B of {})",
                         out.len(),
                         m.orig_len,
                         frame.len()
-                    )
-                })
+                    ))
+                } else if user != out.len() {
+                    Some(format!("user space keeps {user} B, the XDP program {} B", out.len()))
+                } else {
+                    None
+                }
             }
             (None, None) => (out != *frame).then(|| "an uncaptured frame was changed".to_string()),
             (Some(_), None) => Some("not captured (no metadata)".to_string()),
@@ -101,7 +135,7 @@ fn check(c: &Classifier, rows: &[(&str, Vec<u8>, Option<usize>)]) {
 #[test]
 fn a_captured_frame_keeps_its_headers_and_the_rules_window_only() {
     let big = vec![0x33u8; 1000];
-    let c = classifier(Snap {
+    let mut c = Cut::new(Snap {
         payload: Some(0),
         keep_hellos: true,
     });
@@ -114,7 +148,7 @@ fn a_captured_frame_keeps_its_headers_and_the_rules_window_only() {
     );
     let vxlan_inner_l4 = ETH + IP4 + UDP + 8 + ETH + IP4;
     check(
-        &c,
+        &mut c,
         &[
             (
                 "TCP, headers only",
@@ -171,13 +205,12 @@ fn a_captured_frame_keeps_its_headers_and_the_rules_window_only() {
         ],
     );
     // The rules' window: 100 payload bytes.
-    c.set_snap(&Snap {
+    c.set_snap(Snap {
         payload: Some(100),
         keep_hellos: true,
-    })
-    .unwrap();
+    });
     check(
-        &c,
+        &mut c,
         &[
             (
                 "TCP, 100 payload bytes",
@@ -196,9 +229,9 @@ fn a_captured_frame_keeps_its_headers_and_the_rules_window_only() {
             ),
         ],
     );
-    c.set_snap(&Snap::WHOLE).unwrap();
+    c.set_snap(Snap::WHOLE);
     check(
-        &c,
+        &mut c,
         &[(
             "whole",
             tcp("203.0.113.5", "192.0.2.10", 4000, &big),
@@ -209,7 +242,7 @@ fn a_captured_frame_keeps_its_headers_and_the_rules_window_only() {
 
 #[test]
 fn client_hellos_and_quic_initials_stay_whole_even_when_split() {
-    let c = classifier(Snap {
+    let mut c = Cut::new(Snap {
         payload: Some(0),
         keep_hellos: true,
     });
@@ -219,9 +252,9 @@ fn client_hellos_and_quic_initials_stay_whole_even_when_split() {
     let rest = vec![0x42u8; 800];
     let last = vec![0x42u8; 405];
     let hello = |p: &[u8]| tcp(from, to, 4100, p);
-    let before = c.hello_follows().unwrap();
+    let before = c.c.hello_follows().unwrap();
     check(
-        &c,
+        &mut c,
         &[
             (
                 "the segment that starts the record",
@@ -243,7 +276,7 @@ fn client_hellos_and_quic_initials_stay_whole_even_when_split() {
             ),
         ],
     );
-    let after = c.hello_follows().unwrap();
+    let after = c.c.hello_follows().unwrap();
     assert_eq!(
         (after.0 - before.0, after.1 - before.1),
         (1, 1),
@@ -259,7 +292,7 @@ fn client_hellos_and_quic_initials_stay_whole_even_when_split() {
     let mut handshake = vec![0xe3, 0, 0, 0, 1, 8];
     handshake.resize(1200, 0x11);
     check(
-        &c,
+        &mut c,
         &[
             ("QUIC v1 Initial", udp(from, to, &initial), Some(ETH + IP4 + UDP + 1200)),
             ("QUIC v2 Initial", udp(from, to, &v2), Some(ETH + IP4 + UDP + 1200)),
@@ -268,10 +301,9 @@ fn client_hellos_and_quic_initials_stay_whole_even_when_split() {
         ],
     );
     // Without keep_hellos (not a mode the daemon uses): cut like the rest.
-    c.set_snap(&Snap {
+    c.set_snap(Snap {
         payload: Some(0),
         keep_hellos: false,
-    })
-    .unwrap();
-    check(&c, &[("hello, not kept", hello(&first), Some(ETH + IP4 + TCP))]);
+    });
+    check(&mut c, &[("hello, not kept", hello(&first), Some(ETH + IP4 + TCP))]);
 }

@@ -165,6 +165,67 @@ pub fn write_replay_wrapped(
     Ok(())
 }
 
+/// The rig's offline capture: `packets` Ethernet frames over `flows`
+/// flows, deterministic (the same file every time), 1 µs apart. A quarter
+/// of the flows are domestic (both ends in 192.0.2.0/24); the rest cross
+/// the border, inbound or outbound; one flow in 32 has its remote in the
+/// rig's indicator set (203.0.113.0/28). Two in three flows are TCP
+/// (to 443 or 80), the rest UDP (to 53 or 443); every frame is 60 to 1,400
+/// bytes, drawn uniformly.
+pub fn write_offline_capture(path: &Path, packets: usize, flows: usize) -> io::Result<()> {
+    use pcap_file::pcap::{PcapPacket, PcapWriter};
+    let mut rng = Rng(0x5eed_0ff1_1e5e_ed01);
+    let local = |r: u64| IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1 + (r % 254) as u8));
+    let specs: Vec<FrameSpec> = (0..flows.max(1))
+        .map(|i| {
+            let r = rng.next();
+            let here = local(r >> 8);
+            let there = if i % 4 == 0 {
+                local(r >> 16)
+            } else if i % 32 == 1 {
+                IpAddr::V4(Ipv4Addr::new(203, 0, 113, (r >> 24) as u8 % 16))
+            } else {
+                // Anywhere outside the domestic set and 203.0.113.0/28.
+                let a = Ipv4Addr::from((r >> 32) as u32 | 0x0100_0000);
+                match a.octets() {
+                    [192, 0, 2, _] | [203, 0, 113, 0..=15] => IpAddr::V4(Ipv4Addr::new(198, 51, 100, a.octets()[3])),
+                    _ => IpAddr::V4(a),
+                }
+            };
+            let (src, dst) = if (r >> 4) & 1 == 0 {
+                (there, here)
+            } else {
+                (here, there)
+            };
+            let sport = 1024 + (r >> 40) as u16 % 60_000;
+            let t = if i % 3 == 2 {
+                Transport::Udp {
+                    src_port: sport,
+                    dst_port: if r & 1 == 0 { 53 } else { 443 },
+                }
+            } else {
+                Transport::Tcp {
+                    src_port: sport,
+                    dst_port: if r & 1 == 0 { 443 } else { 80 },
+                    flags: 0x18,
+                }
+            };
+            FrameSpec::from_addrs(src, dst).transport(t)
+        })
+        .collect();
+    let mut w = PcapWriter::new(io::BufWriter::new(std::fs::File::create(path)?)).map_err(io::Error::other)?;
+    let start = std::time::Duration::from_secs(1_800_000_000);
+    for i in 0..packets {
+        let r = rng.next();
+        let spec = &specs[(r % specs.len() as u64) as usize];
+        let f = spec.clone().frame_len(60 + ((r >> 32) % 1_341) as usize).build();
+        let ts = start + std::time::Duration::from_micros(i as u64);
+        w.write_packet(&PcapPacket::new(ts, f.len() as u32, &f))
+            .map_err(io::Error::other)?;
+    }
+    Ok(())
+}
+
 /// A typical selected flow's record, for the export benches.
 pub fn sample_record() -> crate::flow::MechanicalRecord {
     crate::flow::MechanicalRecord {

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::erase::erase;
 use crate::flow::{FlowTable, FragTable, FragVerdict, Lookup, MechanicalRecord};
 use crate::parse::{parse_frame_into, parse_link_into, parse_with_meta_into, Headers, LinkType, ParseError};
-use crate::select::{judge_addresses, Hello, Matcher, SelectionState, SharedSelection};
+use crate::select::{judge_addresses, Hello, Matcher, SelectionState, SharedSelection, Snapper};
 
 /// Counts of one batch, flushed to the metrics by the caller.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -91,6 +91,15 @@ impl Pipeline {
     /// A pipeline with its own selection state (offline use, tests).
     pub fn new(cfg: &Config, queue: u32) -> Pipeline {
         Self::with_shared(cfg, queue, crate::select::shared(cfg.selection_state()))
+    }
+
+    /// A pipeline for offline input (`furui replay`): its own selection
+    /// state, and a flow table that grows as flows come (live pipelines
+    /// size theirs up front, so that no growth pauses a worker).
+    pub fn offline(cfg: &Config) -> Pipeline {
+        let mut p = Self::new(cfg, 0);
+        p.flows.grow_on_demand();
+        p
     }
 
     /// A pipeline reading the shared, reloadable selection state.
@@ -228,6 +237,38 @@ impl Pipeline {
         let mut h = Headers::empty();
         let parsed = parse_link_into(link, frame, &self.cur.decap, &mut h);
         self.select_and_erase(parsed, &mut h, frame, now_ns);
+    }
+
+    /// Offline input read in place: parses `data` where the capture file
+    /// holds it (the file is not ours to erase), copies into `buf` only
+    /// the bytes `snap` keeps, as the XDP program would have, and processes
+    /// and erases that copy. `orig_len` is the packet's length on the wire
+    /// (more than `data` when the capture itself cut it).
+    #[inline(never)]
+    pub fn process_read(
+        &mut self,
+        link: LinkType,
+        data: &[u8],
+        orig_len: u32,
+        snap: &mut Snapper,
+        buf: &mut Vec<u8>,
+        now_ns: u64,
+    ) {
+        let mut h = Headers::empty();
+        h.snapped = orig_len as usize > data.len();
+        let parsed = parse_link_into(link, data, &self.cur.decap, &mut h);
+        let keep = snap.keep(parsed.is_ok(), &h, data);
+        buf.clear();
+        buf.extend_from_slice(&data[..keep]);
+        if keep < data.len() {
+            h.snapped = true;
+            let room = keep.saturating_sub(usize::from(h.payload_offset));
+            h.payload_len = h.payload_len.min(u16::try_from(room).unwrap_or(u16::MAX));
+        }
+        let seen = u64::from(orig_len).max(data.len() as u64);
+        self.counters.bytes_seen += seen;
+        self.counters.frames_truncated += u64::from(seen > keep as u64);
+        self.select_and_erase(parsed, &mut h, buf, now_ns);
     }
 
     /// `h` holds what the parse filled in (complete when `parsed` is Ok).

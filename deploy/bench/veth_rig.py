@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
-"""veth benchmark rig for furui and three passive receivers.
+"""veth benchmark rig for furui and the passive receivers it is compared with.
 
+Receivers: furui with its default snap (headers plus what the rules read:
+here, no payload rules, so headers only), furui-whole (snap = "whole":
+every byte copied), tcpdump (whole frames) and tcpdump-s96 (-s 96, what
+softflowd asks for), softflowd (its default 96-byte snap) and pmacctd.
 For each workload (64-byte UDP; a ~650-byte mix of 64/576/1500) and each
 receiver, RUNS runs of DURATION seconds in two phases:
   ceiling    trafgen on core 1 with no rate limit: packets/s received and
@@ -25,8 +29,20 @@ rest of its CPU is waking up and going back to sleep.
 Reported: median and range over runs of received pps and CPU ns/packet,
 and furui's CPU-per-packet ratio to each other receiver, measured at the
 same rate (the ceiling phase's ratios are printed too, for reference).
+Two more phases:
+  queues     furui alone on the mix at the same rate, on a veth with one RX
+             queue and then two (one worker per queue, pinned to cores 0
+             and 1): each queue's in-batch throughput (frames received /
+             furui_batch_seconds_total), summed over the queues;
+  offline    a deterministic capture (furui-gen --offline-capture: 1 M
+             packets, ~20 k flows, 60-1,400 bytes, a quarter domestic),
+             read RUNS times by `furui replay`, `softflowd -r` and
+             `tcpdump -r -w /dev/null`, interleaved; CPU is user+system
+             time of each process (getrusage).
+The summary ends with the issue's ratios, each from this one run.
 Environment knobs: BENCH_SECONDS, BENCH_RUNS, BENCH_RATE, BENCH_WORKLOADS
-and BENCH_RECEIVERS (comma lists), FURUI_BENCH_CAPTURE (extra [capture]
+and BENCH_RECEIVERS and BENCH_PHASES (comma lists; phases: live, queues,
+offline), BENCH_OFFLINE_PACKETS, FURUI_BENCH_CAPTURE (extra [capture]
 lines for furui), FURUI_BENCH_INDICATOR (furui's indicator set; the
 default selects every generated packet). Traffic stays inside the two
 namespaces this script creates; they are deleted at exit.
@@ -44,7 +60,10 @@ FURUI = f"{ROOT}/target/release/furui"
 GEN = f"{ROOT}/target/release/furui-gen"
 TICK = os.sysconf("SC_CLK_TCK")
 WORKLOADS = [w for w in os.environ.get("BENCH_WORKLOADS", "udp64,mix650").split(",") if w]
-RECEIVERS = [r for r in os.environ.get("BENCH_RECEIVERS", "furui,tcpdump,softflowd,pmacctd").split(",") if r]
+RECEIVERS = [r for r in os.environ.get(
+    "BENCH_RECEIVERS", "furui,furui-whole,tcpdump,tcpdump-s96,softflowd,pmacctd").split(",") if r]
+BENCH_PHASES = [p for p in os.environ.get("BENCH_PHASES", "live,queues,offline").split(",") if p]
+OFFLINE_PACKETS = int(os.environ.get("BENCH_OFFLINE_PACKETS", "1000000"))
 
 
 def sh(*a, check=True, **kw):
@@ -60,14 +79,15 @@ def cleanup():
         sh("ip", "netns", "del", n, check=False)
 
 
-def rig():
+def rig(queues=1):
     cleanup()
     sh("ip", "netns", "add", NS_CAP)
     sh("ip", "netns", "add", NS_GEN)
     for n in (NS_CAP, NS_GEN):
         ns(n, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
         sh("ip", "-n", n, "link", "set", "lo", "up")
-    sh("ip", "-n", NS_CAP, "link", "add", CAP_IF, "type", "veth", "peer", "name", GEN_IF, "netns", NS_GEN)
+    q = ["numtxqueues", str(queues), "numrxqueues", str(queues)] if queues > 1 else []
+    sh("ip", "-n", NS_CAP, "link", "add", CAP_IF, *q, "type", "veth", "peer", "name", GEN_IF, *q, "netns", NS_GEN)
     sh("ip", "-n", NS_CAP, "link", "set", CAP_IF, "up")
     sh("ip", "-n", NS_GEN, "link", "set", GEN_IF, "up")
     ns(NS_CAP, "ethtool", "-K", CAP_IF, "gro", "off", check=False)
@@ -159,17 +179,12 @@ def msum(m, name):
     return sum(v for k, v in m.items() if k == name or k.startswith(name + "{"))
 
 
-class Receiver:
-    def __init__(self, name, tmp):
-        self.name, self.tmp, self.proc = name, tmp, None
-
-    def start(self):
-        t = self.tmp
-        if self.name == "furui":
-            cfg = f"{t}/furui.toml"
-            open(cfg, "w").write(f"""
+def furui_config(path, t, capture=""):
+    """The furui config of every phase; `capture` adds [capture] lines."""
+    open(path, "w").write(f"""
 [capture]
 interface = "{CAP_IF}"
+{capture}
 {os.environ.get("FURUI_BENCH_CAPTURE", "")}
 [domestic]
 prefixes = ["192.0.2.0/24"]
@@ -183,9 +198,26 @@ prefixes = ["{os.environ.get("FURUI_BENCH_INDICATOR", "203.0.113.0/28")}"]
 [records]
 path = "{t}/records.jsonl"
 """)
+
+
+class Receiver:
+    def __init__(self, name, tmp, queues=1):
+        self.name, self.tmp, self.proc, self.queues = name, tmp, None, queues
+
+    def start(self):
+        t = self.tmp
+        if self.name.startswith("furui"):
+            cfg = f"{t}/furui.toml"
+            capture = 'snap = "whole"\n' if self.name == "furui-whole" else ""
+            if self.queues > 1:
+                qs = ", ".join(str(q) for q in range(self.queues))
+                capture += f"queues = [{qs}]\ncpus = [{qs}]\n"
+            furui_config(cfg, t, capture)
             cmd = [FURUI, "run", "--config", cfg]
         elif self.name == "tcpdump":
             cmd = ["tcpdump", "-i", CAP_IF, "-n", "-w", "/dev/null", "-B", "32768"]
+        elif self.name == "tcpdump-s96":
+            cmd = ["tcpdump", "-i", CAP_IF, "-n", "-s", "96", "-w", "/dev/null", "-B", "32768"]
         elif self.name == "softflowd":
             cmd = ["softflowd", "-d", "-i", CAP_IF, "-n", "127.0.0.1:2055", "-c", f"{t}/softflowd.ctl", "-v", "9"]
         elif self.name == "pmacctd":
@@ -193,9 +225,10 @@ path = "{t}/records.jsonl"
             open(conf, "w").write(f"daemonize: false\npcap_interface: {CAP_IF}\naggregate: src_host, dst_host, src_port, dst_port, proto\nplugins: print\nprint_refresh_time: 60\nprint_output_file: {t}/pmacct.out\nlogfile: {t}/pmacctd.log\n")
             cmd = ["pmacctd", "-f", conf]
         self.log = open(f"{t}/{self.name}.stderr", "w+")
-        self.proc = subprocess.Popen(["ip", "netns", "exec", NS_CAP, "taskset", "-c", "0"] + cmd,
+        cores = ",".join(str(c) for c in range(self.queues))
+        self.proc = subprocess.Popen(["ip", "netns", "exec", NS_CAP, "taskset", "-c", cores] + cmd,
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        time.sleep(2.5 if self.name == "furui" else 1.5)
+        time.sleep(2.5 if self.name.startswith("furui") else 1.5)
         if self.proc.poll() is not None:
             self.log.seek(0)
             raise RuntimeError(f"{self.name} did not start: {self.log.read()[-2000:]}")
@@ -206,12 +239,15 @@ path = "{t}/records.jsonl"
 
     def counters(self):
         """(received, lost) by the receiver's own account, where it has one."""
-        if self.name == "furui":
+        if self.name.startswith("furui"):
             m = metrics()
             lost = msum(m, "furui_xsk_rx_ring_full_total") + msum(m, "furui_xsk_rx_dropped_total")
             # For the report: time spent inside batches and their number
             # (the rest of furui's CPU is waking up and sleeping).
             self.batch = (msum(m, "furui_erase_latency_seconds_sum"), msum(m, "furui_erase_latency_seconds_count"))
+            # Per queue: frames received and seconds inside batches.
+            self.per_queue = {q: (m.get(f'furui_frames_received_total{{queue="{q}"}}', 0),
+                                  m.get(f'furui_batch_seconds_total{{queue="{q}"}}', 0)) for q in range(self.queues)}
             return msum(m, "furui_frames_received_total"), lost
         if self.name == "softflowd":
             out = ns(NS_CAP, "softflowctl", "-c", f"{self.tmp}/softflowd.ctl", "statistics", check=False).stdout
@@ -222,7 +258,11 @@ path = "{t}/records.jsonl"
 
     def stop(self):
         before_batch = getattr(self, "batch", None)
+        before_queues = getattr(self, "per_queue", None)
         after = self.counters()
+        if before_queues:
+            self.queue_deltas = {q: (self.per_queue[q][0] - before_queues[q][0], self.per_queue[q][1] - before_queues[q][1])
+                                 for q in before_queues}
         if before_batch:
             self.batches = (self.batch[0] - before_batch[0], self.batch[1] - before_batch[1])
         recv = lost = None
@@ -233,7 +273,7 @@ path = "{t}/records.jsonl"
             time.sleep(1.0)
         for p in reversed(self.pids()):
             try:
-                os.kill(p, signal.SIGINT if self.name == "tcpdump" else signal.SIGTERM)
+                os.kill(p, signal.SIGINT if self.name.startswith("tcpdump") else signal.SIGTERM)
             except ProcessLookupError:
                 pass
         try:
@@ -243,7 +283,7 @@ path = "{t}/records.jsonl"
             self.proc.wait()
         self.log.seek(0)
         text = self.log.read()
-        if self.name == "tcpdump":
+        if self.name.startswith("tcpdump"):
             c = re.search(r"(\d+) packets received by filter", text)
             d = re.search(r"(\d+) packets dropped by kernel", text)
             recv = int(c.group(1)) - (int(d.group(1)) if d else 0) if c else None
@@ -267,12 +307,12 @@ path = "{t}/records.jsonl"
         return recv, lost
 
 
-def run_once(name, workload, conf, tmp, rate):
+def run_once(name, workload, conf, tmp, rate, queues=1):
     # A fresh veth pair per run: re-attaching XDP to a veth that already
     # had a program (and AF_XDP sockets) was seen to lose frames in later
     # runs, an artifact no deployment has (it attaches once).
-    rig()
-    r = Receiver(name, tmp)
+    rig(queues)
+    r = Receiver(name, tmp, queues)
     r.start()
     pids = r.pids()
     tx0, cpu0, on0 = tx_packets(), cpu_seconds(pids), oncpu_seconds(pids)
@@ -304,6 +344,11 @@ def run_once(name, workload, conf, tmp, rate):
     extra = {}
     if getattr(r, "batches", None) and recv:
         extra = {"batch_ns_per_frame": r.batches[0] * 1e9 / recv, "batches": int(r.batches[1])}
+    if getattr(r, "queue_deltas", None):
+        # In-batch throughput: each worker's frames over its time inside
+        # batches, summed over the workers (they run side by side).
+        extra["queues"] = {q: {"frames": f, "batch_s": s} for q, (f, s) in r.queue_deltas.items()}
+        extra["in_batch_pps"] = sum(f / s for f, s in r.queue_deltas.values() if s > 0)
     return {**extra, "offered": offered, "received": recv, "lost": lost, "cpu_s": cpu1 - cpu0,
             "cpu_ns_per_pkt": (cpu1 - cpu0) * 1e9 / offered if offered else None,
             "oncpu_ns_per_pkt": (on1 - on0) * 1e9 / offered if offered else None,
@@ -323,49 +368,146 @@ def fmt(t, unit=""):
     return f"{m:,.0f}{unit} [{lo:,.0f}-{hi:,.0f}]"
 
 
+def cpu_of(cmd):
+    """User+system CPU seconds of one run of `cmd` (its own rusage)."""
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, ru = os.wait4(p.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"{cmd[0]} failed (status {status})")
+    return ru.ru_utime + ru.ru_stime
+
+
+def offline_phase(tmp):
+    """The offline phase: CPU seconds per tool, RUNS runs each, interleaved."""
+    pcap = f"{tmp}/offline.pcap"
+    sh(GEN, "--offline-capture", pcap, "--offline-packets", str(OFFLINE_PACKETS))
+    cfg = f"{tmp}/offline.toml"
+    furui_config(cfg, tmp)
+    tools = {
+        "furui replay": [FURUI, "replay", "--config", cfg, "--pcap", pcap],
+        "softflowd -r": ["softflowd", "-r", pcap, "-n", "127.0.0.1:2055", "-v", "9"],
+        "tcpdump -r": ["tcpdump", "-r", pcap, "-w", "/dev/null"],
+    }
+    subprocess.run(["cat", pcap], stdout=subprocess.DEVNULL, check=True)  # into the page cache
+    out = {name: [] for name in tools}
+    for run in range(RUNS):
+        for name, cmd in tools.items():
+            out[name].append(cpu_of(["taskset", "-c", "0"] + cmd))
+            print(f"offline run {run + 1} {name:14} cpu {out[name][-1]:.3f}s", flush=True)
+    os.unlink(pcap)
+    return out
+
+
+def live_summary(results, phase_rates):
+    for workload in WORKLOADS:
+        for phase, rate in phase_rates:
+            print(f"\n{workload}, {phase}" + (f" ({rate})" if rate else " (generator's ceiling)") + ":")
+            print(f"  {'receiver':11} {'offered pps':>24} {'received pps':>24} {'lost pkts':>18} {'CPU ns/pkt':>20}"
+                  f" {'on-CPU ns/pkt':>20}")
+            for name in RECEIVERS:
+                rs = results[(workload, phase, name)]
+                print(f"  {name:11} {fmt(med([r['offered_pps'] for r in rs])):>24} "
+                      f"{fmt(med([r['received_pps'] for r in rs])):>24} {fmt(med([r['lost'] for r in rs])):>18} "
+                      f"{fmt(med([r['cpu_ns_per_pkt'] for r in rs])):>20} "
+                      f"{fmt(med([r['oncpu_ns_per_pkt'] for r in rs])):>20}")
+            if "furui" not in RECEIVERS:
+                continue
+            f = med([r["cpu_ns_per_pkt"] for r in results[(workload, phase, "furui")]])[0]
+            for name in RECEIVERS:
+                o = med([r["cpu_ns_per_pkt"] for r in results[(workload, phase, name)]])[0]
+                if name != "furui" and f and o:
+                    print(f"  furui CPU/packet / {name} CPU/packet = {f / o:.2f}")
+
+
+def ratios(results, phase_rates, queue_results, offline):
+    """The issue's targets, each from this run."""
+    print("\nRatios (targets in brackets):")
+    same = [p for p, r in phase_rates if r]
+    ceiling = [p for p, r in phase_rates if not r]
+    for workload in WORKLOADS:
+        if "furui" in RECEIVERS and "softflowd" in RECEIVERS:
+            for p in same:
+                f = med([r["cpu_ns_per_pkt"] for r in results[(workload, p, "furui")]])[0]
+                o = med([r["cpu_ns_per_pkt"] for r in results[(workload, p, "softflowd")]])[0]
+                if f and o:
+                    print(f"  {workload}: furui CPU/packet / softflowd's at {RATE}: {f / o:.2f}  [<= 1.0]")
+            for p in ceiling:
+                fr = results[(workload, p, "furui")]
+                f = med([r["received_pps"] for r in fr])[0]
+                o = med([r["received_pps"] for r in results[(workload, p, "softflowd")]])[0]
+                lost = max((r["lost"] or 0) for r in fr)
+                if f and o:
+                    print(f"  {workload}: at the ceiling, furui received pps / softflowd's: {f / o:.2f}  [>= 1.0],"
+                          f" furui's most lost in a run: {lost:,}  [0]")
+    if queue_results:
+        one = med([r.get("in_batch_pps") for r in queue_results[1]])[0]
+        two = med([r.get("in_batch_pps") for r in queue_results[2]])[0]
+        if one and two:
+            print(f"  2 queues / 1 queue, in-batch throughput: {two / one:.2f}  [>= 1.8]"
+                  f"  ({one:,.0f} vs {two:,.0f} frames/s inside batches)")
+    if offline:
+        f = statistics.median(offline["furui replay"])
+        s = statistics.median(offline["softflowd -r"])
+        t = statistics.median(offline["tcpdump -r"])
+        print(f"  offline: softflowd -r CPU / furui replay CPU: {s / f:.2f}  [>= 5]")
+        print(f"  offline: furui replay CPU / tcpdump -r CPU: {f / t:.2f}  [<= 1.25]")
+
+
 def main():
     if os.geteuid() != 0:
         sys.exit("the bench rig needs root")
-    results = {}
+    results, queue_results, offline = {}, {}, None
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for workload in WORKLOADS:
-                conf = f"{tmp}/{workload}.trafgen"
-                trafgen_conf(workload, conf)
-                for phase, rate in PHASES:
-                    for run in range(RUNS):
-                        # Interleave receivers within a run so drift hits all alike.
-                        for name in RECEIVERS:
-                            res = run_once(name, workload, conf, tmp, rate)
-                            results.setdefault((workload, phase, name), []).append(res)
-                            print(f"{workload:7} {phase:9} run {run + 1} {name:10} offered {res['offered']:>9,} "
-                                  f"received {res['received'] if res['received'] is not None else 'n/a':>9} "
-                                  f"lost {res['lost'] if res['lost'] is not None else 'n/a':>7} "
-                                  f"cpu {res['cpu_s']:.2f}s"
-                                  + (f" (in batches {res['batch_ns_per_frame']:.0f} ns/frame, {res['batches']:,} batches)"
-                                     if "batches" in res else ""), flush=True)
+            if "live" in BENCH_PHASES:
+                for workload in WORKLOADS:
+                    conf = f"{tmp}/{workload}.trafgen"
+                    trafgen_conf(workload, conf)
+                    for phase, rate in PHASES:
+                        for run in range(RUNS):
+                            # Interleave receivers within a run so drift hits all alike.
+                            for name in RECEIVERS:
+                                res = run_once(name, workload, conf, tmp, rate)
+                                results.setdefault((workload, phase, name), []).append(res)
+                                print(f"{workload:7} {phase:9} run {run + 1} {name:11} offered {res['offered']:>9,} "
+                                      f"received {res['received'] if res['received'] is not None else 'n/a':>9} "
+                                      f"lost {res['lost'] if res['lost'] is not None else 'n/a':>7} "
+                                      f"cpu {res['cpu_s']:.2f}s"
+                                      + (f" (in batches {res['batch_ns_per_frame']:.0f} ns/frame, {res['batches']:,} batches)"
+                                         if "batches" in res else ""), flush=True)
+            if "queues" in BENCH_PHASES:
+                conf = f"{tmp}/queues.trafgen"
+                trafgen_conf("mix650", conf)
+                for run in range(RUNS):
+                    for queues in (1, 2):
+                        res = run_once("furui", "mix650", conf, tmp, RATE, queues)
+                        queue_results.setdefault(queues, []).append(res)
+                        per = ", ".join(f"queue {q}: {v['frames']:,.0f} frames in {v['batch_s']:.3f} s"
+                                        for q, v in res.get("queues", {}).items())
+                        print(f"queues  {queues} run {run + 1} received {res['received']:,} lost {res['lost']} "
+                              f"in-batch {res.get('in_batch_pps', 0):,.0f} frames/s ({per})", flush=True)
+            if "offline" in BENCH_PHASES:
+                offline = offline_phase(tmp)
             print()
             print(f"{DURATION:.0f} s per run, {RUNS} runs, median [min-max]; receiver on core 0, trafgen on core 1")
-            for workload in WORKLOADS:
-                for phase, rate in PHASES:
-                    print(f"\n{workload}, {phase}" + (f" ({rate})" if rate else " (generator's ceiling)") + ":")
-                    print(f"  {'receiver':10} {'offered pps':>24} {'received pps':>24} {'lost pkts':>18} {'CPU ns/pkt':>20}"
-                          f" {'on-CPU ns/pkt':>20}")
-                    for name in RECEIVERS:
-                        rs = results[(workload, phase, name)]
-                        print(f"  {name:10} {fmt(med([r['offered_pps'] for r in rs])):>24} "
-                              f"{fmt(med([r['received_pps'] for r in rs])):>24} {fmt(med([r['lost'] for r in rs])):>18} "
-                              f"{fmt(med([r['cpu_ns_per_pkt'] for r in rs])):>20} "
-                              f"{fmt(med([r['oncpu_ns_per_pkt'] for r in rs])):>20}")
-                    if "furui" not in RECEIVERS:
-                        continue
-                    f = med([r["cpu_ns_per_pkt"] for r in results[(workload, phase, "furui")]])[0]
-                    for name in RECEIVERS:
-                        o = med([r["cpu_ns_per_pkt"] for r in results[(workload, phase, name)]])[0]
-                        if name != "furui" and f and o:
-                            print(f"  furui CPU/packet / {name} CPU/packet = {f / o:.2f}")
+            if results:
+                live_summary(results, PHASES)
+            if queue_results:
+                print(f"\nmix650 at {RATE}, furui on 1 and 2 RX queues (workers pinned to cores 0 and 1):")
+                for queues, rs in sorted(queue_results.items()):
+                    print(f"  {queues} queue(s): in-batch {fmt(med([r.get('in_batch_pps') for r in rs]), ' frames/s')}, "
+                          f"received {fmt(med([r['received_pps'] for r in rs]), ' pps')}, "
+                          f"lost {fmt(med([r['lost'] for r in rs]))}")
+            if offline:
+                print(f"\noffline, {OFFLINE_PACKETS:,} packets, CPU seconds (user+system), median [min-max]:")
+                for name, xs in offline.items():
+                    print(f"  {name:14} {statistics.median(xs):.3f} [{min(xs):.3f}-{max(xs):.3f}]"
+                          f"  ({statistics.median(xs) * 1e9 / OFFLINE_PACKETS:.0f} ns/packet)")
+            ratios(results, PHASES, queue_results, offline)
             with open(f"{ROOT}/target/bench-veth.json", "w") as out:
-                json.dump({f"{w}/{p}/{n}": v for (w, p, n), v in results.items()}, out, indent=1)
+                json.dump({"live": {f"{w}/{p}/{n}": v for (w, p, n), v in results.items()},
+                           "queues": {str(q): v for q, v in queue_results.items()},
+                           "offline": offline}, out, indent=1)
     finally:
         cleanup()
 

@@ -19,7 +19,7 @@ use furui::sys::PacketSocket;
 )]
 struct Args {
     /// Interface to send on (required unless --trafgen or --bench-fixture).
-    #[arg(long, required_unless_present_any = ["trafgen", "bench_fixture"])]
+    #[arg(long, required_unless_present_any = ["trafgen", "bench_fixture", "offline_capture"])]
     iface: Option<String>,
     /// A flow to send: SRC,DST[,udp|tcp|icmp[,SPORT,DPORT]]. Repeatable; sent round-robin.
     #[arg(long = "flow")]
@@ -74,6 +74,15 @@ struct Args {
     /// wrapped in the --encap layers if any (bench only).
     #[arg(long)]
     bench_fixture: Option<std::path::PathBuf>,
+    /// Write the bench rig's offline capture to this pcap instead of
+    /// sending: --offline-packets frames over --offline-flows flows, 60 to
+    /// 1,400 bytes, a quarter of the flows domestic (bench only).
+    #[arg(long)]
+    offline_capture: Option<std::path::PathBuf>,
+    #[arg(long, default_value_t = 1_000_000)]
+    offline_packets: usize,
+    #[arg(long, default_value_t = 20_000)]
+    offline_flows: usize,
 }
 
 /// The Ethernet frames of a capture (other link types are refused).
@@ -196,6 +205,15 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("furui-gen: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    if let Some(path) = &a.offline_capture {
+        return match furui::benchkit::write_offline_capture(path, a.offline_packets, a.offline_flows) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("furui-gen: cannot write {}: {e}", path.display());
                 ExitCode::from(1)
             }
         };

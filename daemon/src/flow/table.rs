@@ -288,6 +288,14 @@ impl<S: PerFlow> FlowTable<S> {
         }
     }
 
+    /// Gives up the table's up-front allocation: it grows as flows come.
+    /// For offline input, where growing costs a pause no ring can
+    /// overflow in, while a table sized for the most flows spreads a few
+    /// flows over memory no cache holds.
+    pub fn grow_on_demand(&mut self) {
+        self.flows.shrink_to(self.flows.len());
+    }
+
     pub fn len(&self) -> usize {
         self.flows.len()
     }

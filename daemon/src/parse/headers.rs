@@ -86,6 +86,10 @@ pub struct Headers {
     /// first byte, length). Selection scans it in place; nothing copies it.
     pub payload_offset: u16,
     pub payload_len: u16,
+    /// Where the innermost transport header starts in the frame (0: no
+    /// transport header, as in a later fragment). The offline snap cuts
+    /// from here, as the XDP program does.
+    pub l4_offset: u16,
     /// The encapsulations opened to reach the IP header above (empty for
     /// a plain frame).
     pub encap: EncapChain,
@@ -118,6 +122,7 @@ impl Headers {
             l4: L4::None,
             payload_offset: 0,
             payload_len: 0,
+            l4_offset: 0,
             encap: EncapChain::NONE,
             tunnel: None,
             frag: None,
@@ -281,6 +286,8 @@ fn walk_to_inner(frame: &[u8], walk_from: (usize, Start), decap: &DecapConfig, h
         ethertype: h.ethertype,
         encap: w.chain,
         tunnel: w.tunnel,
+        // A cut frame's inner packet is cut too.
+        snapped: h.snapped,
         ..Headers::empty()
     };
     let t = if v6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 };
@@ -328,6 +335,9 @@ pub(crate) fn parse_l3(ethertype: u16, rest: &[u8], at: usize, h: &mut Headers) 
             Err(_) => h.payload_len = 0,
         }
     }
+    if h.l4_offset > 0 {
+        h.l4_offset = u16::try_from(at + usize::from(h.l4_offset)).unwrap_or(0);
+    }
     Ok(())
 }
 
@@ -367,6 +377,7 @@ fn parse_ipv4(bytes: &[u8], h: &mut Headers) -> Result<()> {
         });
     }
     if ip.frag_offset() == 0 {
+        h.l4_offset = ip.header_len() as u16;
         if ip.more_fragments() {
             let (l4, whole) = parse_l4_first_fragment(ip.protocol(), ip.payload());
             h.l4 = l4;
@@ -401,6 +412,7 @@ fn parse_ipv6(bytes: &[u8], h: &mut Headers) -> Result<()> {
         });
     }
     if !up.later_fragment && up.protocol != NH_NO_NEXT {
+        h.l4_offset = (40 + up.offset) as u16;
         let l4 = &payload[up.offset..];
         if up.first_fragment {
             let (l4, whole) = parse_l4_first_fragment(up.protocol, l4);

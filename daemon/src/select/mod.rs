@@ -9,10 +9,12 @@
 pub mod hello;
 pub mod quic;
 pub mod rules;
+pub mod snap;
 mod stage;
 pub mod tls;
 
 pub use hello::Hello;
+pub use snap::{Snap, Snapper};
 pub use stage::{judge_addresses, Matcher};
 
 use std::net::IpAddr;
@@ -60,48 +62,6 @@ impl SelectionState {
 }
 
 /// The selection state shared by the workers and the control plane.
-/// What of a captured frame reaches user space: the XDP program cuts the
-/// rest off before the copy (data minimization: bytes no rule can use are
-/// never copied). Written to the program at start and on every reload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Snap {
-    /// Payload bytes kept after the innermost transport header; None: all.
-    pub payload: Option<u32>,
-    /// Keep whole the frames fingerprinting reads (TLS ClientHello
-    /// segments, QUIC Initials).
-    pub keep_hellos: bool,
-}
-
-impl Snap {
-    /// Every byte of every captured frame.
-    pub const WHOLE: Snap = Snap {
-        payload: None,
-        keep_hellos: true,
-    };
-
-    /// What `rules` can use, and the hellos fingerprinting reads.
-    pub fn of_rules(rules: &rules::RuleSet) -> Snap {
-        Snap {
-            payload: rules.payload_window(),
-            keep_hellos: true,
-        }
-    }
-}
-
-impl std::fmt::Display for Snap {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.payload {
-            None => f.write_str("whole frames")?,
-            Some(0) => f.write_str("headers only")?,
-            Some(n) => write!(f, "headers + {n} payload bytes")?,
-        }
-        if self.keep_hellos && self.payload.is_some() {
-            f.write_str(" (ClientHello segments and QUIC Initials whole)")?;
-        }
-        Ok(())
-    }
-}
-
 pub type SharedSelection = std::sync::Arc<arc_swap::ArcSwap<SelectionState>>;
 
 pub fn shared(state: SelectionState) -> SharedSelection {

@@ -10,7 +10,7 @@ pub mod queue;
 pub mod summary;
 
 use prometheus::{
-    GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    CounterVec, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 use crate::classify::walk::{Encap, Outcome};
@@ -29,6 +29,7 @@ pub struct Metrics {
     pub bytes_erased: IntCounterVec,
     pub frames_without_metadata: IntCounterVec,
     pub frames_truncated: IntCounterVec,
+    pub batch_seconds: CounterVec,
     pub frame_bytes_seen: IntCounterVec,
     pub xdp_hello_follows: IntCounterVec,
     pub erase_latency: Histogram,
@@ -141,6 +142,13 @@ impl Metrics {
         )
         .expect("histogram definition is valid");
         r.register(Box::new(erase_latency.clone())).expect("unique");
+        let batch_seconds = CounterVec::new(
+            Opts::new(BATCH_SECONDS, "Seconds the queue's worker spent inside batches (taking frames off the RX ring to the last one erased): its busy time. Frames received over this is the worker's in-batch throughput; its rate near 1 means the worker is saturated."),
+            &["queue"],
+        )
+        .expect("metric definition is valid");
+        r.register(Box::new(batch_seconds.clone()))
+            .expect("metric names are unique");
         let parse_errors = counter_vec(
             &r,
             PARSE_ERRORS,
@@ -424,6 +432,7 @@ impl Metrics {
             bytes_erased,
             frames_without_metadata,
             frames_truncated,
+            batch_seconds,
             frame_bytes_seen,
             xdp_hello_follows,
             erase_latency,

@@ -13,6 +13,7 @@ pub const FRAMES_TRUNCATED: &str = "furui_frames_truncated_total";
 pub const FRAME_BYTES_SEEN: &str = "furui_frame_bytes_seen_total";
 pub const XDP_HELLO_FOLLOWS: &str = "furui_xdp_hello_follows_total";
 pub const ERASE_LATENCY: &str = "furui_erase_latency_seconds";
+pub const BATCH_SECONDS: &str = "furui_batch_seconds_total";
 pub const PARSE_ERRORS: &str = "furui_parse_errors_total";
 pub const RECORDS_SELECTED: &str = "furui_records_selected_total";
 pub const RECORDS_WRITTEN: &str = "furui_records_written_total";

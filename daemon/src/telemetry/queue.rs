@@ -5,7 +5,7 @@
 //! together, after the whole batch is erased, so a scrape sees received ==
 //! erased unless erasure failed.
 
-use prometheus::{Gauge, Histogram, IntCounter, IntCounterVec, IntGauge};
+use prometheus::{Counter, Gauge, Histogram, IntCounter, IntCounterVec, IntGauge};
 
 use super::{raise_to, Metrics};
 use crate::budget::Budget;
@@ -23,6 +23,7 @@ pub struct QueuePublisher {
     parse_errors: Vec<IntCounter>,
     rule_matches: IntCounterVec,
     erase_latency: Histogram,
+    batch_seconds: Counter,
     flows_active: IntGauge,
     flows_evicted: IntCounter,
     fragments: Vec<IntCounter>,
@@ -57,6 +58,7 @@ impl QueuePublisher {
                 .collect(),
             rule_matches: metrics.rule_matches.clone(),
             erase_latency: metrics.erase_latency.clone(),
+            batch_seconds: metrics.batch_seconds.with_label_values(&q),
             flows_active: metrics.flows_active.clone(),
             flows_evicted: metrics.flows_evicted.with_label_values(&["table_full"]),
             fragments: FragEvent::ALL
@@ -81,6 +83,7 @@ impl QueuePublisher {
     /// counted and how long the batch took.
     pub fn batch(&self, received: u64, c: &BatchCounters, secs: f64) {
         self.erase_latency.observe(secs);
+        self.batch_seconds.inc_by(secs);
         self.received.inc_by(received);
         self.erased.inc_by(c.frames_erased);
         self.bytes_erased.inc_by(c.bytes_erased);

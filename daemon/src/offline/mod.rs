@@ -1,19 +1,19 @@
 //! Offline input: packets from pcap and pcapng files, for `furui replay`
-//! and the capture tests. Each packet is copied into one reusable buffer
-//! (standing in for a UMEM frame) and handed to the same pipeline code the
-//! live path runs, which erases it.
+//! and the capture tests. A replay parses each packet where the file's
+//! mapping holds it, copies what the snap keeps into one reusable buffer
+//! (standing in for a UMEM frame) and hands that to the same pipeline code
+//! the live path runs, which erases it.
 
-use std::fs::File;
-use std::io::{BufReader, Read};
+mod read;
+
+pub use read::{for_each_raw, Packet};
+
 use std::path::{Path, PathBuf};
-
-use pcap_file::pcap::PcapReader;
-use pcap_file::pcapng::{Block, PcapNgReader};
-use pcap_file::TsResolution;
 
 use crate::config::Config;
 use crate::parse::{LinkType, ParseError};
 use crate::pipeline::{BatchCounters, Pipeline};
+use crate::select::Snapper;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OfflineError {
@@ -29,6 +29,13 @@ pub enum OfflineError {
         "{path}: unsupported link type {linktype} (supported: Ethernet, raw IP, Linux SLL/SLL2, BSD loopback, PPP)"
     )]
     LinkType { path: PathBuf, linktype: u32 },
+    #[error("reading {path} failed after {packets} packets")]
+    Read {
+        path: PathBuf,
+        packets: u64,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path}: the capture is corrupt after {packets} packets")]
     Corrupt { path: PathBuf, packets: u64 },
 }
@@ -41,104 +48,30 @@ pub struct ReadSummary {
     pub clamped_timestamps: u64,
 }
 
-const MAGIC_PCAPNG: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
-
-/// Calls `f(link, timestamp_ns, frame)` for every packet of `path`. The
-/// frame buffer is reused; `f` must erase it (the pipeline does).
+/// Calls `f(link, timestamp_ns, frame)` for every packet of `path`, each
+/// copied whole into one reusable buffer; `f` must erase it (the pipeline
+/// does), and the buffer is erased again at the end.
 pub fn for_each_packet(path: &Path, mut f: impl FnMut(LinkType, u64, &mut [u8])) -> Result<ReadSummary, OfflineError> {
-    let open = || {
-        File::open(path)
-            .map(BufReader::new)
-            .map_err(|source| OfflineError::Open {
-                path: path.to_path_buf(),
-                source,
-            })
-    };
-    let mut magic = [0u8; 4];
-    open()?.read_exact(&mut magic).map_err(|_| OfflineError::Format {
-        path: path.to_path_buf(),
-    })?;
     let mut buf: Vec<u8> = Vec::with_capacity(65_536);
-    let mut summary = ReadSummary::default();
-    let corrupt = |packets| OfflineError::Corrupt {
-        path: path.to_path_buf(),
-        packets,
-    };
-    let deliver =
-        |link: LinkType, ts_ns: u64, data: &[u8], buf: &mut Vec<u8>, f: &mut dyn FnMut(LinkType, u64, &mut [u8])| {
-            buf.clear();
-            buf.extend_from_slice(data);
-            f(link, ts_ns, buf.as_mut_slice());
-        };
-
-    if magic == MAGIC_PCAPNG {
-        let mut r = PcapNgReader::new(open()?).map_err(|_| OfflineError::Format {
-            path: path.to_path_buf(),
-        })?;
-        let mut links: Vec<LinkType> = Vec::new();
-        while let Some(block) = r.next_block() {
-            match block.map_err(|_| corrupt(summary.packets))? {
-                Block::InterfaceDescription(idb) => {
-                    let v = u32::from(idb.linktype) & 0xffff;
-                    links.push(LinkType::from_pcap(v).ok_or(OfflineError::LinkType {
-                        path: path.to_path_buf(),
-                        linktype: v,
-                    })?);
-                }
-                Block::EnhancedPacket(p) => {
-                    let link = *links
-                        .get(p.interface_id as usize)
-                        .ok_or_else(|| corrupt(summary.packets))?;
-                    summary.packets += 1;
-                    deliver(link, p.timestamp.as_nanos() as u64, &p.data, &mut buf, &mut f);
-                }
-                Block::SimplePacket(p) => {
-                    let link = *links.first().ok_or_else(|| corrupt(summary.packets))?;
-                    summary.packets += 1;
-                    deliver(link, 0, &p.data, &mut buf, &mut f);
-                }
-                _ => {}
-            }
-        }
-    } else {
-        let mut r = PcapReader::new(open()?).map_err(|_| OfflineError::Format {
-            path: path.to_path_buf(),
-        })?;
-        let header = r.header();
-        // The upper bits of the field carry FCS information; the link type
-        // is the lower 16 bits.
-        let v = u32::from(header.datalink) & 0xffff;
-        let link = LinkType::from_pcap(v).ok_or(OfflineError::LinkType {
-            path: path.to_path_buf(),
-            linktype: v,
-        })?;
-        let (unit, max_frac) = match header.ts_resolution {
-            TsResolution::MicroSecond => (1_000u64, 999_999u32),
-            TsResolution::NanoSecond => (1u64, 999_999_999u32),
-        };
-        while let Some(p) = r.next_raw_packet() {
-            let p = p.map_err(|_| corrupt(summary.packets))?;
-            summary.packets += 1;
-            let frac = if p.ts_frac > max_frac {
-                summary.clamped_timestamps += 1;
-                max_frac
-            } else {
-                p.ts_frac
-            };
-            let ts = u64::from(p.ts_sec) * 1_000_000_000 + u64::from(frac) * unit;
-            deliver(link, ts, &p.data, &mut buf, &mut f);
-        }
-    }
+    let summary = for_each_raw(path, |p| {
+        buf.clear();
+        buf.extend_from_slice(p.data);
+        f(p.link, p.ts_ns, buf.as_mut_slice());
+    });
     // The reusable buffer held packet bytes: erase its whole capacity.
     buf.resize(buf.capacity(), 0);
     crate::erase::erase(&mut buf);
-    Ok(summary)
+    summary
 }
 
 /// What a replay did: the same counters the daemon exports.
 #[derive(Debug, Default)]
 pub struct ReplayReport {
     pub read: ReadSummary,
+    /// The snap applied (the config's, as the live path's XDP program
+    /// applies it), and split ClientHellos followed (started, completed).
+    pub snap: crate::select::Snap,
+    pub hello_follows: (u64, u64),
     pub counters: BatchCounters,
     pub records: u64,
     /// Fragment events, indexed like `FragEvent::ALL`.
@@ -160,7 +93,10 @@ impl std::fmt::Display for ReplayReport {
         writeln!(f, "packets read:       {}", self.read.packets)?;
         writeln!(f, "frames processed:   {}", c.frames)?;
         writeln!(f, "frames erased:      {}", c.frames_erased)?;
-        writeln!(f, "bytes erased:       {}", c.bytes_erased)?;
+        writeln!(f, "snap:               {}", self.snap)?;
+        writeln!(f, "bytes seen:         {}", c.bytes_seen)?;
+        writeln!(f, "bytes copied:       {} (and erased)", c.bytes_erased)?;
+        writeln!(f, "frames cut:         {}", c.frames_truncated)?;
         writeln!(f, "packets selected:   {}", c.selected_packets)?;
         writeln!(f, "records:            {}", self.records)?;
         for e in ParseError::ALL {
@@ -222,12 +158,15 @@ fn write_records(out: &mut dyn std::io::Write, p: &mut Pipeline) -> std::io::Res
 /// Replays `pcap` through the pipeline; flows time out on the capture's
 /// own clock. Records are written to `out` as JSON lines as flows end.
 pub fn replay(cfg: &Config, pcap: &Path, out: &mut dyn std::io::Write) -> Result<ReplayReport, ReplayError> {
-    let mut p = Pipeline::new(cfg, 0);
+    let mut p = Pipeline::offline(cfg);
     let mut report = ReplayReport::default();
+    let mut snap = Snapper::new(cfg.snap());
+    let mut buf: Vec<u8> = Vec::with_capacity(65_536);
     let mut last_expire = 0u64;
     let mut written: std::io::Result<u64> = Ok(0);
-    report.read = for_each_packet(pcap, |link, ts, frame| {
-        p.process_packet(link, frame, ts);
+    let read = for_each_raw(pcap, |pk| {
+        let ts = pk.ts_ns;
+        p.process_read(pk.link, pk.data, pk.orig_len, &mut snap, &mut buf, ts);
         if ts.saturating_sub(last_expire) >= 1_000_000_000 {
             last_expire = ts;
             p.expire(ts);
@@ -244,7 +183,14 @@ pub fn replay(cfg: &Config, pcap: &Path, out: &mut dyn std::io::Write) -> Result
             // returned once the capture is read).
             Err(_) => p.take_records().for_each(drop),
         }
-    })?;
+    });
+    // The reusable buffer held packet bytes: erase its whole capacity,
+    // whatever the read's outcome.
+    buf.resize(buf.capacity(), 0);
+    crate::erase::erase(&mut buf);
+    report.read = read?;
+    report.snap = snap.snap();
+    report.hello_follows = (snap.followed, snap.follow_done);
     report.flows_evicted = p.take_evicted();
     report.flows_peak = p.flows_tracked().1;
     let mut records = written?;
