@@ -3,7 +3,8 @@
 
 Receivers: furui with its default snap (headers plus what the rules read:
 here, no payload rules, so headers only), furui-whole (snap = "whole":
-every byte copied), tcpdump (whole frames) and tcpdump-s96 (-s 96, what
+every byte copied), furui-4k (the default snap, its UMEM on 4 KiB pages:
+see FURUI_BENCH_HUGE below), tcpdump (whole frames) and tcpdump-s96 (-s 96, what
 softflowd asks for), softflowd (its default 96-byte snap) and pmacctd.
 For each workload (64-byte UDP; a ~650-byte mix of 64/576/1500) and each
 receiver, RUNS runs of DURATION seconds in two phases:
@@ -61,8 +62,15 @@ GEN = f"{ROOT}/target/release/furui-gen"
 TICK = os.sysconf("SC_CLK_TCK")
 WORKLOADS = [w for w in os.environ.get("BENCH_WORKLOADS", "udp64,mix650").split(",") if w]
 RECEIVERS = [r for r in os.environ.get(
-    "BENCH_RECEIVERS", "furui,furui-whole,tcpdump,tcpdump-s96,softflowd,pmacctd").split(",") if r]
+    "BENCH_RECEIVERS", "furui,furui-whole,furui-4k,tcpdump,tcpdump-s96,softflowd,pmacctd").split(",") if r]
 BENCH_PHASES = [p for p in os.environ.get("BENCH_PHASES", "live,queues,offline").split(",") if p]
+# The queues phase: the offered rate per number of RX queues.
+QUEUE_RATES = {1: os.environ.get("BENCH_QUEUE_RATE", "250000pps"), 2: os.environ.get("BENCH_QUEUE_RATE2", "500000pps")}
+# furui's UMEM on 2 MiB huge pages (`huge_pages = true`): the rig reserves
+# them for the run and gives them back at exit. FURUI_BENCH_HUGE=0: 4 KiB
+# pages, the default config.
+HUGE = os.environ.get("FURUI_BENCH_HUGE", "1") != "0"
+HUGE_PAGES = 64  # two queues' default UMEMs (16 pages each), with room
 OFFLINE_PACKETS = int(os.environ.get("BENCH_OFFLINE_PACKETS", "1000000"))
 
 
@@ -179,11 +187,13 @@ def msum(m, name):
     return sum(v for k, v in m.items() if k == name or k.startswith(name + "{"))
 
 
-def furui_config(path, t, capture=""):
+def furui_config(path, t, capture="", huge=None):
     """The furui config of every phase; `capture` adds [capture] lines."""
+    huge = HUGE if huge is None else huge
     open(path, "w").write(f"""
 [capture]
 interface = "{CAP_IF}"
+{"huge_pages = true" if huge else ""}
 {capture}
 {os.environ.get("FURUI_BENCH_CAPTURE", "")}
 [domestic]
@@ -212,7 +222,7 @@ class Receiver:
             if self.queues > 1:
                 qs = ", ".join(str(q) for q in range(self.queues))
                 capture += f"queues = [{qs}]\ncpus = [{qs}]\n"
-            furui_config(cfg, t, capture)
+            furui_config(cfg, t, capture, huge=False if self.name == "furui-4k" else None)
             cmd = [FURUI, "run", "--config", cfg]
         elif self.name == "tcpdump":
             cmd = ["tcpdump", "-i", CAP_IF, "-n", "-w", "/dev/null", "-B", "32768"]
@@ -424,7 +434,7 @@ def ratios(results, phase_rates, queue_results, offline):
     print("\nRatios (targets in brackets):")
     same = [p for p, r in phase_rates if r]
     ceiling = [p for p, r in phase_rates if not r]
-    for workload in WORKLOADS:
+    for workload in WORKLOADS if results else []:
         if "furui" in RECEIVERS and "softflowd" in RECEIVERS:
             for p in same:
                 f = med([r["cpu_ns_per_pkt"] for r in results[(workload, p, "furui")]])[0]
@@ -457,6 +467,10 @@ def main():
     if os.geteuid() != 0:
         sys.exit("the bench rig needs root")
     results, queue_results, offline = {}, {}, None
+    nr_huge = "/proc/sys/vm/nr_hugepages"
+    huge_before = int(open(nr_huge).read())
+    if HUGE:
+        open(nr_huge, "w").write(str(huge_before + HUGE_PAGES))
     try:
         with tempfile.TemporaryDirectory() as tmp:
             if "live" in BENCH_PHASES:
@@ -480,7 +494,10 @@ def main():
                 trafgen_conf("mix650", conf)
                 for run in range(RUNS):
                     for queues in (1, 2):
-                        res = run_once("furui", "mix650", conf, tmp, RATE, queues)
+                        # The same load per queue: each worker's batches
+                        # fill alike, so the figure is the workers' scaling,
+                        # not how a batch's fixed cost spreads.
+                        res = run_once("furui", "mix650", conf, tmp, QUEUE_RATES[queues], queues)
                         queue_results.setdefault(queues, []).append(res)
                         per = ", ".join(f"queue {q}: {v['frames']:,.0f} frames in {v['batch_s']:.3f} s"
                                         for q, v in res.get("queues", {}).items())
@@ -489,11 +506,13 @@ def main():
             if "offline" in BENCH_PHASES:
                 offline = offline_phase(tmp)
             print()
-            print(f"{DURATION:.0f} s per run, {RUNS} runs, median [min-max]; receiver on core 0, trafgen on core 1")
+            print(f"{DURATION:.0f} s per run, {RUNS} runs, median [min-max]; receiver on core 0, trafgen on core 1;"
+                  f" furui's UMEM on {'2 MiB huge' if HUGE else '4 KiB'} pages")
             if results:
                 live_summary(results, PHASES)
             if queue_results:
-                print(f"\nmix650 at {RATE}, furui on 1 and 2 RX queues (workers pinned to cores 0 and 1):")
+                print(f"\nmix650, furui on 1 RX queue at {QUEUE_RATES[1]} and 2 at {QUEUE_RATES[2]}"
+                      " (the same load per queue; workers pinned to cores 0 and 1):")
                 for queues, rs in sorted(queue_results.items()):
                     print(f"  {queues} queue(s): in-batch {fmt(med([r.get('in_batch_pps') for r in rs]), ' frames/s')}, "
                           f"received {fmt(med([r['received_pps'] for r in rs]), ' pps')}, "
@@ -510,6 +529,8 @@ def main():
                            "offline": offline}, out, indent=1)
     finally:
         cleanup()
+        if HUGE:
+            open(nr_huge, "w").write(str(huge_before))
 
 
 if __name__ == "__main__":
