@@ -43,9 +43,12 @@ Two more phases:
 The summary ends with the issue's ratios, each from this one run.
 Environment knobs: BENCH_SECONDS, BENCH_RUNS, BENCH_RATE, BENCH_WORKLOADS
 and BENCH_RECEIVERS and BENCH_PHASES (comma lists; phases: live, queues,
-offline), BENCH_OFFLINE_PACKETS, FURUI_BENCH_CAPTURE (extra [capture]
-lines for furui), FURUI_BENCH_INDICATOR (furui's indicator set; the
-default selects every generated packet). Traffic stays inside the two
+offline), BENCH_OFFLINE_PACKETS, BENCH_QUEUE_RATE and BENCH_QUEUE_RATE2
+(the queues phase's rates for 1 and 2 queues), FURUI_BENCH_CAPTURE (extra
+[capture] lines for furui), FURUI_BENCH_INDICATOR (furui's indicator set;
+the default selects every generated packet), FURUI_BENCH_HUGE (0: furui's
+UMEM on 4 KiB pages) and FURUI_BIN (another furui binary, e.g. a
+stripped-down build measured as a lower bound). Traffic stays inside the two
 namespaces this script creates; they are deleted at exit.
 """
 import json, os, re, signal, statistics, subprocess, sys, tempfile, time
@@ -57,7 +60,7 @@ PHASES = (("ceiling", None), ("same rate", RATE))
 NS_CAP, NS_GEN = "furui-bench-cap", "furui-bench-gen"
 CAP_IF, GEN_IF = "fu-bench-cap", "fu-bench-gen"
 ROOT = os.getcwd()
-FURUI = f"{ROOT}/target/release/furui"
+FURUI = os.environ.get("FURUI_BIN", f"{ROOT}/target/release/furui")
 GEN = f"{ROOT}/target/release/furui-gen"
 TICK = os.sysconf("SC_CLK_TCK")
 WORKLOADS = [w for w in os.environ.get("BENCH_WORKLOADS", "udp64,mix650").split(",") if w]
