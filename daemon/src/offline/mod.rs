@@ -1,6 +1,6 @@
 //! Offline input: packets from pcap and pcapng files, for `furui replay`
-//! and the capture tests. A replay parses each packet where the file's
-//! mapping holds it, copies what the snap keeps into one reusable buffer
+//! and the capture tests. A replay parses each packet where the read
+//! buffer holds it (read.rs), copies what the snap keeps into one reusable buffer
 //! (standing in for a UMEM frame) and hands that to the same pipeline code
 //! the live path runs, which erases it.
 
