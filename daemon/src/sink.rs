@@ -2,15 +2,17 @@
 //! a bounded queue; a full queue drops the record and counts it, so a
 //! slow disk never stalls capture.
 //!
-//! With `[retention]`, each batch is first sealed and committed to the
-//! retention store (`store`), and only then written: the records file lists
-//! only what the store holds. The same thread runs the store's purges.
+//! Without `[retention]`, each batch is appended to the records file as
+//! JSON lines and fsynced before it counts as written. With `[retention]`,
+//! each batch is sealed and committed to the retention store (`store`)
+//! instead, and no plaintext file is written at all: nothing readable
+//! outlives an epoch's purge. The same thread runs the store's purges.
 //!
 //! Invariant kept: every record is written or counted as dropped with a
 //! reason (`furui_records_dropped_total{reason}`).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
@@ -88,14 +90,16 @@ impl JsonLinesSink {
     /// Starts the writer thread. The sink ends when every `RecordTx` is
     /// dropped, after writing what is queued.
     pub fn start(path: &Path, capacity: usize, metrics: Metrics) -> Result<(JsonLinesSink, RecordTx), SinkOpenError> {
-        Self::start_on(open_file(path)?, path, capacity, metrics, None)
+        Self::start_on(Some(open_file(path)?), path, capacity, metrics, None)
     }
 
     /// The same, on a file opened earlier with [`open_file`] (the daemon
     /// opens it before attaching, and starts the writer thread once it
-    /// has dropped its capabilities).
+    /// has dropped its capabilities). With `retain`, records go to the
+    /// sealed store only and `file` is not used (pass None): no plaintext
+    /// copy outlives the store's purge.
     pub fn start_on(
-        file: File,
+        file: Option<File>,
         path: &Path,
         capacity: usize,
         metrics: Metrics,
@@ -106,7 +110,7 @@ impl JsonLinesSink {
         let m = metrics.clone();
         let handle = std::thread::Builder::new()
             .name("furui-sink".into())
-            .spawn(move || write_loop(BufWriter::new(file), rx, m, retain))
+            .spawn(move || write_loop(file, rx, m, retain))
             .map_err(|source| SinkOpenError {
                 path: path.to_path_buf(),
                 source,
@@ -188,13 +192,26 @@ impl Retain {
     }
 }
 
-fn write_loop(mut w: BufWriter<File>, rx: Receiver<Arc<MechanicalRecord>>, m: Metrics, mut retain: Option<Retain>) {
+/// Where records are written: the JSON-lines file, or (with
+/// `[retention]`) the sealed store only.
+enum Out {
+    Plain(File),
+    Sealed(Box<Retain>),
+}
+
+fn write_loop(file: Option<File>, rx: Receiver<Arc<MechanicalRecord>>, m: Metrics, retain: Option<Retain>) {
+    let mut out = match (retain, file) {
+        (Some(r), _) => Out::Sealed(Box::new(r)),
+        (None, Some(f)) => Out::Plain(f),
+        (None, None) => return,
+    };
     let mut failing = false;
     let mut batch = Vec::with_capacity(BATCH);
+    let mut buf = Vec::with_capacity(BATCH * 512);
     let mut last_purge = Instant::now() - Duration::from_secs(60);
     loop {
         if last_purge.elapsed() >= PURGE_EVERY {
-            if let Some(r) = retain.as_mut() {
+            if let Out::Sealed(r) = &mut out {
                 r.purge(&m);
             }
             last_purge = Instant::now();
@@ -208,33 +225,52 @@ fn write_loop(mut w: BufWriter<File>, rx: Receiver<Arc<MechanicalRecord>>, m: Me
                         Err(_) => break,
                     }
                 }
-                let stored = retain.as_mut().is_none_or(|r| r.put(&batch, &m));
-                for r in batch.drain(..).filter(|_| stored) {
-                    let ok = serde_json::to_writer(&mut w, &*r).is_ok() && w.write_all(b"\n").is_ok();
-                    if ok {
-                        m.records_written.inc();
-                        failing = false;
-                    } else {
-                        m.records_dropped.with_label_values(&["sink_error"]).inc();
-                        if !failing {
-                            tracing::error!("writing to the record sink failed; records are being dropped and counted");
-                            failing = true;
+                let n = batch.len() as u64;
+                let written = match &mut out {
+                    // Committed (and fsynced) to the store: written.
+                    Out::Sealed(r) => r.put(&batch, &m),
+                    Out::Plain(f) => match append_batch(f, &batch, &mut buf) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            m.records_dropped.with_label_values(&["sink_error"]).inc_by(n);
+                            if !failing {
+                                tracing::error!(error = %e, "writing to the record sink failed; records are being dropped and counted");
+                            }
+                            false
                         }
+                    },
+                };
+                if written {
+                    m.records_written.inc_by(n);
+                    if failing {
+                        tracing::info!("the record sink is written again");
                     }
                 }
+                failing = !written;
                 batch.clear();
                 m.records_queue_depth.set(rx.len() as i64);
-                if rx.is_empty() {
-                    let _ = w.flush();
-                }
             }
-            Err(RecvTimeoutError::Timeout) => {
-                let _ = w.flush();
-            }
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    let _ = w.flush();
+}
+
+/// Appends a batch of records as JSON lines: written and fsynced whole,
+/// or — if any step fails (a full disk, an I/O error) — cut back to where
+/// the file was, so no partial line is left and none counts as written.
+fn append_batch(f: &mut File, batch: &[Arc<MechanicalRecord>], buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    for r in batch {
+        serde_json::to_writer(&mut *buf, &**r).map_err(io::Error::other)?;
+        buf.push(b'\n');
+    }
+    let before = f.metadata()?.len();
+    let done = f.write_all(buf).and_then(|_| f.sync_data());
+    if done.is_err() {
+        let _ = f.set_len(before);
+    }
+    done
 }
 
 /// How often expired retention epochs are looked for.

@@ -169,7 +169,19 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
 
     // Opened now, so a bad records path fails before the interface is
     // touched; its writer thread starts after the capabilities are gone.
-    let records_file = crate::sink::open_file(&cfg.records.path)?;
+    // With [retention], records go to the sealed store only.
+    let records_file = match &cfg.retention {
+        None => Some(crate::sink::open_file(&cfg.records.path)?),
+        Some(_) => {
+            if std::fs::metadata(&cfg.records.path).is_ok_and(|m| m.len() > 0) {
+                tracing::warn!(
+                    path = %cfg.records.path.display(),
+                    "a plaintext records file from a run without [retention] exists; with [retention] furui writes none, and this one is never purged: remove it"
+                );
+            }
+            None
+        }
+    };
     let store = match &cfg.retention {
         Some(r) => Some(crate::store::Store::open(r).map_err(RunError::Store)?),
         None => None,

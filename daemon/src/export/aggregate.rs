@@ -9,6 +9,20 @@ use super::project::{Value, View};
 use crate::config::aggregates::Aggregates;
 use crate::flow::MechanicalRecord;
 
+/// Every field name an aggregate row may carry (the spool reads rows
+/// back by these names).
+pub const ROW_FIELDS: &[&str] = &[
+    "period_start",
+    "period_secs",
+    "measure",
+    "rule",
+    "dst_port",
+    "flows",
+    "suppressed_cells",
+    "min_count",
+    "partial",
+];
+
 #[derive(Debug)]
 pub struct Aggregator {
     cfg: Aggregates,

@@ -244,10 +244,26 @@ impl Encoder {
     }
 
     /// One message carrying `view`'s data record, preceded by its template
-    /// when `resend` says the template is due.
-    pub fn message(&mut self, grant: usize, view: &View, resend: impl Fn(&Template) -> bool) -> Pending {
+    /// when `resend` says the template is due. A view that is not exactly
+    /// the fields of a grant this sink knows is refused (`InvalidInput`):
+    /// it would not match the template a collector holds.
+    pub fn message(
+        &mut self,
+        grant: usize,
+        view: &View,
+        resend: impl Fn(&Template) -> bool,
+    ) -> std::io::Result<Pending> {
         let v6 = view.is_v6();
-        let fields = &self.fields[grant];
+        let fits = |fields: &Vec<&'static str>| view.fields.iter().map(|(n, _)| *n).eq(fields.iter().copied());
+        let fields = match self.fields.get(grant) {
+            Some(f) if fits(f) => f,
+            _ => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("a view that does not fit grant {grant}'s template"),
+                ))
+            }
+        };
         let t = self.templates.entry((grant, v6)).or_insert_with(|| Template {
             id: 256 + (grant as u16) * 2 + u16::from(v6),
             elements: template_for(fields, v6),
@@ -265,11 +281,11 @@ impl Encoder {
             Vec::new()
         };
         let bytes = self.builder.message(now, &templates, Some((t.id, &data, 1)));
-        Pending {
+        Ok(Pending {
             bytes,
             key: (grant, v6),
             with_template,
-        }
+        })
     }
 
     /// The message was written: its template (if any) counts as sent.
@@ -350,6 +366,27 @@ mod tests {
             1,
             "one data record sent before"
         );
+    }
+
+    /// A view from a grant the sink does not have (a restart with fewer
+    /// grants) or with other fields than its grant's template is refused,
+    /// never a panic and never a record that mismatches its template.
+    #[test]
+    fn a_view_outside_the_sinks_grants_is_refused() {
+        let key = EpochKey {
+            epoch: "2026-11-22".into(),
+            pan: CryptoPan::new(&[1; 32]),
+        };
+        let g = p::grant(&["protocol", "initiator"], AddressPolicy::Pseudonymize);
+        let other = p::grant(&["protocol", "responder"], AddressPolicy::Pseudonymize);
+        let mut enc = Encoder::new(vec![g.fields.clone()]);
+        let view = project(&p::record(), &g, &key, &Default::default());
+        assert!(enc.message(0, &view, |_| true).is_ok());
+        let e = enc.message(1, &view, |_| true).err().expect("no grant 1");
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        let changed = project(&p::record(), &other, &key, &Default::default());
+        let e = enc.message(0, &changed, |_| true).err().expect("other fields");
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
     }
 
     #[test]

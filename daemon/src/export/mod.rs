@@ -18,6 +18,9 @@ pub mod spool;
 pub mod tcp;
 pub mod udp;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -159,39 +162,128 @@ struct Outlet {
     spool: spool::Spool,
 }
 
+/// One recipient's thread's view of its configuration, for its outlets.
+struct Ctx<'a> {
+    r: &'a Recipient,
+    /// `spool::grant_id` of each of the recipient's grants, by number.
+    ids: Vec<String>,
+    m: &'a Metrics,
+    audit: &'a AuditLog,
+}
+
+/// Whether a spooled entry may still be sent, and under which grant
+/// number: only under the very grant it was projected for (the same
+/// content hash), while that grant's consent window is open.
+fn still_granted(c: &Ctx<'_>, e: &spool::Entry, now: OffsetDateTime) -> Result<usize, &'static str> {
+    let i = c.ids.iter().position(|id| *id == e.grant_id).ok_or("grant_withdrawn")?;
+    let g = &c.r.grants[i];
+    if g.aggregate != e.row {
+        return Err("grant_withdrawn");
+    }
+    if let Some(m) = &e.measure {
+        match crate::classify::Measure::from_name(m) {
+            Some(m) if g.measures.contains(&m) => {}
+            _ => return Err("grant_withdrawn"),
+        }
+    }
+    let open = g
+        .consent
+        .as_ref()
+        .is_none_or(|c| c.not_before <= now && now < c.not_after);
+    if open {
+        Ok(i)
+    } else {
+        Err("consent_expired")
+    }
+}
+
+/// A sink refused a view it can never carry (`InvalidInput`: not its
+/// grant's template): it is dropped, not spooled.
+fn unencodable(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::InvalidInput
+}
+
+/// Counts views dropped from a spool by reason, and records them in the
+/// audit trail (one entry per drain that dropped any).
+fn count_dropped(c: &Ctx<'_>, sink: &str, dropped: &[(&'static str, u64)]) {
+    let name = c.r.name.as_str();
+    let mut reasons = serde_json::Map::new();
+    for (reason, n) in dropped.iter().filter(|(_, n)| *n > 0) {
+        c.m.export_dropped.with_label_values(&[name, reason]).inc_by(*n);
+        reasons.insert(reason.to_string(), serde_json::Value::from(*n));
+    }
+    if !reasons.is_empty() {
+        tracing::warn!(recipient = name, sink, "spooled views dropped: {:?}", reasons);
+        c.audit.record(
+            "spool_dropped",
+            serde_json::json!({"recipient": name, "sink": sink, "dropped": reasons}),
+            false,
+        );
+    }
+}
+
 impl Outlet {
     /// Sends what waits in the spool, oldest first, while the collector
-    /// takes it.
-    fn drain(&mut self, name: &str, m: &Metrics) {
+    /// takes it; a view whose grant is no longer in force (or that the
+    /// sink cannot carry) is dropped and counted instead.
+    fn drain(&mut self, c: &Ctx<'_>) {
+        self.drain_at(c, OffsetDateTime::now_utc());
+    }
+
+    /// `drain`, judging consent windows at `now`.
+    fn drain_at(&mut self, c: &Ctx<'_>, now: OffsetDateTime) {
+        let torn = self.spool.take_torn();
+        let kind = self.sink.kind();
+        if torn > 0 {
+            count_dropped(c, kind, &[("spool_torn", torn)]);
+        }
         if self.spool.is_empty() {
             return;
         }
+        let name = c.r.name.as_str();
         let sink = &mut self.sink;
-        let kind = sink.kind();
-        match self.spool.drain(|g, v| sink.send(g, v)) {
-            Ok(n) => {
-                if n > 0 {
-                    m.export_records.with_label_values(&[name, kind]).inc_by(n);
-                    tracing::info!(recipient = name, sink = kind, records = n, "spooled records sent");
+        let drained = self.spool.drain(|e| match still_granted(c, e, now) {
+            Err(reason) => Ok(spool::Disposition::Dropped(reason)),
+            Ok(i) => match sink.send(i, &e.view()) {
+                Ok(()) => Ok(spool::Disposition::Sent),
+                Err(err) if unencodable(&err) => Ok(spool::Disposition::Dropped("unencodable")),
+                Err(err) => Err(err),
+            },
+        });
+        match drained {
+            Ok(d) => {
+                if d.sent > 0 {
+                    c.m.export_records.with_label_values(&[name, kind]).inc_by(d.sent);
+                    tracing::info!(recipient = name, sink = kind, records = d.sent, "spooled records sent");
                 }
+                let mut dropped = d.dropped.clone();
+                dropped.push(("spool_corrupt", d.corrupt));
+                count_dropped(c, kind, &dropped);
             }
             Err(e) => {
-                m.export_errors.with_label_values(&[name, "spool"]).inc();
+                c.m.export_errors.with_label_values(&[name, "spool"]).inc();
                 tracing::error!(recipient = name, sink = kind, error = %e, "reading the spool failed");
             }
         }
-        m.export_spool_bytes
+        c.m.export_spool_bytes
             .with_label_values(&[name, kind])
             .set(self.spool.bytes() as i64);
     }
 
-    fn deliver(&mut self, grant: usize, view: &project::View, name: &str, m: &Metrics) {
-        self.drain(name, m);
+    /// Sends `view` (projected under grant number `grant`, of a record of
+    /// `measure`; `row`: an aggregate row), or spools it.
+    fn deliver(&mut self, c: &Ctx<'_>, grant: usize, measure: Option<&str>, row: bool, view: &project::View) {
+        self.drain(c);
+        let (name, m) = (c.r.name.as_str(), c.m);
         let kind = self.sink.kind();
         if self.spool.is_empty() {
             match self.sink.send(grant, view) {
                 Ok(()) => {
                     m.export_records.with_label_values(&[name, kind]).inc();
+                    return;
+                }
+                Err(e) if unencodable(&e) => {
+                    count_dropped(c, kind, &[("unencodable", 1)]);
                     return;
                 }
                 Err(e) => {
@@ -200,7 +292,8 @@ impl Outlet {
                 }
             }
         }
-        match self.spool.push(grant, view) {
+        let entry = spool::Entry::new(&c.ids[grant], measure, row, view);
+        match self.spool.push(&entry) {
             Ok(()) => m.export_spooled.with_label_values(&[name, kind]).inc(),
             Err(spool::SpoolError::Full) => m.export_dropped.with_label_values(&[name, "spool_full"]).inc(),
             Err(e) => {
@@ -211,6 +304,58 @@ impl Outlet {
         m.export_spool_bytes
             .with_label_values(&[name, kind])
             .set(self.spool.bytes() as i64);
+    }
+}
+
+/// Spool files no configured sink will drain (a sink or a recipient was
+/// removed from the configuration): the views still waiting in them are
+/// counted as dropped (`sink_removed`, `recipient_removed`), recorded in
+/// the audit trail, and the files removed, so they can never reach
+/// another collector.
+fn discard_orphan_spools(spool_dir: &std::path::Path, recipients: &[Recipient], m: &Metrics, audit: &AuditLog) {
+    let Ok(dirs) = std::fs::read_dir(spool_dir) else { return };
+    for dir in dirs.flatten() {
+        let Ok(recipient) = dir.file_name().into_string() else {
+            continue;
+        };
+        if !dir.path().is_dir() {
+            continue;
+        }
+        let r = recipients.iter().find(|r| r.name == recipient);
+        let keep: Vec<String> = r.map_or(Vec::new(), |r| r.sinks.iter().map(spool::file_name).collect());
+        let Ok(files) = std::fs::read_dir(dir.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let file = f.file_name().to_string_lossy().into_owned();
+            let is_spool = file.ends_with(".spool") || file.ends_with(".tmp");
+            if !is_spool || keep.contains(&file) {
+                continue;
+            }
+            let reason = if r.is_some() {
+                "sink_removed"
+            } else {
+                "recipient_removed"
+            };
+            match spool::discard(&f.path()) {
+                Ok(n) => {
+                    m.export_dropped.with_label_values(&[&recipient, reason]).inc_by(n);
+                    tracing::warn!(
+                        recipient,
+                        file,
+                        views = n,
+                        reason,
+                        "a spool no sink drains was discarded"
+                    );
+                    audit.record(
+                        "spool_dropped",
+                        serde_json::json!({"recipient": recipient, "file": file, "dropped": {reason: n}}),
+                        false,
+                    );
+                }
+                Err(e) => tracing::error!(recipient, file, error = %e, "cannot discard an orphaned spool"),
+            }
+        }
     }
 }
 
@@ -230,6 +375,7 @@ impl Exporters {
         };
         let mut handles = Vec::new();
         let mut api_clients = std::collections::HashMap::new();
+        discard_orphan_spools(&cfg.spool_dir, &cfg.recipients, metrics, audit);
         if cfg.recipients.is_empty() {
             return Ok((Exporters { handles, api_clients }, tx));
         }
@@ -254,8 +400,8 @@ impl Exporters {
                 },
             );
             let mut sinks = Vec::new();
-            for (i, s) in r.sinks.iter().enumerate() {
-                let path = cfg.spool_dir.join(&r.name).join(format!("{i}-{}.spool", s.name()));
+            for s in &r.sinks {
+                let path = cfg.spool_dir.join(&r.name).join(spool::file_name(s));
                 let spool = spool::Spool::open(&path, r.spool_max_bytes).map_err(|source| ExportStartError::Sink {
                     recipient: r.name.clone(),
                     kind: s.name(),
@@ -322,6 +468,15 @@ fn recipient_loop(
     audit: &AuditLog,
 ) {
     let name = r.name.as_str();
+    let ctx = Ctx {
+        r,
+        ids: r.grants.iter().map(spool::grant_id).collect(),
+        m,
+        audit,
+    };
+    let c = &ctx;
+    // Rows go out under the first aggregate grant.
+    let row_grant = r.grants.iter().position(|g| g.aggregate).unwrap_or(0);
     let depth = m.export_queue_depth.with_label_values(&[name]);
     let mut agg = r
         .grants
@@ -331,14 +486,18 @@ fn recipient_loop(
     let unix_now = || OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
     let rows_out = |rows: Vec<project::View>, outlets: &mut Vec<Outlet>| {
         for row in &rows {
+            let measure = match row.get("measure") {
+                Some(project::Value::Str(s)) => Some(s.as_str()),
+                _ => None,
+            };
             for o in outlets.iter_mut().filter(|o| o.sink.takes_rows()) {
-                o.deliver(0, row, name, m);
+                o.deliver(c, row_grant, measure, true, row);
             }
         }
     };
     let mut witnessed: Option<String> = None;
     let mut batch: Vec<Arc<MechanicalRecord>> = Vec::with_capacity(BATCH);
-    let mut views: Vec<(usize, project::View)> = Vec::with_capacity(BATCH);
+    let mut views: Vec<(usize, &'static str, project::View)> = Vec::with_capacity(BATCH);
     loop {
         if r.witness {
             push_witness(audit, &mut witnessed, &mut outlets, name, m);
@@ -348,7 +507,7 @@ fn recipient_loop(
             Err(RecvTimeoutError::Timeout) => {
                 // Idle: retry what waits in the spools; close a period.
                 for o in outlets.iter_mut() {
-                    o.drain(name, m);
+                    o.drain(c);
                 }
                 if let Some(a) = agg.as_mut() {
                     rows_out(a.tick(unix_now()), &mut outlets);
@@ -404,14 +563,14 @@ fn recipient_loop(
                 if g.aggregate || !g.covers(measure, now) {
                     continue;
                 }
-                views.push((i, project::project(&rec, g, &key, &domestic.domestic)));
+                views.push((i, measure.name(), project::project(&rec, g, &key, &domestic.domestic)));
             }
         }
         audit_batch(audit, r, &views, &rows);
         rows_out(rows, &mut outlets);
-        for (i, view) in views.drain(..) {
+        for (i, measure, view) in views.drain(..) {
             for o in outlets.iter_mut() {
-                o.deliver(i, &view, name, m);
+                o.deliver(c, i, Some(measure), false, &view);
             }
         }
     }
@@ -424,7 +583,7 @@ fn recipient_loop(
         rows_out(rows, &mut outlets);
     }
     for o in outlets.iter_mut() {
-        o.drain(name, m);
+        o.drain(c);
     }
     depth.set(0);
 }
@@ -451,7 +610,7 @@ const BATCH: usize = 1024;
 /// One audit entry per batch: the recipient, its sinks, and per grant used
 /// the grant itself (as the `exports` check compares it with the policy in
 /// force) and how many records (or aggregate rows) it carried.
-fn audit_batch(audit: &AuditLog, r: &Recipient, views: &[(usize, project::View)], rows: &[project::View]) {
+fn audit_batch(audit: &AuditLog, r: &Recipient, views: &[(usize, &str, project::View)], rows: &[project::View]) {
     if views.is_empty() && rows.is_empty() {
         return;
     }
@@ -460,7 +619,7 @@ fn audit_batch(audit: &AuditLog, r: &Recipient, views: &[(usize, project::View)]
         let n = if g.aggregate {
             rows.len()
         } else {
-            views.iter().filter(|(gi, _)| *gi == i).count()
+            views.iter().filter(|(gi, _, _)| *gi == i).count()
         };
         if n > 0 {
             let mut e = crate::audit::policy::grant(i, g);

@@ -129,7 +129,7 @@ impl Sink for IpfixTcp {
 
     fn send(&mut self, grant: usize, view: &View) -> std::io::Result<()> {
         self.connected()?;
-        let m = self.enc.message(grant, view, |t| t.sent.is_none());
+        let m = self.enc.message(grant, view, |t| t.sent.is_none())?;
         let res = self.stream.as_mut().expect("connected").write_all(&m.bytes);
         match res {
             Ok(()) => {

@@ -40,7 +40,7 @@ impl Sink for IpfixUdp {
         let refresh = self.refresh;
         let m = self
             .enc
-            .message(grant, view, |t| t.sent.is_none_or(|s| s.elapsed() >= refresh));
+            .message(grant, view, |t| t.sent.is_none_or(|s| s.elapsed() >= refresh))?;
         match self.sock.send(&m.bytes) {
             Ok(_) => {
                 self.enc.written(&m);
