@@ -316,13 +316,19 @@ impl Trail {
         }
         let mut line = serde_json::to_string(&e).unwrap_or_default();
         line.push('\n');
-        self.file
-            .write_all(line.as_bytes())
-            .and_then(|_| self.file.sync_data())
-            .map_err(|source| AuditError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
+        let io = |source| AuditError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let before = self.file.metadata().map_err(io)?.len();
+        let written = self.file.write_all(line.as_bytes()).and_then(|_| self.file.sync_data());
+        if let Err(source) = written {
+            // A partial line (a full disk) is cut off again: the trail on
+            // disk stays a verifiable chain, and the next entry continues
+            // it from the last one written.
+            let _ = self.file.set_len(before).and_then(|_| self.file.sync_data());
+            return Err(io(source));
+        }
         self.seq = seq;
         self.prev = hash;
         Ok(line)

@@ -177,21 +177,30 @@ struct Conn {
 }
 
 impl Conn {
-    /// Counts and audits one request; returns the response.
+    /// Audits and counts one request; returns the response — or, when the
+    /// trail cannot take the request's entry, a 503 instead: nothing is
+    /// read unaudited (the trail fails closed).
     fn answer(&self, resource: &str, status: StatusCode, items: usize, resp: Response) -> Response {
         let (name, role) = self
             .client
             .as_ref()
             .map_or(("unknown", "none"), |c| (c.name.as_str(), c.role.name()));
-        self.metrics
-            .api_requests
-            .with_label_values(&[name, status.as_str()])
-            .inc();
-        self.audit.record(
+        let audited = self.audit.record(
             "api_read",
             serde_json::json!({ "client": name, "role": role, "resource": resource, "status": status.as_u16(), "items": items }),
             false,
         );
+        let (status, resp) = if audited {
+            (status, resp)
+        } else {
+            let s = StatusCode::SERVICE_UNAVAILABLE;
+            let body = "the audit trail cannot be written; reads are paused until it can\n";
+            (s, (s, [(header::RETRY_AFTER, "5")], body).into_response())
+        };
+        self.metrics
+            .api_requests
+            .with_label_values(&[name, status.as_str()])
+            .inc();
         resp
     }
 

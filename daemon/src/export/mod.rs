@@ -21,6 +21,7 @@ pub mod udp;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -87,6 +88,9 @@ impl ExportTx {
 /// after sending what is queued.
 pub struct Exporters {
     handles: Vec<JoinHandle<()>>,
+    /// Set by `join`: a recipient waiting for the audit trail gives up
+    /// (drops and counts its batch) instead of holding the stop.
+    stopping: Arc<AtomicBool>,
     /// Every recipient by certificate identity, for the HTTPS API.
     pub api_clients: std::collections::HashMap<[u8; 32], https::Client>,
 }
@@ -232,6 +236,10 @@ impl Outlet {
 
     /// `drain`, judging consent windows at `now`.
     fn drain_at(&mut self, c: &Ctx<'_>, now: OffsetDateTime) {
+        if !c.audit.writable() {
+            // Exports pause while the trail cannot be written.
+            return;
+        }
         let torn = self.spool.take_torn();
         let kind = self.sink.kind();
         if torn > 0 {
@@ -376,8 +384,16 @@ impl Exporters {
         let mut handles = Vec::new();
         let mut api_clients = std::collections::HashMap::new();
         discard_orphan_spools(&cfg.spool_dir, &cfg.recipients, metrics, audit);
+        let stopping = Arc::new(AtomicBool::new(false));
         if cfg.recipients.is_empty() {
-            return Ok((Exporters { handles, api_clients }, tx));
+            return Ok((
+                Exporters {
+                    handles,
+                    api_clients,
+                    stopping,
+                },
+                tx,
+            ));
         }
         let keys = Arc::new(Mutex::new(KeyStore::open(
             &cfg.deid.key_dir,
@@ -437,19 +453,28 @@ impl Exporters {
                 metrics.clone(),
                 cfg.aggregates,
             );
-            let audit = audit.clone();
+            let (audit, stop) = (audit.clone(), stopping.clone());
+            metrics.export_paused.with_label_values(&[&name]).set(0);
             let h = std::thread::Builder::new()
                 .name(format!("furui-x-{}", r.name))
-                .spawn(move || recipient_loop(&r, agg, sinks, q_rx, &keys, &sel, &m, &audit))
+                .spawn(move || recipient_loop(&r, agg, sinks, q_rx, &keys, &sel, &m, &audit, &stop))
                 .map_err(ExportStartError::Thread)?;
             handles.push(h);
         }
-        Ok((Exporters { handles, api_clients }, tx))
+        Ok((
+            Exporters {
+                handles,
+                api_clients,
+                stopping,
+            },
+            tx,
+        ))
     }
 
     /// Waits for every recipient's thread to send what is queued and exit
     /// (all `ExportTx` must be gone).
     pub fn join(self) {
+        self.stopping.store(true, Ordering::Relaxed);
         for h in self.handles {
             let _ = h.join();
         }
@@ -466,6 +491,7 @@ fn recipient_loop(
     selection: &SharedSelection,
     m: &Metrics,
     audit: &AuditLog,
+    stopping: &AtomicBool,
 ) {
     let name = r.name.as_str();
     let ctx = Ctx {
@@ -566,7 +592,10 @@ fn recipient_loop(
                 views.push((i, measure.name(), project::project(&rec, g, &key, &domestic.domestic)));
             }
         }
-        audit_batch(audit, r, &views, &rows);
+        if !audited(audit, r, &views, &rows, stopping, m) {
+            views.clear();
+            continue;
+        }
         rows_out(rows, &mut outlets);
         for (i, measure, view) in views.drain(..) {
             for o in outlets.iter_mut() {
@@ -579,8 +608,9 @@ fn recipient_loop(
     // next start.
     if let Some(a) = agg.as_mut() {
         let rows = a.flush(true);
-        audit_batch(audit, r, &[], &rows);
-        rows_out(rows, &mut outlets);
+        if audited(audit, r, &[], &rows, stopping, m) {
+            rows_out(rows, &mut outlets);
+        }
     }
     for o in outlets.iter_mut() {
         o.drain(c);
@@ -607,12 +637,64 @@ fn push_witness(audit: &AuditLog, last: &mut Option<String>, outlets: &mut [Outl
 /// Records in one export batch at most (also one audit entry at most).
 const BATCH: usize = 1024;
 
+/// Writes a batch's audit entry; while the trail cannot take it, the
+/// recipient waits (its queue fills and then drops, counted as
+/// `queue_full`), retrying every second. False only if the daemon stops
+/// while the trail is still unwritable: the batch is then dropped and
+/// counted (`audit_unavailable`), never sent unaudited.
+fn audited(
+    audit: &AuditLog,
+    r: &Recipient,
+    views: &[(usize, &str, project::View)],
+    rows: &[project::View],
+    stopping: &AtomicBool,
+    m: &Metrics,
+) -> bool {
+    if audit_batch(audit, r, views, rows) {
+        return true;
+    }
+    let paused = m.export_paused.with_label_values(&[&r.name]);
+    paused.set(1);
+    tracing::warn!(
+        recipient = r.name,
+        "exports paused: the audit trail cannot take this batch's entry"
+    );
+    let mut waited = Duration::ZERO;
+    let ok = loop {
+        if stopping.load(Ordering::Relaxed) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        waited += Duration::from_millis(100);
+        if waited >= Duration::from_secs(1) {
+            waited = Duration::ZERO;
+            if audit_batch(audit, r, views, rows) {
+                break true;
+            }
+        }
+    };
+    paused.set(0);
+    if ok {
+        tracing::info!(recipient = r.name, "exports resumed: the audit trail took the batch");
+    } else {
+        m.export_dropped
+            .with_label_values(&[&r.name, "audit_unavailable"])
+            .inc_by((views.len() + rows.len()) as u64);
+    }
+    ok
+}
+
 /// One audit entry per batch: the recipient, its sinks, and per grant used
 /// the grant itself (as the `exports` check compares it with the policy in
 /// force) and how many records (or aggregate rows) it carried.
-fn audit_batch(audit: &AuditLog, r: &Recipient, views: &[(usize, &str, project::View)], rows: &[project::View]) {
+fn audit_batch(
+    audit: &AuditLog,
+    r: &Recipient,
+    views: &[(usize, &str, project::View)],
+    rows: &[project::View],
+) -> bool {
     if views.is_empty() && rows.is_empty() {
-        return;
+        return true;
     }
     let mut grants = Vec::new();
     for (i, g) in r.grants.iter().enumerate() {
@@ -636,5 +718,5 @@ fn audit_batch(audit: &AuditLog, r: &Recipient, views: &[(usize, &str, project::
             "grants": grants,
         }),
         false,
-    );
+    )
 }

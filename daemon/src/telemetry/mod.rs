@@ -70,6 +70,10 @@ pub struct Metrics {
     pub export_queue_capacity: IntGaugeVec,
     pub audit_entries: IntCounterVec,
     pub audit_checkpoint_time: IntGauge,
+    /// 1 while the trail takes entries, 0 while it cannot be written.
+    pub audit_writable: IntGauge,
+    /// 1 while a recipient's exports wait for the audit trail.
+    pub export_paused: IntGaugeVec,
     pub store_records: IntCounter,
     pub store_purged: IntCounter,
     pub store_epochs: IntGauge,
@@ -375,6 +379,21 @@ impl Metrics {
             AUDIT_CHECKPOINT_TIME,
             "Time of the last signed audit checkpoint (Unix seconds); 0 before the first or without [audit].",
         );
+        let audit_writable = gauge(
+            &r,
+            AUDIT_WRITABLE,
+            "1 while the audit trail takes entries (or there is none); 0 while it cannot be written: exports and API reads pause.",
+        );
+        audit_writable.set(1);
+        let export_paused = IntGaugeVec::new(
+            prometheus::Opts::new(
+                EXPORT_PAUSED,
+                "1 while a recipient's exports wait for the audit trail to take their batch entry (views wait in its queue).",
+            ),
+            &["recipient"],
+        )
+        .expect("valid");
+        r.register(Box::new(export_paused.clone())).expect("unique");
         let store_records = IntCounter::new(
             STORE_RECORDS,
             "Records committed (sealed, fsynced) to the retention store.",
@@ -473,6 +492,8 @@ impl Metrics {
             export_queue_capacity,
             audit_entries,
             audit_checkpoint_time,
+            audit_writable,
+            export_paused,
             store_records,
             store_purged,
             store_epochs,
