@@ -183,6 +183,15 @@ pub fn lock_in_ram(secret: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Locks the pages holding `v` (a key schedule, a signing key) into RAM,
+/// like `lock_in_ram`; `v` must not move afterwards (keep it boxed or in
+/// an `Arc`).
+pub fn lock_value_in_ram<T>(v: &T) -> io::Result<()> {
+    // SAFETY: a shared borrow of `v` is readable for size_of::<T>() bytes.
+    let bytes = unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) };
+    lock_in_ram(bytes)
+}
+
 /// An AF_PACKET raw socket bound to one interface (generator only).
 pub struct PacketSocket {
     fd: OwnedFd,

@@ -10,7 +10,7 @@
 //! Ed25519 signature of the hash bytes.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -65,41 +65,12 @@ pub fn time_of(v: &Value) -> Option<time::OffsetDateTime> {
 }
 
 /// The appliance key: created (0600) on first use, with its public half
-/// beside it for inspectors.
+/// beside it for inspectors. Read and created like every key file
+/// (`deid::key_file`: whole or not at all, symlinks and files of another
+/// owner or readable by others refused).
 pub fn load_or_create_key(dir: &Path) -> Result<SigningKey, AuditError> {
     let path = dir.join(KEY);
-    let io = |source| AuditError::Io {
-        path: path.clone(),
-        source,
-    };
-    let mut bytes = [0u8; 32];
-    match File::open(&path) {
-        Ok(mut f) => {
-            let mut buf = Vec::new();
-            f.read_to_end(&mut buf).map_err(io)?;
-            if buf.len() != 32 {
-                erase(&mut buf);
-                return Err(AuditError::Bad(format!(
-                    "{} is not a 32-byte Ed25519 key",
-                    path.display()
-                )));
-            }
-            bytes.copy_from_slice(&buf);
-            erase(&mut buf);
-        }
-        Err(_) => {
-            File::open("/dev/urandom")
-                .and_then(|mut r| r.read_exact(&mut bytes))
-                .map_err(io)?;
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(io)?;
-            f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(io)?;
-        }
-    }
+    let mut bytes = crate::deid::key_file(&path).map_err(|e| AuditError::Bad(e.to_string()))?;
     let key = SigningKey::from_bytes(&bytes);
     erase(&mut bytes);
     let pubpath = dir.join(PUBKEY);
@@ -225,7 +196,9 @@ pub fn read_verified(dir: &Path, pubkey: &Path) -> Result<(Verified, Vec<Value>)
 pub struct Trail {
     path: PathBuf,
     file: File,
-    key: SigningKey,
+    /// Boxed: locked in RAM where it is, wiped on drop (ed25519-dalek's
+    /// `zeroize`).
+    key: Box<SigningKey>,
     seq: u64,
     prev: String,
 }
@@ -251,7 +224,12 @@ impl Trail {
             path: dir.to_path_buf(),
             source,
         })?;
-        let key = load_or_create_key(dir)?;
+        let key = Box::new(load_or_create_key(dir)?);
+        if crate::sys::lock_value_in_ram(&*key).is_err() {
+            tracing::warn!(
+                "could not lock the appliance signing key in RAM (RLIMIT_MEMLOCK); it is still wiped on drop"
+            );
+        }
         let path = dir.join(TRAIL);
         let (seq, prev, set_aside) = if path.exists() {
             match verify(&path, &key.verifying_key(), None) {

@@ -7,7 +7,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -53,8 +53,12 @@ pub enum KeyError {
         "key file {path} can be read by other users (mode {mode:o}); it must be 0600 and owned by the daemon's user"
     )]
     Exposed { path: PathBuf, mode: u32 },
-    #[error("key file {path} is not 32 bytes")]
+    #[error("key file {path} is not a regular file of 32 bytes")]
     BadLength { path: PathBuf },
+    #[error("key file {path} is a symbolic link; key files must be regular files")]
+    Symlink { path: PathBuf },
+    #[error("key file {path} is owned by uid {owner}, not by the daemon's user (uid {me})")]
+    Owner { path: PathBuf, owner: u32, me: u32 },
     #[error("cannot read or write key file {path}")]
     Io {
         path: PathBuf,
@@ -90,42 +94,114 @@ fn random_key() -> std::io::Result<[u8; 32]> {
     Ok(k)
 }
 
-/// A 32-byte key file: created `0600` with fresh random bytes (and
-/// fsynced) if it does not exist, otherwise read — and refused if others
-/// could read it or it is not 32 bytes. The caller erases the bytes after use.
+/// A 32-byte key file: created `0600` with fresh random bytes if it does
+/// not exist, otherwise read. The caller erases the bytes after use.
+///
+/// Created whole or not at all: the bytes go to a temporary file beside
+/// it (`<name>.tmp-<pid>-<n>`), which is fsynced and then hard-linked to the
+/// final name (which fails if the name exists, so two creators never
+/// overwrite each other's key) — a full disk leaves no short key file
+/// that would block its epoch. Read with `O_NOFOLLOW` and checked on the
+/// open descriptor: a symlink is refused, and so is a file that is not a
+/// regular file, is not owned by the daemon's user, can be read by anyone
+/// else, or is not 32 bytes.
 pub fn key_file(path: &Path) -> Result<[u8; 32], KeyError> {
     let io = |source| KeyError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let mut key = [0u8; 32];
-    match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-        Ok(mut f) => {
-            key = random_key().map_err(io)?;
-            f.write_all(&key).and_then(|_| f.sync_all()).map_err(io)?;
+    match read_key(path) {
+        Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+        other => return other,
+    }
+    let mut key = random_key().map_err(io)?;
+    // Unique within this process (threads may create keys at once); a
+    // file of the same name can only be a dead process's leftover.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut tmp_name = path.as_os_str().to_os_string();
+    tmp_name.push(format!(".tmp-{}-{n}", std::process::id()));
+    let tmp = PathBuf::from(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
+    let written = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&key).and_then(|_| f.sync_all()))
+        .and_then(|_| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    match written {
+        Ok(()) => {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+            }
+            Ok(key)
         }
+        // Someone else created it first: use theirs.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let mode = std::fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(KeyError::Exposed {
-                    path: path.to_path_buf(),
-                    mode,
-                });
-            }
-            let mut f = std::fs::File::open(path).map_err(io)?;
-            let mut buf = Vec::with_capacity(33);
-            f.read_to_end(&mut buf).map_err(io)?;
-            if buf.len() != 32 {
-                erase(&mut buf);
-                return Err(KeyError::BadLength {
-                    path: path.to_path_buf(),
-                });
-            }
-            key.copy_from_slice(&buf);
-            erase(&mut buf);
+            erase(&mut key);
+            read_key(path)
+        }
+        Err(e) => {
+            erase(&mut key);
+            Err(io(e))
+        }
+    }
+}
+
+/// Reads an existing key file (see `key_file` for what is refused).
+fn read_key(path: &Path) -> Result<[u8; 32], KeyError> {
+    let io = |source| KeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path) {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(KeyError::Symlink {
+                path: path.to_path_buf(),
+            })
         }
         Err(e) => return Err(io(e)),
+    };
+    let meta = f.metadata().map_err(io)?;
+    let mode = meta.permissions().mode() & 0o777;
+    if !meta.is_file() {
+        return Err(KeyError::BadLength {
+            path: path.to_path_buf(),
+        });
     }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(KeyError::Owner {
+            path: path.to_path_buf(),
+            owner: meta.uid(),
+            me,
+        });
+    }
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Exposed {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    let mut buf = Vec::with_capacity(33);
+    let read = (&mut f).take(33).read_to_end(&mut buf);
+    if let Err(e) = read {
+        erase(&mut buf);
+        return Err(io(e));
+    }
+    if buf.len() != 32 {
+        erase(&mut buf);
+        return Err(KeyError::BadLength {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&buf);
+    erase(&mut buf);
     Ok(key)
 }
 
@@ -158,6 +234,11 @@ impl KeyStore {
             _ => {
                 let pan = self.load_or_create(&epoch)?;
                 let k = Arc::new(EpochKey { epoch, pan });
+                if crate::sys::lock_value_in_ram(&k.pan).is_err() {
+                    tracing::warn!(
+                        "could not lock a pseudonymization key in RAM (RLIMIT_MEMLOCK); it is still wiped on drop"
+                    );
+                }
                 self.current = Some(k.clone());
                 self.prune();
                 Ok(k)
@@ -247,5 +328,70 @@ mod tests {
             ks.at(datetime!(2026-11-22 10:00:00 UTC)),
             Err(KeyError::BadLength { .. })
         ));
+    }
+
+    /// A symlink in place of a key file is refused, even one pointing at
+    /// a good key; so is a key file of another owner (root only: it needs
+    /// chown) and anything that is not a regular file.
+    #[test]
+    fn symlinks_and_files_of_another_owner_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("elsewhere");
+        std::fs::write(&real, [7u8; 32]).unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(key_file(&real).unwrap(), [7u8; 32]);
+        let link = dir.path().join("2026-11-22.key");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let e = key_file(&link).unwrap_err();
+        assert!(matches!(e, KeyError::Symlink { .. }), "{e}");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        // A dangling symlink is not "missing": nothing is created through it.
+        std::fs::remove_file(&real).unwrap();
+        assert!(matches!(key_file(&link), Err(KeyError::Symlink { .. })));
+        assert!(!real.exists(), "a key was written through a symlink");
+
+        let sub = dir.path().join("a-directory.key");
+        std::fs::create_dir(&sub).unwrap();
+        assert!(matches!(key_file(&sub), Err(KeyError::BadLength { .. })));
+
+        assert!(nix::unistd::geteuid().is_root(), "the test suite runs as root");
+        let theirs = dir.path().join("theirs.key");
+        std::fs::write(&theirs, [7u8; 32]).unwrap();
+        std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o600)).unwrap();
+        nix::unistd::chown(&theirs, Some(nix::unistd::Uid::from_raw(1)), None).unwrap();
+        let e = key_file(&theirs).unwrap_err();
+        assert!(matches!(e, KeyError::Owner { owner: 1, me: 0, .. }), "{e}");
+    }
+
+    /// Creation goes through a temporary file that is linked into place
+    /// only when whole: what a crashed creator left behind (a short
+    /// temporary file) neither blocks the epoch nor becomes its key, and
+    /// two stores creating the same epoch's key agree on one.
+    #[test]
+    fn a_key_is_created_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("2026-11-22.key");
+        let leftover = dir.path().join("2026-11-22.key.tmp-4000000-0");
+        std::fs::write(&leftover, [1u8; 5]).unwrap();
+        let k = key_file(&p).unwrap();
+        assert_ne!(k, [0u8; 32]);
+        assert_eq!(std::fs::read(&p).unwrap(), k);
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["2026-11-22.key", "2026-11-22.key.tmp-4000000-0"],
+            "no temporary file of ours stays"
+        );
+        assert_eq!(key_file(&p).unwrap(), k, "the second call reads the first one's key");
+        let q = dir.path().join("2026-11-23.key");
+        let a = std::thread::scope(|s| {
+            let h: Vec<_> = (0..4).map(|_| s.spawn(|| key_file(&q).unwrap())).collect();
+            h.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
+        });
+        assert!(a.iter().all(|k| *k == a[0]), "racing creators got different keys");
     }
 }

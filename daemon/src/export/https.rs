@@ -78,6 +78,12 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, ApiError> {
     })
 }
 
+/// A private key's PEM file, wiped when dropped (the parsed key is
+/// rustls's to keep).
+fn read_secret(path: &std::path::Path) -> Result<zeroize::Zeroizing<Vec<u8>>, ApiError> {
+    read(path).map(zeroize::Zeroizing::new)
+}
+
 fn tls_config(cfg: &Api) -> Result<rustls::ServerConfig, ApiError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let certs: Vec<_> = rustls_pemfile::certs(&mut read(&cfg.cert)?.as_slice())
@@ -89,7 +95,7 @@ fn tls_config(cfg: &Api) -> Result<rustls::ServerConfig, ApiError> {
             what: "certificate",
         });
     }
-    let key = rustls_pemfile::private_key(&mut read(&cfg.key)?.as_slice())
+    let key = rustls_pemfile::private_key(&mut read_secret(&cfg.key)?.as_slice())
         .ok()
         .flatten()
         .ok_or(ApiError::Empty {
@@ -145,7 +151,7 @@ pub fn tls_client(
             what: "certificate",
         });
     }
-    let key = rustls_pemfile::private_key(&mut read(client_key)?.as_slice())
+    let key = rustls_pemfile::private_key(&mut read_secret(client_key)?.as_slice())
         .ok()
         .flatten()
         .ok_or(ApiError::Empty {
