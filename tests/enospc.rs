@@ -1,5 +1,5 @@
-//! Full disks during traffic: the audit trail, the records file and a
-//! spool each on their own small tmpfs, filled by the test while flows are
+//! Full disks during traffic: the audit trail, the records file, a spool,
+//! the retention store and its key directory each on their own small tmpfs, filled by the test while flows are
 //! selected, then freed. Nothing selected is lost without a counter, the
 //! trail fails closed (exports wait while it cannot be written, capture and
 //! erasure go on) and verifies afterwards, no file is left with a partial
@@ -217,4 +217,95 @@ fn full_disks_lose_nothing_uncounted_and_the_trail_fails_closed() {
         gaps[0]["data"]["lost"].as_object().is_some_and(|o| !o.is_empty()),
         "{gaps:?}"
     );
+}
+
+fn key_dir_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != "filler")
+        .collect();
+    v.sort();
+    v
+}
+
+/// The retention store and its key directory each on a small tmpfs. A
+/// full key directory when an epoch's first record arrives: the records
+/// are dropped and counted, and no short key file is left to block the
+/// epoch; when space returns the epoch opens with a whole key. A full
+/// store: commits fail, are counted, and the store works again once
+/// space returns. The account of selected records closes throughout.
+#[test]
+fn a_full_store_or_key_directory_drops_counted_and_recovers() {
+    let rig = Rig::new();
+    let store = Tmpfs::mount(rig.path("store"), "4m");
+    let keys = Tmpfs::mount(rig.path("retention-keys"), "64k");
+    let cfg = rig.config(
+        "",
+        &format!(
+            "{DOMESTIC}{MEASURES}{SELECT}\n[flows]\nidle_timeout_secs = 1\n\n[deid]\nkey_dir = \"{dkeys}\"\n\n[audit]\ndir = \"{audit}\"\ncheckpoint_secs = 1\n\n[retention]\ndir = \"{store}\"\nkey_dir = \"{keys}\"\nepoch_secs = 3600\ninbound_secs = 3600\n",
+            dkeys = rig.path("keys").display(),
+            audit = rig.path("audit").display(),
+            store = store.0.display(),
+            keys = keys.0.display(),
+        ),
+    );
+    let d = Daemon::start(&rig, &cfg);
+    let stored = |m: &Metrics| m.get("furui_store_records_total");
+    let store_error = |m: &Metrics| m.get("furui_records_dropped_total{reason=\"store_error\"}");
+
+    // 1. The key directory is full before the epoch's first record.
+    keys.fill();
+    flows(&rig, 1000);
+    let m = wait_until("records dropped as store_error", &d, Duration::from_secs(20), |m| {
+        store_error(m) == 3
+    });
+    assert_eq!(stored(&m), 0);
+    assert_eq!(
+        key_dir_names(&keys.0),
+        Vec::<String>::new(),
+        "a partial key file was left"
+    );
+
+    // 2. Space returns: the epoch opens with a whole key.
+    keys.free();
+    flows(&rig, 2000);
+    wait_until("records stored", &d, Duration::from_secs(20), |m| stored(m) == 3);
+    let names = key_dir_names(&keys.0);
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(
+        names[0].starts_with("inbound-") && names[0].ends_with(".key"),
+        "{names:?}"
+    );
+    assert_eq!(std::fs::metadata(keys.0.join(&names[0])).unwrap().len(), 32);
+
+    // 3. The store's disk fills: commits fail and are counted, until
+    // space returns.
+    store.fill();
+    let mut port = 3000;
+    let before = store_error(&d.metrics());
+    while store_error(&d.metrics()) == before {
+        assert!(port < 3300, "the store never ran out of space");
+        flows(&rig, port);
+        port += 3;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    store.free();
+    let m = d.settled_metrics();
+    let now_stored = stored(&m);
+    flows(&rig, 4000);
+    wait_until("the store works again", &d, Duration::from_secs(20), |m| {
+        stored(m) == now_stored + 3
+    });
+
+    let m = d.settled_metrics();
+    let selected = m.get("furui_records_selected_total");
+    assert_eq!(
+        m.get("furui_records_written_total") + m.sum("furui_records_dropped_total"),
+        selected,
+        "{:?}",
+        m.0
+    );
+    assert_eq!(stored(&m), m.get("furui_records_written_total"));
+    assert_eq!(d.stop(), 0, "the daemon exits cleanly");
 }

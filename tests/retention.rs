@@ -130,7 +130,7 @@ fn records_are_purged_at_expiry_and_an_earlier_copy_of_the_store_cannot_be_read(
     assert_eq!(key_files(&p.keys), 0, "the epoch key file is destroyed");
     assert_eq!(d.metrics().get("furui_store_epochs"), 0);
     assert_eq!(d.stop(), 0);
-    let live = open_copy(&p.store, &p.keys);
+    let mut live = open_copy(&p.store, &p.keys);
     assert_eq!(live.len().unwrap(), 0, "no record left in the store");
     drop(live);
     let mut backup = open_copy(&copy, &p.keys);

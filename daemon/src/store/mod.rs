@@ -37,7 +37,7 @@ pub const DB_FILE: &str = "records.redb";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("the retention store failed")]
+    #[error("the retention store failed: {0}")]
     Db(#[source] Box<redb::Error>),
     #[error(transparent)]
     Key(#[from] KeyError),
@@ -72,7 +72,10 @@ pub struct Purged {
 }
 
 pub struct Store {
-    db: Database,
+    /// None after a failed write: redb refuses every later transaction
+    /// once an I/O error has happened (`PreviousIo`), so the database is
+    /// closed and opened again (which repairs it) on the next use.
+    db: Option<Database>,
     key_dir: PathBuf,
     cfg: Retention,
     keys: HashMap<String, SealKey>,
@@ -91,6 +94,27 @@ fn measure_of(epoch: &str) -> Option<Measure> {
         .find(|m| epoch.starts_with(&format!("{}-", m.name())))
 }
 
+/// Opens (or creates) the database file in `dir` with its tables, and
+/// the next sequence number it has stored.
+fn open_db(dir: &Path) -> Result<(Database, u64), StoreError> {
+    // redb caches up to 1 GiB by default: bounded here, and counted in
+    // the memory bound (`config::memory`).
+    let db = redb::Builder::new()
+        .set_cache_size(crate::config::retention::STORE_CACHE_BYTES)
+        .create(dir.join(DB_FILE))
+        .map_err(dberr)?;
+    let txn = db.begin_write().map_err(dberr)?;
+    let next_seq = {
+        txn.open_table(RECORDS).map_err(dberr)?;
+        txn.open_table(EPOCHS).map_err(dberr)?;
+        let meta = txn.open_table(META).map_err(dberr)?;
+        let v = meta.get("next_seq").map_err(dberr)?.map_or(1, |v| v.value());
+        v
+    };
+    txn.commit().map_err(dberr)?;
+    Ok((db, next_seq))
+}
+
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
@@ -107,28 +131,36 @@ impl Store {
                     source,
                 })?;
         }
-        // redb caches up to 1 GiB by default: bounded here, and counted in
-        // the memory bound (`config::memory`).
-        let db = redb::Builder::new()
-            .set_cache_size(crate::config::retention::STORE_CACHE_BYTES)
-            .create(cfg.dir.join(DB_FILE))
-            .map_err(dberr)?;
-        let txn = db.begin_write().map_err(dberr)?;
-        let next_seq = {
-            txn.open_table(RECORDS).map_err(dberr)?;
-            txn.open_table(EPOCHS).map_err(dberr)?;
-            let meta = txn.open_table(META).map_err(dberr)?;
-            let v = meta.get("next_seq").map_err(dberr)?.map_or(1, |v| v.value());
-            v
-        };
-        txn.commit().map_err(dberr)?;
+        let (db, next_seq) = open_db(&cfg.dir)?;
         Ok(Store {
-            db,
+            db: Some(db),
             key_dir: cfg.key_dir.clone(),
             cfg: cfg.clone(),
             keys: HashMap::new(),
             next_seq,
         })
+    }
+
+    /// The database, opened again if a failed write closed it. The
+    /// sequence never goes back: a number used by a write that failed may
+    /// have reached the disk in a page that was never committed, so it is
+    /// not used again (it is the seal's nonce).
+    fn db(&mut self) -> Result<&Database, StoreError> {
+        if self.db.is_none() {
+            let (db, stored) = open_db(&self.cfg.dir)?;
+            self.next_seq = self.next_seq.max(stored);
+            tracing::info!("the retention store was opened again after a failed write");
+            self.db = Some(db);
+        }
+        Ok(self.db.as_ref().expect("opened above"))
+    }
+
+    /// Closes the database after a failed write (see `db`).
+    fn after<T>(&mut self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        if matches!(r, Err(StoreError::Db(_))) {
+            self.db = None;
+        }
+        r
     }
 
     fn key_path(&self, epoch: &str) -> PathBuf {
@@ -167,10 +199,20 @@ impl Store {
         &mut self,
         records: &[Arc<MechanicalRecord>],
         now: OffsetDateTime,
+        on_open: impl FnMut(&Opened),
+    ) -> Result<Vec<Opened>, StoreError> {
+        let r = self.put_once(records, now, on_open);
+        self.after(r)
+    }
+
+    fn put_once(
+        &mut self,
+        records: &[Arc<MechanicalRecord>],
+        now: OffsetDateTime,
         mut on_open: impl FnMut(&Opened),
     ) -> Result<Vec<Opened>, StoreError> {
         let mut opened = Vec::new();
-        let txn = self.db.begin_write().map_err(dberr)?;
+        let txn = self.db()?.begin_write().map_err(dberr)?;
         {
             let mut table = txn.open_table(RECORDS).map_err(dberr)?;
             let mut epochs = txn.open_table(EPOCHS).map_err(dberr)?;
@@ -218,9 +260,14 @@ impl Store {
     /// Every epoch: those with records, and those whose key exists without
     /// any (a crash between creating a key and the commit): name, expiry,
     /// records.
-    pub fn epochs(&self) -> Result<Vec<(String, OffsetDateTime, u64)>, StoreError> {
+    pub fn epochs(&mut self) -> Result<Vec<(String, OffsetDateTime, u64)>, StoreError> {
+        let r = self.epochs_once();
+        self.after(r)
+    }
+
+    fn epochs_once(&mut self) -> Result<Vec<(String, OffsetDateTime, u64)>, StoreError> {
         let mut out: Vec<(String, OffsetDateTime, u64)> = Vec::new();
-        let r = self.db.begin_read().map_err(dberr)?;
+        let r = self.db()?.begin_read().map_err(dberr)?;
         let t = r.open_table(EPOCHS).map_err(dberr)?;
         for item in t.iter().map_err(dberr)? {
             let (k, v) = item.map_err(dberr)?;
@@ -260,6 +307,11 @@ impl Store {
     /// the key wiped from memory), then its records are deleted in one
     /// commit. `skip` (fault injection in tests only) leaves them alone.
     pub fn purge_due(&mut self, now: OffsetDateTime) -> Result<Vec<Purged>, StoreError> {
+        let r = self.purge_due_once(now);
+        self.after(r)
+    }
+
+    fn purge_due_once(&mut self, now: OffsetDateTime) -> Result<Vec<Purged>, StoreError> {
         let mut purged = Vec::new();
         for (epoch, expires, records) in self.epochs()? {
             if expires > now || fault_skip_purge() {
@@ -280,7 +332,7 @@ impl Store {
                 path: self.key_dir.clone(),
                 source,
             })?;
-            let txn = self.db.begin_write().map_err(dberr)?;
+            let txn = self.db()?.begin_write().map_err(dberr)?;
             {
                 let mut t = txn.open_table(RECORDS).map_err(dberr)?;
                 t.retain_in((epoch.as_str(), 0)..=(epoch.as_str(), u64::MAX), |_, _| false)
@@ -305,7 +357,7 @@ impl Store {
     pub fn read_epoch(&mut self, epoch: &str) -> Result<Vec<String>, StoreError> {
         let mut sealed = Vec::new();
         {
-            let r = self.db.begin_read().map_err(dberr)?;
+            let r = self.db()?.begin_read().map_err(dberr)?;
             let t = r.open_table(RECORDS).map_err(dberr)?;
             for item in t.range((epoch, 0)..=(epoch, u64::MAX)).map_err(dberr)? {
                 let (k, v) = item.map_err(dberr)?;
@@ -330,11 +382,11 @@ impl Store {
     }
 
     /// Records stored (not yet purged), over all epochs.
-    pub fn len(&self) -> Result<u64, StoreError> {
+    pub fn len(&mut self) -> Result<u64, StoreError> {
         Ok(self.epochs()?.iter().map(|(_, _, n)| n).sum())
     }
 
-    pub fn is_empty(&self) -> Result<bool, StoreError> {
+    pub fn is_empty(&mut self) -> Result<bool, StoreError> {
         Ok(self.len()? == 0)
     }
 }
