@@ -9,6 +9,12 @@
 //! `GET /v1/checkpoint`, the newest signed checkpoint, to keep as a
 //! witness. Every request is an audit entry (`api_read`). There is no
 //! plain-HTTP listener; the metrics endpoint is separate.
+//!
+//! Limits (`[api]`, see `guard`): a deadline for the TLS handshake and for
+//! each request's headers, an idle timeout, a cap on connections in all
+//! and per source address, and a request rate per client; requests over
+//! the rate get 429 and are audited in batches (`api_rate_limited`), not
+//! one fsynced entry each.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,8 +32,10 @@ use sha2::{Digest, Sha256};
 use tokio_rustls::rustls;
 
 use super::api::Ring;
+use super::guard::{Connections, Rate, Tracked};
+use super::trail_pages::TrailPages;
 use crate::audit::AuditLog;
-use crate::config::api::Api;
+use crate::config::api::{Api, Limits};
 use crate::config::audit::Role;
 use crate::telemetry::Metrics;
 
@@ -180,9 +188,51 @@ struct Conn {
     client: Option<Client>,
     metrics: Metrics,
     audit: AuditLog,
+    rate: Arc<Rate>,
+    pages: Arc<std::sync::Mutex<Option<TrailPages>>>,
 }
 
 impl Conn {
+    fn name(&self) -> &str {
+        self.client.as_ref().map_or("unknown", |c| c.name.as_str())
+    }
+
+    /// A 429 when the client is over its rate (counted, and audited later
+    /// in a batch).
+    fn over_rate(&self) -> Option<Response> {
+        if self.rate.allow(self.name(), std::time::Instant::now()) {
+            return None;
+        }
+        let s = StatusCode::TOO_MANY_REQUESTS;
+        self.metrics
+            .api_requests
+            .with_label_values(&[self.name(), s.as_str()])
+            .inc();
+        let retry = self.rate.retry_after().to_string();
+        Some(
+            (
+                s,
+                [(header::RETRY_AFTER, retry)],
+                "too many requests from this client\n",
+            )
+                .into_response(),
+        )
+    }
+
+    /// A page of the trail's entries for which `keep` holds.
+    fn trail_page(
+        &self,
+        after: u64,
+        limit: usize,
+        keep: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<super::trail_pages::Page> {
+        let mut g = self.pages.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
+            *g = Some(TrailPages::new(self.audit.trail_path()?));
+        }
+        g.as_mut()?.page(after, limit, keep).ok()
+    }
+
     /// Audits and counts one request; returns the response — or, when the
     /// trail cannot take the request's entry, a 503 instead: nothing is
     /// read unaudited (the trail fails closed).
@@ -236,43 +286,54 @@ fn ndjson(lines: impl Iterator<Item = String>) -> (String, usize) {
     (body, n)
 }
 
-/// Trail lines (JSON entries) for which `keep` holds, after `after`, at most `limit`.
-fn trail_lines(c: &Conn, after: u64, limit: usize, keep: impl Fn(&serde_json::Value) -> bool) -> Vec<String> {
-    let Some(path) = c.audit.trail_path() else {
-        return Vec::new();
+/// A page of the trail as NDJSON, with where to continue.
+fn trail_response(c: &Conn, resource: &str, q: &RecordsQuery, keep: impl Fn(&serde_json::Value) -> bool) -> Response {
+    let Some(page) = c.trail_page(q.after, q.limit.clamp(1, 10_000), keep) else {
+        let r = (StatusCode::SERVICE_UNAVAILABLE, "the audit trail cannot be read\n").into_response();
+        return c.answer(resource, StatusCode::SERVICE_UNAVAILABLE, 0, r);
     };
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .filter(|l| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .is_ok_and(|e| e["seq"].as_u64().unwrap_or(0) > after && keep(&e))
-        })
-        .take(limit)
-        .map(str::to_string)
-        .collect()
+    let (body, n) = ndjson(page.lines.into_iter());
+    let r = (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
+            (
+                header::HeaderName::from_static("x-furui-next-after"),
+                page.next.to_string(),
+            ),
+        ],
+        body,
+    )
+        .into_response();
+    c.answer(resource, StatusCode::OK, n, r)
 }
 
 async fn audit_entries(State(c): State<Conn>, Query(q): Query<RecordsQuery>) -> Response {
+    if let Some(r) = c.over_rate() {
+        return r;
+    }
     if let Some(r) = c.refuse_unless_oversight("audit") {
         return r;
     }
-    let (body, n) = ndjson(trail_lines(&c, q.after, q.limit.clamp(1, 10_000), |_| true).into_iter());
-    let r = (StatusCode::OK, [(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response();
-    c.answer("audit", StatusCode::OK, n, r)
+    trail_response(&c, "audit", &q, |_| true)
 }
 
-async fn config_history(State(c): State<Conn>) -> Response {
+async fn config_history(State(c): State<Conn>, Query(q): Query<RecordsQuery>) -> Response {
+    if let Some(r) = c.over_rate() {
+        return r;
+    }
     if let Some(r) = c.refuse_unless_oversight("config-history") {
         return r;
     }
-    let keep =
-        |e: &serde_json::Value| matches!(e["kind"].as_str(), Some("start" | "reload" | "window" | "new_segment"));
-    let (body, n) = ndjson(trail_lines(&c, 0, usize::MAX, keep).into_iter());
-    let r = (StatusCode::OK, [(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response();
-    c.answer("config-history", StatusCode::OK, n, r)
+    trail_response(&c, "config-history", &q, |e| {
+        matches!(e["kind"].as_str(), Some("start" | "reload" | "window" | "new_segment"))
+    })
 }
 
 async fn counters(State(c): State<Conn>) -> Response {
+    if let Some(r) = c.over_rate() {
+        return r;
+    }
     if let Some(r) = c.refuse_unless_oversight("counters") {
         return r;
     }
@@ -287,6 +348,9 @@ async fn counters(State(c): State<Conn>) -> Response {
 }
 
 async fn checkpoint(State(c): State<Conn>) -> Response {
+    if let Some(r) = c.over_rate() {
+        return r;
+    }
     if c.client.is_none() {
         return c.deny(
             "checkpoint",
@@ -323,6 +387,9 @@ fn default_limit() -> usize {
 }
 
 async fn records(State(c): State<Conn>, Query(q): Query<RecordsQuery>) -> Response {
+    if let Some(r) = c.over_rate() {
+        return r;
+    }
     let m = &c.metrics;
     let Some(client) = &c.client else {
         return c.deny("records", "this client certificate belongs to no configured recipient");
@@ -339,7 +406,7 @@ async fn records(State(c): State<Conn>, Query(q): Query<RecordsQuery>) -> Respon
             "no grant of this recipient covers records over the API (no `api` sink)",
         );
     };
-    let lines = ring.after(q.after, q.limit.clamp(1, 10_000));
+    let (lines, reset) = ring.after(q.after, q.limit.clamp(1, 10_000));
     let next = lines
         .last()
         .and_then(|l| l.strip_prefix("{\"cursor\":"))
@@ -354,7 +421,7 @@ async fn records(State(c): State<Conn>, Query(q): Query<RecordsQuery>) -> Respon
     m.export_records
         .with_label_values(&[&client.name, "api-read"])
         .inc_by(lines.len() as u64);
-    let r = (
+    let mut r = (
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
@@ -363,6 +430,18 @@ async fn records(State(c): State<Conn>, Query(q): Query<RecordsQuery>) -> Respon
         body,
     )
         .into_response();
+    if let Some(oldest) = ring.oldest() {
+        r.headers_mut().insert(
+            header::HeaderName::from_static("x-furui-oldest-cursor"),
+            header::HeaderValue::from(oldest),
+        );
+    }
+    if reset {
+        r.headers_mut().insert(
+            header::HeaderName::from_static("x-furui-cursor-reset"),
+            header::HeaderValue::from_static("1"),
+        );
+    }
     c.answer("records", StatusCode::OK, lines.len(), r)
 }
 
@@ -404,7 +483,7 @@ pub fn start(
         source,
     })?;
     let stop = Arc::new(AtomicBool::new(false));
-    let (s, m, a, listen) = (stop.clone(), metrics.clone(), audit.clone(), cfg.listen);
+    let (s, m, a, listen, limits) = (stop.clone(), metrics.clone(), audit.clone(), cfg.listen, cfg.limits);
     let clients = Arc::new(clients);
     let thread = std::thread::Builder::new()
         .name("furui-api".into())
@@ -416,7 +495,7 @@ pub fn start(
                     return;
                 }
             };
-            rt.block_on(serve(std_listener, tls, clients, m, a, s));
+            rt.block_on(serve(std_listener, tls, clients, m, a, s, limits));
         })
         .map_err(|source| ApiError::Listen { addr: listen, source })?;
     tracing::info!(%listen, "HTTPS API up (mutual TLS required)");
@@ -426,6 +505,26 @@ pub fn start(
     })
 }
 
+/// How often refusals over the rate become one audit entry per client.
+const RATE_AUDIT_EVERY: Duration = Duration::from_secs(5);
+
+/// Writes one `api_rate_limited` entry per client refused since the last
+/// call; what cannot be written is kept for the next.
+fn audit_refusals(rate: &Rate, audit: &AuditLog) {
+    for (client, r) in rate.take_refused() {
+        let data = serde_json::json!({
+            "client": client,
+            "status": 429,
+            "refused": r.count,
+            "first": r.first.map(crate::audit::rfc3339),
+            "last": r.last.map(crate::audit::rfc3339),
+        });
+        if !audit.record("api_rate_limited", data, false) {
+            rate.restore(client, r);
+        }
+    }
+}
+
 async fn serve(
     std_listener: std::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -433,43 +532,122 @@ async fn serve(
     metrics: Metrics,
     audit: AuditLog,
     stop: Arc<AtomicBool>,
+    limits: Limits,
 ) {
     let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
         return;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let connections = Connections::new(&limits);
+    let rate = Rate::new(&limits);
+    let pages = Arc::new(std::sync::Mutex::new(None));
+    let mut last_audit = std::time::Instant::now();
     while !stop.load(Ordering::Acquire) {
-        let Ok(Ok((tcp, _))) = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await else {
+        if last_audit.elapsed() >= RATE_AUDIT_EVERY {
+            audit_refusals(&rate, &audit);
+            last_audit = std::time::Instant::now();
+        }
+        let Ok(Ok((tcp, peer))) = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await else {
             continue;
         };
-        let (acceptor, clients, metrics, audit) = (acceptor.clone(), clients.clone(), metrics.clone(), audit.clone());
-        tokio::spawn(async move {
-            let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
-                // No certificate, an untrusted one, or no TLS at all.
+        let slot = match connections.take(peer.ip()) {
+            Ok(slot) => slot,
+            Err(full) => {
+                // Closed at once: no handshake, no request, no audit entry.
                 metrics
-                    .api_requests
-                    .with_label_values(&["unknown", "handshake_failed"])
+                    .api_connections_refused
+                    .with_label_values(&[full.reason()])
                     .inc();
-                return;
-            };
-            let identity = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(|c| spki_sha256(c.as_ref()));
-            let client = identity.and_then(|id| clients.get(&id).cloned());
-            let app = Router::new()
-                .route("/v1/records", get(records))
-                .route("/v1/audit", get(audit_entries))
-                .route("/v1/config-history", get(config_history))
-                .route("/v1/counters", get(counters))
-                .route("/v1/checkpoint", get(checkpoint))
-                .with_state(Conn { client, metrics, audit });
-            let svc = hyper_util::service::TowerToHyperService::new(app);
-            let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                .await;
+                drop(tcp);
+                continue;
+            }
+        };
+        metrics.api_connections.set(connections.open() as i64);
+        let conn = Conn {
+            client: None,
+            metrics: metrics.clone(),
+            audit: audit.clone(),
+            rate: rate.clone(),
+            pages: pages.clone(),
+        };
+        let (acceptor, clients, connections) = (acceptor.clone(), clients.clone(), connections.clone());
+        tokio::spawn(async move {
+            let metrics = conn.metrics.clone();
+            connection(conn, acceptor, tcp, clients, limits).await;
+            drop(slot);
+            metrics.api_connections.set(connections.open() as i64);
         });
+    }
+    audit_refusals(&rate, &audit);
+}
+
+/// One client connection, from the handshake to its close.
+async fn connection(
+    mut conn: Conn,
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    clients: Arc<HashMap<[u8; 32], Client>>,
+    limits: Limits,
+) {
+    let metrics = conn.metrics.clone();
+    let cut = |reason: &str| metrics.api_connections_refused.with_label_values(&[reason]).inc();
+    let tls = match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(_)) => {
+            // No certificate, an untrusted one, or no TLS at all.
+            metrics
+                .api_requests
+                .with_label_values(&["unknown", "handshake_failed"])
+                .inc();
+            return;
+        }
+        Err(_) => {
+            cut("handshake_timeout");
+            metrics
+                .api_requests
+                .with_label_values(&["unknown", "handshake_failed"])
+                .inc();
+            return;
+        }
+    };
+    let identity = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| spki_sha256(c.as_ref()));
+    conn.client = identity.and_then(|id| clients.get(&id).cloned());
+    let app = Router::new()
+        .route("/v1/records", get(records))
+        .route("/v1/audit", get(audit_entries))
+        .route("/v1/config-history", get(config_history))
+        .route("/v1/counters", get(counters))
+        .route("/v1/checkpoint", get(checkpoint))
+        .with_state(conn);
+    let svc = hyper_util::service::TowerToHyperService::new(app);
+    let (io, activity) = Tracked::new(tls);
+    // HTTP/1.1 only: the header-read timeout is an HTTP/1 setting.
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), svc);
+    tokio::pin!(served);
+    let tick = (limits.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            r = &mut served => {
+                if r.is_err_and(|e| e.is_timeout()) {
+                    cut("header_timeout");
+                }
+                return;
+            }
+            () = tokio::time::sleep(tick) => {
+                if activity.idle() >= limits.idle_timeout {
+                    // Dropping the connection closes it.
+                    cut("idle_timeout");
+                    return;
+                }
+            }
+        }
     }
 }

@@ -10,12 +10,14 @@
 
 pub mod aggregate;
 pub mod api;
+pub mod guard;
 pub mod https;
 pub mod ipfix;
 pub mod nats;
 pub mod project;
 pub mod spool;
 pub mod tcp;
+pub mod trail_pages;
 pub mod udp;
 
 #[cfg(test)]

@@ -46,9 +46,12 @@ impl View {
     }
 }
 
-impl Serialize for View {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.fields.len() + usize::from(!self.key_epoch.is_empty())))?;
+impl View {
+    fn entries(&self) -> usize {
+        self.fields.len() + usize::from(!self.key_epoch.is_empty())
+    }
+
+    fn serialize_entries<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
         for (name, v) in &self.fields {
             match v {
                 Value::U64(x) => m.serialize_entry(name, x)?,
@@ -68,6 +71,26 @@ impl Serialize for View {
         if !self.key_epoch.is_empty() {
             m.serialize_entry("key_epoch", &self.key_epoch)?;
         }
+        Ok(())
+    }
+}
+
+impl Serialize for View {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.entries()))?;
+        self.serialize_entries(&mut m)?;
+        m.end()
+    }
+}
+
+/// A view with the API's cursor as its first member.
+pub struct WithCursor<'a>(pub u64, pub &'a View);
+
+impl Serialize for WithCursor<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1 + self.1.entries()))?;
+        m.serialize_entry("cursor", &self.0)?;
+        self.1.serialize_entries(&mut m)?;
         m.end()
     }
 }

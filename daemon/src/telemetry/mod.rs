@@ -67,6 +67,8 @@ pub struct Metrics {
     pub export_spool_bytes: IntGaugeVec,
     pub export_spooled: IntCounterVec,
     pub api_requests: IntCounterVec,
+    pub api_connections: IntGauge,
+    pub api_connections_refused: IntCounterVec,
     pub export_queue_capacity: IntGaugeVec,
     pub audit_entries: IntCounterVec,
     pub audit_checkpoint_time: IntGauge,
@@ -359,6 +361,13 @@ impl Metrics {
             "HTTPS API requests, by recipient (\"unknown\" for a certificate of no recipient) and status.",
             &["recipient", "status"],
         );
+        let api_connections = gauge(&r, API_CONNECTIONS, "HTTPS API connections open.");
+        let api_connections_refused = counter_vec(
+            &r,
+            API_CONNECTIONS_REFUSED,
+            "HTTPS API connections refused at a cap or cut at a timeout, by reason (max_connections, max_per_address, handshake_timeout, header_timeout, idle_timeout).",
+            &["reason"],
+        );
         let export_queue_capacity = IntGaugeVec::new(
             Opts::new(
                 EXPORT_QUEUE_CAPACITY,
@@ -489,6 +498,8 @@ impl Metrics {
             export_spool_bytes,
             export_spooled,
             api_requests,
+            api_connections,
+            api_connections_refused,
             export_queue_capacity,
             audit_entries,
             audit_checkpoint_time,

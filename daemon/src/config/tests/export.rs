@@ -153,3 +153,33 @@ address = "127.0.0.1:4739"
     );
     assert!(text.contains("must name a `consent` (Art. 23)"), "{text}");
 }
+
+#[test]
+fn api_limits_have_defaults_and_bad_ones_are_reported_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["s.pem", "s.key", "ca.pem"] {
+        std::fs::write(dir.path().join(f), "x").unwrap();
+    }
+    let api = "[api]\nlisten = \"127.0.0.1:9443\"\ncert = \"s.pem\"\nkey = \"s.key\"\nclient_ca = \"ca.pem\"\n";
+    let path = dir.path().join("f.toml");
+    let cfg = Config::parse(&path, &format!("{BASE}{api}")).unwrap();
+    let l = cfg.export.api.unwrap().limits;
+    assert_eq!(l.header_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(l.idle_timeout, std::time::Duration::from_secs(60));
+    assert_eq!((l.max_connections, l.max_per_address), (256, 16));
+    assert_eq!((l.rate_per_second, l.burst), (10, 50));
+    let bad = "max_connections = 4\nmax_connections_per_address = 8\nrate_per_second = 0\nidle_timeout_secs = 0\n";
+    let errs = Config::parse(&path, &format!("{BASE}{api}{bad}")).unwrap_err();
+    let text = errs.to_string();
+    let lines: Vec<usize> = errs.0.iter().map(|e| e.line).collect();
+    for (l, what) in [
+        (11, "more than max_connections"),
+        (12, "rate_per_second must be at least 1"),
+        (13, "idle_timeout_secs must be at least 1"),
+    ] {
+        assert!(
+            lines.contains(&l) && text.contains(what),
+            "no error at line {l} ({what}):\n{text}"
+        );
+    }
+}
