@@ -142,6 +142,18 @@ fn the_https_api_requires_mutual_tls_and_serves_exactly_the_granted_fields() {
     d.wait_for_metric("furui_audit_entries_total{kind=\"checkpoint\"}", 1, "a checkpoint");
     let w = get("analyst", "/v1/checkpoint");
     assert!(w.ends_with("HTTP 200"), "{w}");
+    // A recipient's witness is the head only: no recipient's figures.
+    let head: serde_json::Value = serde_json::from_str(w.lines().next().unwrap()).unwrap();
+    assert!(
+        head["sig"].is_string() && head["hash"].is_string() && head["seq"].is_u64(),
+        "{w}"
+    );
+    assert!(head.get("data").is_none() && !w.contains("furui_"), "{w}");
+    let full = get("inspector", "/v1/checkpoint");
+    assert!(
+        full.contains("\"data\"") && full.contains("furui_frames_erased_total"),
+        "inspectors get it whole: {full}"
+    );
     assert_eq!(d.stop(), 0);
     let out = verify_with_witness(&rig, w.lines().next().unwrap());
     assert!(

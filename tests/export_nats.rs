@@ -54,6 +54,10 @@ fn nats_jetstream_gets_exactly_the_granted_records_across_a_server_restart() {
     assert!(!witnesses.is_empty(), "no checkpoint pushed");
     let w = witnesses.last().unwrap();
     assert_eq!(w["kind"], "checkpoint", "{w}");
+    assert!(
+        w.get("data").is_none() && w["sig"].is_string(),
+        "a recipient's witness is the head only (seq, hash, signature): {w}"
+    );
     let out = verify_with_witness(&rig, &w.to_string());
     assert!(
         out.starts_with("PASS") && out.contains("witness checkpoint present"),

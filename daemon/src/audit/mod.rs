@@ -53,6 +53,19 @@ fn entry_hash(prev: &str, seq: u64, time: &str, kind: &str, data: &Value) -> Str
     hex(&Sha256::digest(body.as_bytes()))
 }
 
+/// The head of a signed entry, as recipients keep it as a witness: its
+/// sequence number, time, kind, hash and signature, without its data (a
+/// checkpoint's data holds every recipient's export counts, which are not
+/// another recipient's business). The signature covers the hash, so the
+/// head verifies with the public key alone; `verify --witness` takes a
+/// head as well as a whole entry. None if `line` is not a signed entry.
+pub fn witness_head(line: &str) -> Option<String> {
+    let e: Value = serde_json::from_str(line).ok()?;
+    e.get("sig")?;
+    let head = json!({ "seq": e["seq"], "time": e["time"], "kind": e["kind"], "hash": e["hash"], "sig": e["sig"] });
+    serde_json::to_string(&head).ok()
+}
+
 /// A time as the trail writes it (RFC 3339, UTC).
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
@@ -119,6 +132,19 @@ pub fn verify(path: &Path, key: &VerifyingKey, witness: Option<&str>) -> Result<
         .map(|w| serde_json::from_str(w.trim()))
         .transpose()
         .map_err(|e| AuditError::Bad(format!("witness is not an entry: {e}")))?;
+    if let Some(w) = &witness {
+        if let Some(sig) = w.get("sig") {
+            let ok = (sig.as_str().and_then(unhex))
+                .and_then(|s| Signature::from_slice(&s).ok())
+                .zip(w["hash"].as_str().and_then(unhex))
+                .is_some_and(|(sig, h)| key.verify(&h, &sig).is_ok());
+            if !ok {
+                return Err(AuditError::Bad(
+                    "the witness's signature does not verify with this public key".into(),
+                ));
+            }
+        }
+    }
     let mut witness_seen = false;
     for (i, line) in BufReader::new(f).lines().enumerate() {
         let n = i + 1;

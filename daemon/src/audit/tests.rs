@@ -93,6 +93,23 @@ fn removing_reordering_and_truncating_are_detected() {
     let e = verify(&p, &key, Some(&witness)).unwrap_err().to_string();
     assert!(e.contains("truncated") && e.contains("entry 4"), "{e}");
     assert!(verify(&dir.path().join(TRAIL), &key, Some(&witness)).is_ok());
+    // A recipient's witness is the head alone: no data, and it still
+    // exposes the truncation; a forged head does not verify.
+    let head = witness_head(&witness).unwrap();
+    let h: Value = serde_json::from_str(&head).unwrap();
+    let mut keys: Vec<&str> = h.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["hash", "kind", "seq", "sig", "time"]);
+    assert!(!head.contains("frames"), "{head}");
+    assert!(verify(&dir.path().join(TRAIL), &key, Some(&head)).is_ok());
+    let e = verify(&p, &key, Some(&head)).unwrap_err().to_string();
+    assert!(e.contains("truncated") && e.contains("entry 4"), "{e}");
+    let forged = head.replace(h["hash"].as_str().unwrap(), &"0".repeat(64));
+    let e = verify(&dir.path().join(TRAIL), &key, Some(&forged))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("signature does not verify"), "{e}");
+    assert_eq!(witness_head(&lines[0]), None, "an unsigned entry is no witness");
     // Another appliance's key does not verify the checkpoints.
     let other = tempfile::tempdir().unwrap();
     let other_key = load_or_create_key(other.path()).unwrap().verifying_key();

@@ -33,6 +33,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendErro
 use time::OffsetDateTime;
 
 use crate::audit::AuditLog;
+use crate::config::audit::Role;
 use crate::config::export::Export;
 use crate::config::recipients::Recipient;
 use crate::config::sinks::SinkKind;
@@ -528,7 +529,7 @@ fn recipient_loop(
     let mut views: Vec<(usize, &'static str, project::View)> = Vec::with_capacity(BATCH);
     loop {
         if r.witness {
-            push_witness(audit, &mut witnessed, &mut outlets, name, m);
+            push_witness(audit, r.role == Role::Oversight, &mut witnessed, &mut outlets, name, m);
         }
         let first = match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(rec) => rec,
@@ -623,13 +624,28 @@ fn recipient_loop(
 /// Pushes the newest signed checkpoint to every sink that carries
 /// witnesses, once per checkpoint; a failed push is counted and retried
 /// with the next one.
-fn push_witness(audit: &AuditLog, last: &mut Option<String>, outlets: &mut [Outlet], name: &str, m: &Metrics) {
+fn push_witness(
+    audit: &AuditLog,
+    oversight: bool,
+    last: &mut Option<String>,
+    outlets: &mut [Outlet],
+    name: &str,
+    m: &Metrics,
+) {
     let Some(cp) = audit.latest_signed() else { return };
     if last.as_deref() == Some(cp.as_str()) {
         return;
     }
+    // A recipient gets the checkpoint's head; inspectors the whole of it.
+    let Some(witness) = (if oversight {
+        Some(cp.clone())
+    } else {
+        crate::audit::witness_head(&cp)
+    }) else {
+        return;
+    };
     for o in outlets.iter_mut() {
-        if o.sink.witness(&cp).is_err() {
+        if o.sink.witness(&witness).is_err() {
             m.export_errors.with_label_values(&[name, "witness"]).inc();
         }
     }
