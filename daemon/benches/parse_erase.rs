@@ -230,8 +230,14 @@ fn export(c: &mut Criterion) {
         .spawn()
     {
         std::thread::sleep(std::time::Duration::from_millis(800));
-        let mut nats =
-            furui::export::nats::NatsJetStream::open("127.0.0.1:14222", "FURUIBENCH", "furui.bench.r").expect("nats");
+        let mut nats = furui::export::nats::NatsJetStream::open(
+            "127.0.0.1:14222",
+            "FURUIBENCH",
+            "furui.bench.r",
+            None,
+            furui::config::sinks::NatsAuth::None,
+        )
+        .expect("nats");
         if nats
             .send(0, &furui::export::project::project(&rec, &grant, &key, &domestic))
             .is_ok()

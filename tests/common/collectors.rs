@@ -265,20 +265,30 @@ impl Drop for Collector {
 
 /// nats-server with JetStream in the capture namespace, storing in `dir`.
 pub fn nats_server(rig: &Rig, dir: &std::path::Path) -> KillOnDrop {
-    let child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &rig.ns_cap,
-            "nats-server",
+    nats_server_with(
+        rig,
+        &[
             "-js",
             "-a",
             "127.0.0.1",
             "-p",
             "4222",
             "-sd",
-        ])
-        .arg(dir)
+            &dir.display().to_string(),
+        ],
+    )
+}
+
+/// nats-server started from a configuration file (listening on
+/// 127.0.0.1:4222 in the capture namespace).
+pub fn nats_server_conf(rig: &Rig, conf: &std::path::Path) -> KillOnDrop {
+    nats_server_with(rig, &["-c", &conf.display().to_string()])
+}
+
+fn nats_server_with(rig: &Rig, args: &[&str]) -> KillOnDrop {
+    let child = Command::new("ip")
+        .args(["netns", "exec", &rig.ns_cap, "nats-server"])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -295,27 +305,40 @@ pub fn nats_server(rig: &Rig, dir: &std::path::Path) -> KillOnDrop {
     KillOnDrop(child)
 }
 
-/// Every message on `subject` in the stream, in stream order.
-pub fn nats_read(ns: &str, subject: &str) -> Vec<serde_json::Value> {
-    let subject = subject.to_string();
+/// Every message on `subject` in `stream`, in stream order (no TLS, no
+/// credentials).
+pub fn nats_read(ns: &str, stream: &str, subject: &str) -> Vec<serde_json::Value> {
+    nats_read_as(ns, async_nats::ConnectOptions::new(), stream, subject).expect("the stream can be read")
+}
+
+/// Every message on `subject` in `stream` as the client `options`
+/// describe; the error if the server refuses.
+pub fn nats_read_as(
+    ns: &str,
+    options: async_nats::ConnectOptions,
+    stream: &str,
+    subject: &str,
+) -> Result<Vec<serde_json::Value>, String> {
+    let (stream, subject) = (stream.to_string(), subject.to_string());
     in_netns(ns, move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(async move {
-            let client = async_nats::connect("127.0.0.1:4222").await.unwrap();
+            let client = options.connect("127.0.0.1:4222").await.map_err(|e| e.to_string())?;
             let js = async_nats::jetstream::new(client);
-            let mut stream = js.get_stream("FURUI").await.unwrap();
-            let n = stream.info().await.unwrap().state.messages;
+            let get = tokio::time::timeout(Duration::from_secs(3), js.get_stream(stream.as_str()));
+            let mut st = get.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+            let n = st.info().await.map_err(|e| e.to_string())?.state.messages;
             let mut out = Vec::new();
             for seq in 1..=n {
-                let m = stream.get_raw_message(seq).await.unwrap();
+                let m = st.get_raw_message(seq).await.map_err(|e| e.to_string())?;
                 if m.subject.as_str() == subject {
                     out.push(serde_json::from_slice(&m.payload).unwrap());
                 }
             }
-            out
+            Ok(out)
         })
     })
 }

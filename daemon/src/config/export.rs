@@ -69,6 +69,7 @@ pub(super) fn validate(s: ExportSections, base: &Path, c: &mut Collector<'_>) ->
         consents: &consents,
         api_configured: s.api.is_some(),
         base,
+        nats: Default::default(),
     };
     let mut names = BTreeSet::new();
     let recipients: Vec<Recipient> = s

@@ -115,6 +115,7 @@ pub(super) struct Context<'a> {
     pub consents: &'a Consents,
     pub api_configured: bool,
     pub base: &'a Path,
+    pub nats: super::sinks::NatsClaims,
 }
 
 /// One recipient (`names` holds those seen before it); None if its role
@@ -152,7 +153,7 @@ pub(super) fn validate(
     let sinks: Vec<SinkKind> = r
         .sinks
         .iter()
-        .filter_map(|s| sinks::validate(s, &name, ctx.api_configured, ctx.base, c))
+        .filter_map(|s| sinks::validate(s, &name, ctx.api_configured, &ctx.nats, ctx.base, c))
         .collect();
     if grants.iter().any(|g| g.aggregate) && !sinks.iter().any(|s| matches!(s, SinkKind::Api | SinkKind::Nats { .. })) {
         c.at(

@@ -37,6 +37,34 @@ pub struct SinkSection {
     pub client_cert: Option<Spanned<String>>,
     #[serde(default)]
     pub client_key: Option<Spanned<String>>,
+    /// NATS credentials, one way at most: `user` with `password_file`, a
+    /// `creds_file` (JWT and NKey seed), or an `nkey_seed_file`. Secrets
+    /// live in files only readable by the daemon's user.
+    #[serde(default)]
+    pub user: Option<Spanned<String>>,
+    #[serde(default)]
+    pub password_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub creds_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub nkey_seed_file: Option<Spanned<String>>,
+}
+
+/// NATS over TLS: the CA the server's certificate must chain to (its name
+/// is the address's host), and furui's own certificate if the server asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsTls {
+    pub server_ca: PathBuf,
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
+/// How furui proves who it is to a NATS server (files, never the secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NatsAuth {
+    None,
+    Password { user: String, password_file: PathBuf },
+    Creds(PathBuf),
+    NkeySeed(PathBuf),
 }
 
 fn default_template_refresh() -> Spanned<u32> {
@@ -63,6 +91,8 @@ pub enum SinkKind {
         address: String,
         stream: String,
         subject: String,
+        tls: Option<NatsTls>,
+        auth: NatsAuth,
     },
     /// Views kept for the HTTPS API (`[api]`).
     Api,
@@ -80,12 +110,17 @@ impl SinkKind {
     }
 }
 
+/// NATS streams and subjects already claimed, by server address, with
+/// the recipient that claimed them: each recipient has its own.
+pub(super) type NatsClaims = std::cell::RefCell<std::collections::BTreeMap<(String, String), String>>;
+
 /// One sink of recipient `recipient`; None if it is not usable (each
 /// reason reported).
 pub(super) fn validate(
     s: &SinkSection,
     recipient: &str,
     api_configured: bool,
+    claims: &NatsClaims,
     base: &Path,
     c: &mut Collector<'_>,
 ) -> Option<SinkKind> {
@@ -98,7 +133,7 @@ pub(super) fn validate(
         return None;
     };
     if kind == "nats" {
-        return Some(nats(s, address.get_ref(), recipient, c));
+        return Some(nats(s, address.get_ref(), recipient, claims, base, c));
     }
     let to = address.get_ref().parse::<SocketAddr>();
     if to.is_err() {
@@ -135,12 +170,22 @@ fn api(s: &SinkSection, api_configured: bool, c: &mut Collector<'_>) -> SinkKind
     SinkKind::Api
 }
 
-fn nats(s: &SinkSection, address: &str, recipient: &str, c: &mut Collector<'_>) -> SinkKind {
+fn nats(
+    s: &SinkSection,
+    address: &str,
+    recipient: &str,
+    claims: &NatsClaims,
+    base: &Path,
+    c: &mut Collector<'_>,
+) -> SinkKind {
     let subject = s
         .subject
         .as_ref()
         .map_or(format!("furui.records.{recipient}"), |x| x.get_ref().clone());
-    let stream = s.stream.as_ref().map_or("FURUI".to_string(), |x| x.get_ref().clone());
+    let stream = s
+        .stream
+        .as_ref()
+        .map_or(format!("FURUI-{recipient}"), |x| x.get_ref().clone());
     let ok_token = |t: &str| !t.is_empty() && !t.contains(|ch: char| ch.is_whitespace() || ch == '*' || ch == '>');
     if !subject.contains('.') || !subject.split('.').all(ok_token) {
         let span = s.subject.as_ref().map_or(s.kind.span(), |x| x.span());
@@ -158,11 +203,112 @@ fn nats(s: &SinkSection, address: &str, recipient: &str, c: &mut Collector<'_>) 
             format!("JetStream stream name `{stream}` must be one token without '.', '*', '>' or spaces"),
         );
     }
+    // One stream and one subject per recipient, so that the server's
+    // permissions can give each reader its own and nothing else.
+    for (what, value, span) in [
+        ("stream", &stream, s.stream.as_ref().map_or(s.kind.span(), |x| x.span())),
+        (
+            "subject",
+            &subject,
+            s.subject.as_ref().map_or(s.kind.span(), |x| x.span()),
+        ),
+    ] {
+        let key = (address.to_string(), format!("{what}:{value}"));
+        let mut claimed = claims.borrow_mut();
+        match claimed.get(&key) {
+            Some(other) if other != recipient => c.at(
+                span,
+                format!("NATS {what} `{value}` on {address} is already recipient `{other}`'s: each recipient needs its own (its readers are given permissions on it alone)"),
+            ),
+            _ => {
+                claimed.insert(key, recipient.to_string());
+            }
+        }
+    }
+    let tls = s.server_ca.as_ref().map(|ca| NatsTls {
+        server_ca: readable(ca, "server_ca", base, c),
+        client: match (&s.client_cert, &s.client_key) {
+            (Some(cert), Some(key)) => Some((
+                readable(cert, "client_cert", base, c),
+                secret(key, "client_key", base, c),
+            )),
+            (None, None) => None,
+            (Some(v), None) | (None, Some(v)) => {
+                c.at(v.span(), "a NATS sink's client_cert and client_key go together");
+                None
+            }
+        },
+    });
+    if s.server_ca.is_none() {
+        if let Some(v) = s.client_cert.as_ref().or(s.client_key.as_ref()) {
+            c.at(
+                v.span(),
+                "client_cert/client_key need TLS: set server_ca, the CA that signs the NATS server's certificate",
+            );
+        }
+    }
+    let auth = match (&s.user, &s.password_file, &s.creds_file, &s.nkey_seed_file) {
+        (None, None, None, None) => NatsAuth::None,
+        (Some(user), Some(pw), None, None) => NatsAuth::Password {
+            user: user.get_ref().clone(),
+            password_file: secret(pw, "password_file", base, c),
+        },
+        (None, None, Some(creds), None) => NatsAuth::Creds(secret(creds, "creds_file", base, c)),
+        (None, None, None, Some(seed)) => NatsAuth::NkeySeed(secret(seed, "nkey_seed_file", base, c)),
+        (Some(v), None, None, None) | (None, Some(v), None, None) => {
+            c.at(v.span(), "NATS `user` and `password_file` go together");
+            NatsAuth::None
+        }
+        _ => {
+            c.at(
+                s.kind.span(),
+                "a NATS sink takes one way to authenticate: user and password_file, creds_file, or nkey_seed_file",
+            );
+            NatsAuth::None
+        }
+    };
+    if auth != NatsAuth::None && tls.is_none() {
+        c.at(
+            s.kind.span(),
+            "NATS credentials without TLS would cross the network in clear: set server_ca (the CA that signs the server's certificate)",
+        );
+    }
     SinkKind::Nats {
         address: address.to_string(),
         stream,
         subject,
+        tls,
+        auth,
     }
+}
+
+/// A file furui reads (a certificate or CA): it must exist.
+fn readable(v: &Spanned<String>, what: &str, base: &Path, c: &mut Collector<'_>) -> PathBuf {
+    let p = prefixes::resolve(base, v.get_ref());
+    if !p.is_file() {
+        c.at(v.span(), format!("{what} `{}` is not a readable file", p.display()));
+    }
+    p
+}
+
+/// A secret's file (a private key, password or seed): it must exist and
+/// be readable by its owner alone.
+fn secret(v: &Spanned<String>, what: &str, base: &Path, c: &mut Collector<'_>) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = readable(v, what, base, c);
+    if let Ok(m) = std::fs::metadata(&p) {
+        let mode = m.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            c.at(
+                v.span(),
+                format!(
+                    "{what} `{}` can be read by others (mode {mode:04o}): chmod 600 it",
+                    p.display()
+                ),
+            );
+        }
+    }
+    p
 }
 
 fn ipfix_tls(s: &SinkSection, to: SocketAddr, base: &Path, c: &mut Collector<'_>) -> SinkKind {

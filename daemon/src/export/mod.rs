@@ -151,7 +151,9 @@ fn open_sink(
             address,
             stream,
             subject,
-        } => nats::NatsJetStream::open(address, stream, subject)
+            tls,
+            auth,
+        } => nats::NatsJetStream::open(address, stream, subject, tls.clone(), auth.clone())
             .map(|x| Box::new(x) as Box<dyn Sink>)
             .map_err(|source| ExportStartError::Sink {
                 recipient: r.name.clone(),

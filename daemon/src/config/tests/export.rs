@@ -183,3 +183,70 @@ fn api_limits_have_defaults_and_bad_ones_are_reported_with_their_line() {
         );
     }
 }
+
+#[test]
+fn nats_credentials_need_tls_private_files_and_a_stream_of_their_own() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    for (f, mode) in [("ca.pem", 0o644), ("open.pass", 0o644), ("good.pass", 0o600)] {
+        let p = dir.path().join(f);
+        std::fs::write(&p, "x").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let recipient = |name: &str, n: u8, sink: &str| {
+        format!(
+            "[[recipients]]\nname = \"{name}\"\nrole = \"analyst\"\nidentity = \"sha256:{}\"\n[[recipients.grants]]\nmeasures = [\"inbound\"]\nfields = [\"initiator\"]\npurpose = \"dp\"\n[[recipients.sinks]]\nkind = \"nats\"\naddress = \"127.0.0.1:4222\"\n{sink}",
+            format!("{n:02x}").repeat(32)
+        )
+    };
+    let head = format!("{BASE}[[purposes]]\nid = \"dp\"\ndamage_prevention = true\n");
+    let path = dir.path().join("f.toml");
+    // Good: TLS with a private password file; a stream per recipient by default.
+    let good = format!(
+        "{head}{}{}",
+        recipient(
+            "a",
+            1,
+            "server_ca = \"ca.pem\"\nuser = \"furui\"\npassword_file = \"good.pass\"\n"
+        ),
+        recipient("b", 2, "")
+    );
+    let cfg = Config::parse(&path, &good).unwrap();
+    let streams: Vec<String> = cfg
+        .export
+        .recipients
+        .iter()
+        .map(|r| match &r.sinks[0] {
+            crate::config::sinks::SinkKind::Nats { stream, tls, auth, .. } => {
+                format!(
+                    "{stream} {} {}",
+                    tls.is_some(),
+                    *auth != crate::config::sinks::NatsAuth::None
+                )
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(streams, ["FURUI-a true true", "FURUI-b false false"]);
+    // Bad: credentials in clear, a file others can read, half a pair, and
+    // a stream two recipients share.
+    let bad = format!(
+        "{head}{}{}{}",
+        recipient("a", 1, "user = \"furui\"\npassword_file = \"good.pass\"\n"),
+        recipient(
+            "b",
+            2,
+            "server_ca = \"ca.pem\"\nuser = \"furui\"\npassword_file = \"open.pass\"\nstream = \"FURUI-a\"\n"
+        ),
+        recipient("c", 3, "server_ca = \"ca.pem\"\nclient_cert = \"ca.pem\"\n"),
+    );
+    let text = Config::parse(&path, &bad).unwrap_err().to_string();
+    for what in [
+        "NATS credentials without TLS would cross the network in clear",
+        "can be read by others (mode 0644): chmod 600 it",
+        "NATS stream `FURUI-a` on 127.0.0.1:4222 is already recipient `a`'s",
+        "client_cert and client_key go together",
+    ] {
+        assert!(text.contains(what), "no `{what}` in:\n{text}");
+    }
+}
