@@ -125,6 +125,16 @@ pub fn verify(path: &Path, key: &VerifyingKey, witness: Option<&str>) -> Result<
         path: path.to_path_buf(),
         source,
     })?;
+    verify_from(BufReader::new(f), path, key, witness)
+}
+
+/// `verify` over a trail read from `f` (named `path` in errors).
+pub fn verify_from(
+    f: impl BufRead,
+    path: &Path,
+    key: &VerifyingKey,
+    witness: Option<&str>,
+) -> Result<Verified, AuditError> {
     let mut prev = GENESIS.to_string();
     let mut seq_expected = 1u64;
     let mut checkpoints = 0;
@@ -146,7 +156,7 @@ pub fn verify(path: &Path, key: &VerifyingKey, witness: Option<&str>) -> Result<
         }
     }
     let mut witness_seen = false;
-    for (i, line) in BufReader::new(f).lines().enumerate() {
+    for (i, line) in f.lines().enumerate() {
         let n = i + 1;
         let line = line.map_err(|source| AuditError::Io {
             path: path.to_path_buf(),

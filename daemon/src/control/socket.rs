@@ -40,7 +40,7 @@ pub struct ReloadRequest {
 }
 
 /// The request line: `reload`, or `reload confirm-domestic-removal`.
-fn parse_request(line: &str, uid: u32) -> Result<ReloadAsk, String> {
+pub fn parse_request(line: &str, uid: u32) -> Result<ReloadAsk, String> {
     let mut words = line.split_whitespace();
     if words.next() != Some("reload") {
         return Err(format!(

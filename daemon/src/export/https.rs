@@ -591,6 +591,17 @@ async fn serve(
     audit_refusals(&rate, &audit);
 }
 
+/// The API's routes, answering as `conn`'s client.
+fn router(conn: Conn) -> Router {
+    Router::new()
+        .route("/v1/records", get(records))
+        .route("/v1/audit", get(audit_entries))
+        .route("/v1/config-history", get(config_history))
+        .route("/v1/counters", get(counters))
+        .route("/v1/checkpoint", get(checkpoint))
+        .with_state(conn)
+}
+
 /// One client connection, from the handshake to its close.
 async fn connection(
     mut conn: Conn,
@@ -627,13 +638,7 @@ async fn connection(
         .and_then(|c| c.first())
         .and_then(|c| spki_sha256(c.as_ref()));
     conn.client = identity.and_then(|id| clients.get(&id).cloned());
-    let app = Router::new()
-        .route("/v1/records", get(records))
-        .route("/v1/audit", get(audit_entries))
-        .route("/v1/config-history", get(config_history))
-        .route("/v1/counters", get(counters))
-        .route("/v1/checkpoint", get(checkpoint))
-        .with_state(conn);
+    let app = router(conn);
     let svc = hyper_util::service::TowerToHyperService::new(app);
     let (io, activity) = Tracked::new(tls);
     // HTTP/1.1 only: the header-read timeout is an HTTP/1 setting.
@@ -659,5 +664,100 @@ async fn connection(
                 }
             }
         }
+    }
+}
+
+/// One request through the API's router, as a recipient with three views
+/// in its buffer would send it (fuzzing and tests: `testkit`). The status,
+/// and whether the body is well-formed (every NDJSON line one JSON
+/// object); None if `uri` is not a URI at all. The router and its runtime
+/// are built once per thread.
+#[cfg(any(test, feature = "testkit"))]
+pub fn answer_for(uri: &[u8], oversight: bool) -> Option<(u16, bool)> {
+    use hyper::service::Service as _;
+    thread_local! {
+        static APPS: Option<(tokio::runtime::Runtime, [Router; 2])> = test_apps();
+    }
+    let req = axum::http::Request::builder()
+        .uri(uri)
+        .body(axum::body::Body::empty())
+        .ok()?;
+    APPS.with(|apps| {
+        let (rt, routers) = apps.as_ref()?;
+        let app = routers[usize::from(oversight)].clone();
+        rt.block_on(async move {
+            let resp = hyper_util::service::TowerToHyperService::new(app).call(req).await.ok()?;
+            let status = resp.status().as_u16();
+            let ndjson = resp
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|v| v == "application/x-ndjson");
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 24).await.ok()?;
+            let well_formed = !ndjson
+                || body
+                    .split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .all(|l| serde_json::from_slice::<serde_json::Value>(l).is_ok_and(|v| v.is_object()));
+            Some((status, well_formed))
+        })
+    })
+}
+
+#[cfg(any(test, feature = "testkit"))]
+fn test_apps() -> Option<(tokio::runtime::Runtime, [Router; 2])> {
+    let metrics = Metrics::new();
+    let ring = Ring::starting_at(4, 1);
+    for i in 0..3u64 {
+        let v = super::project::View {
+            key_epoch: "e".into(),
+            fields: vec![("packets_forward", super::project::Value::U64(i))],
+        };
+        ring.push(&v).ok()?;
+    }
+    let limits = Limits {
+        header_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(1),
+        max_connections: 1,
+        max_per_address: 1,
+        rate_per_second: u32::MAX,
+        burst: u32::MAX,
+    };
+    let app = |role: Role| {
+        let conn = Conn {
+            client: Some(Client {
+                name: "fuzz".into(),
+                role,
+                ring: Some(ring.clone()),
+            }),
+            audit: AuditLog::disabled(&metrics),
+            metrics: metrics.clone(),
+            rate: Rate::new(&limits),
+            pages: Arc::new(std::sync::Mutex::new(None)),
+        };
+        router(conn)
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().build().ok()?;
+    Some((rt, [app(Role::Analyst), app(Role::Oversight)]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answer_for;
+
+    #[test]
+    fn query_strings_are_answered_not_crashed_on() {
+        assert_eq!(answer_for(b"/v1/records?after=0", false), Some((200, true)));
+        assert_eq!(answer_for(b"/v1/records?after=2&limit=1", false), Some((200, true)));
+        for bad in [
+            &b"/v1/records?after=-1"[..],
+            b"/v1/records?after=18446744073709551616",
+            b"/v1/records?limit=x",
+            b"/v1/records?after=%ff%fe",
+        ] {
+            assert_eq!(answer_for(bad, false).map(|a| a.0), Some(400), "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(answer_for(b"/v1/audit?after=0", false).map(|a| a.0), Some(403));
+        assert_eq!(answer_for(b"/v1/nothing", false).map(|a| a.0), Some(404));
+        assert_eq!(answer_for(b"not a uri \x00", false), None);
     }
 }

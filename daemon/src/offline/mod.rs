@@ -6,7 +6,7 @@
 
 mod read;
 
-pub use read::{for_each_raw, Packet};
+pub use read::{for_each_raw, for_each_raw_from, Packet};
 
 use std::path::{Path, PathBuf};
 

@@ -34,11 +34,20 @@ pub struct Packet<'a> {
 }
 
 /// Calls `f` for every packet of `path` (a file or a pipe), in order.
-pub fn for_each_raw(path: &Path, mut f: impl FnMut(Packet<'_>)) -> Result<ReadSummary, OfflineError> {
+pub fn for_each_raw(path: &Path, f: impl FnMut(Packet<'_>)) -> Result<ReadSummary, OfflineError> {
     let file = File::open(path).map_err(|source| OfflineError::Open {
         path: path.to_path_buf(),
         source,
     })?;
+    for_each_raw_from(file, path, f)
+}
+
+/// Calls `f` for every packet read from `file` (named `path` in errors).
+pub fn for_each_raw_from<R: Read>(
+    file: R,
+    path: &Path,
+    mut f: impl FnMut(Packet<'_>),
+) -> Result<ReadSummary, OfflineError> {
     let mut r = Reader {
         path,
         summary: ReadSummary::default(),
@@ -56,14 +65,14 @@ pub fn for_each_raw(path: &Path, mut f: impl FnMut(Packet<'_>)) -> Result<ReadSu
 }
 
 /// The file's bytes in one buffer: `buf[pos..len]` not yet parsed.
-struct Chunks {
-    src: File,
+struct Chunks<R> {
+    src: R,
     buf: Vec<u8>,
     pos: usize,
     len: usize,
 }
 
-impl Chunks {
+impl<R: Read> Chunks<R> {
     fn rest(&self) -> &[u8] {
         &self.buf[self.pos..self.len]
     }
@@ -132,7 +141,7 @@ impl Reader<'_> {
         }
     }
 
-    fn read(&mut self, c: &mut Chunks, f: &mut impl FnMut(Packet<'_>)) -> Result<(), OfflineError> {
+    fn read(&mut self, c: &mut Chunks<impl Read>, f: &mut impl FnMut(Packet<'_>)) -> Result<(), OfflineError> {
         if !c.fill(4).map_err(|e| self.io(e))? {
             return Err(self.format());
         }
@@ -143,7 +152,7 @@ impl Reader<'_> {
         }
     }
 
-    fn pcap(&mut self, c: &mut Chunks, f: &mut impl FnMut(Packet<'_>)) -> Result<(), OfflineError> {
+    fn pcap(&mut self, c: &mut Chunks<impl Read>, f: &mut impl FnMut(Packet<'_>)) -> Result<(), OfflineError> {
         if !c.fill(24).map_err(|e| self.io(e))? {
             return Err(self.format());
         }
@@ -174,7 +183,7 @@ impl Reader<'_> {
         }
     }
 
-    fn pcapng(&mut self, c: &mut Chunks, f: &mut impl FnMut(Packet<'_>)) -> Result<(), OfflineError> {
+    fn pcapng(&mut self, c: &mut Chunks<impl Read>, f: &mut impl FnMut(Packet<'_>)) -> Result<(), OfflineError> {
         let mut parser: Option<PcapNgParser> = None;
         let mut big = false;
         loop {

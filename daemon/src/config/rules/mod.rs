@@ -37,26 +37,32 @@ pub fn load_dir(dir: &Path) -> Result<RuleSet, ConfigErrors> {
         .collect();
     files.sort();
     let mut errors = Vec::new();
+    let mut texts = Vec::new();
+    for f in files {
+        match std::fs::read_to_string(&f) {
+            Ok(t) => texts.push((f, t)),
+            Err(e) => errors.push(ConfigError {
+                file: f,
+                line: 0,
+                column: 0,
+                message: format!("cannot read rules file: {e}"),
+            }),
+        }
+    }
+    compile(&texts, errors)
+}
+
+/// Compiles rules files given as (name, text), in order, after `errors`
+/// met reading them; every error in every file is reported.
+pub fn compile(files: &[(PathBuf, String)], mut errors: Vec<ConfigError>) -> Result<RuleSet, ConfigErrors> {
     let mut out = Compiled::default();
     let mut digest = sha2::Sha256::new();
-    for f in &files {
-        let text = match std::fs::read_to_string(f) {
-            Ok(t) => t,
-            Err(e) => {
-                errors.push(ConfigError {
-                    file: f.clone(),
-                    line: 0,
-                    column: 0,
-                    message: format!("cannot read rules file: {e}"),
-                });
-                continue;
-            }
-        };
+    for (f, text) in files {
         digest.update(f.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
         digest.update(b"\n");
         digest.update(text.as_bytes());
-        let mut c = Collector::new(f, &text, &mut errors);
-        parse_file(f, &text, &mut c, &mut out);
+        let mut c = Collector::new(f, text, &mut errors);
+        parse_file(f, text, &mut c, &mut out);
     }
     if !errors.is_empty() {
         errors.sort_by_key(|e| (e.file.clone(), e.line, e.column));
