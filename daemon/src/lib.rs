@@ -12,7 +12,7 @@
 //! appliance around the data path (`config`, `control`, `telemetry`,
 //! `sys`, `hex`, `offline`), and what is not the product, compiled only for
 //! tests, benches and fuzzing (feature `testkit`: `benchkit`, `craft`,
-//! `classify::reference`).
+//! `fuzzing`, `classify::reference`).
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -44,3 +44,5 @@ pub mod offline;
 pub mod benchkit;
 #[cfg(any(test, feature = "testkit"))]
 pub mod craft;
+#[cfg(any(test, feature = "testkit"))]
+pub mod fuzzing;

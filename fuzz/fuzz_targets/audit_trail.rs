@@ -1,36 +1,4 @@
-//! Fuzz target: arbitrary bytes as an audit trail handed to an inspector
-//! (`furui audit verify`, then the checks). Verification may fail, never
-//! panic; the checks run on whatever lines parse, verified or not.
+//! Fuzz target `audit_trail`: what it feeds and checks is `furui::fuzzing::audit_trail`.
 #![no_main]
 
-use std::sync::OnceLock;
-
-use ed25519_dalek::{SigningKey, VerifyingKey};
-use libfuzzer_sys::fuzz_target;
-
-fn key() -> &'static VerifyingKey {
-    static K: OnceLock<VerifyingKey> = OnceLock::new();
-    // The same key the seed trails were signed with (seed_corpus --trail).
-    K.get_or_init(|| SigningKey::from_bytes(&[7; 32]).verifying_key())
-}
-
-fuzz_target!(|data: &[u8]| {
-    // The first line may be a witness.
-    let (witness, trail) = match data.iter().position(|b| *b == b'\n') {
-        Some(i) if data.first() == Some(&b'W') => (std::str::from_utf8(&data[1..i]).ok(), &data[i + 1..]),
-        _ => (None, data),
-    };
-    let path = std::path::Path::new("fuzz-trail.jsonl");
-    let verified = furui::audit::verify_from(trail, path, key(), witness);
-    if let Ok(v) = &verified {
-        assert!(v.checkpoints <= v.entries);
-    }
-    let entries: Vec<serde_json::Value> = trail
-        .split(|b| *b == b'\n')
-        .filter_map(|l| serde_json::from_slice(l).ok())
-        .collect();
-    let _ = furui::audit::check::erasure(&entries);
-    let _ = furui::audit::check::capture(&entries);
-    let _ = furui::audit::check::exports(&entries);
-    let _ = furui::audit::check::retention(&entries, std::time::Duration::from_secs(60));
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| furui::fuzzing::audit_trail::check(data));

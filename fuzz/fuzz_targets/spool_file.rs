@@ -1,43 +1,4 @@
-//! Fuzz target: arbitrary bytes as a spool file left by an earlier run
-//! (on tmpfs). Opening and draining it must not panic; every line is
-//! either handed out, counted corrupt, or already done; a drain that
-//! handled everything leaves the spool empty; a second drain finds
-//! nothing to send twice.
+//! Fuzz target `spool_file`: what it feeds and checks is `furui::fuzzing::spool_file`.
 #![no_main]
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
-use furui::export::spool::{Disposition, Spool};
-use libfuzzer_sys::fuzz_target;
-
-fn path() -> &'static PathBuf {
-    static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("furui-fuzz-spool-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("spool dir");
-        dir.join("fuzz.spool")
-    })
-}
-
-fuzz_target!(|data: &[u8]| {
-    let p = path();
-    std::fs::write(p, data).expect("write spool");
-    let Ok(mut s) = Spool::open(p, 1 << 30) else { return };
-    // Whole lines only: a torn last line is cut off at open.
-    let lines = data.iter().filter(|b| **b == b'\n').count() as u64;
-    let mut handed = 0u64;
-    let d = s
-        .drain(|e| {
-            handed += 1;
-            let _ = e.view();
-            Ok(if handed % 2 == 0 { Disposition::Sent } else { Disposition::Dropped("fuzz") })
-        })
-        .expect("drain on tmpfs");
-    assert_eq!(d.sent + d.dropped_total() - d.corrupt, handed);
-    assert!(handed + d.corrupt <= lines, "more entries than lines");
-    assert!(s.is_empty(), "everything was handled, yet the spool is not empty");
-    let again = s.drain(|_| panic!("sent twice")).expect("second drain");
-    assert_eq!(again.sent + again.dropped_total(), 0);
-    let _ = std::fs::remove_file(p);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| furui::fuzzing::spool_file::check(data));

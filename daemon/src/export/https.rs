@@ -686,7 +686,10 @@ pub fn answer_for(uri: &[u8], oversight: bool) -> Option<(u16, bool)> {
         let (rt, routers) = apps.as_ref()?;
         let app = routers[usize::from(oversight)].clone();
         rt.block_on(async move {
-            let resp = hyper_util::service::TowerToHyperService::new(app).call(req).await.ok()?;
+            let resp = hyper_util::service::TowerToHyperService::new(app)
+                .call(req)
+                .await
+                .ok()?;
             let status = resp.status().as_u16();
             let ndjson = resp
                 .headers()
@@ -754,7 +757,12 @@ mod tests {
             b"/v1/records?limit=x",
             b"/v1/records?after=%ff%fe",
         ] {
-            assert_eq!(answer_for(bad, false).map(|a| a.0), Some(400), "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                answer_for(bad, false).map(|a| a.0),
+                Some(400),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         assert_eq!(answer_for(b"/v1/audit?after=0", false).map(|a| a.0), Some(403));
         assert_eq!(answer_for(b"/v1/nothing", false).map(|a| a.0), Some(404));
