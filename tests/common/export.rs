@@ -58,3 +58,12 @@ pub fn export_prelude(rig: &Rig) -> String {
         rig.path("spool").display()
     )
 }
+
+/// What the daemon exports for `addr` under the key of `epoch` (read from
+/// the rig's key directory): the exact pseudonym, to compare with. (Crypto-
+/// PAn keeps a prefix with a probability far above 2^-bits, so "does not
+/// start with the original prefix" is no test of pseudonymization.)
+pub fn pseudonym(rig: &Rig, epoch: &str, addr: &str) -> String {
+    let key = furui::deid::key_file(&rig.path("keys").join(format!("{epoch}.key"))).unwrap();
+    furui::deid::CryptoPan::new(&key).ip(addr.parse().unwrap()).to_string()
+}
