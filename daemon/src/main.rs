@@ -73,8 +73,16 @@ enum Cmd {
         #[arg(long)]
         confirm_domestic_removal: bool,
     },
-    /// Validate a rules directory (every *.toml in it); every error with its line. Exit 2 on any error.
-    CheckRules { dir: PathBuf },
+    /// Validate a rules directory (*.toml, *.rules): every error and every
+    /// refused rule with its line, then a summary by format and keyword.
+    /// Exit 2 on any error, or on a refused rule without --skip-refused.
+    CheckRules {
+        dir: PathBuf,
+        /// Load the rest when some imported rules are refused (as
+        /// `[selection] skip_refused_rules = true` does).
+        #[arg(long)]
+        skip_refused: bool,
+    },
     /// Run a pcap/pcapng file through the same parse → select → erase →
     /// record code as the live path; records to stdout, counters to stderr.
     Replay {
@@ -136,6 +144,43 @@ fn init_logging() {
         b.json().flatten_event(true).init();
     } else {
         b.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+}
+
+/// `furui check-rules`: loads with refusals counted, prints them and the
+/// summary, and fails on a refusal unless told to skip.
+fn check_rules(dir: &std::path::Path, skip_refused: bool) -> ExitCode {
+    let opts = furui::config::rules::import::ImportOptions {
+        skip_refused: true,
+        ..Default::default()
+    };
+    match furui::config::rules::load_dir_with(dir, &opts) {
+        Ok(rs) => {
+            for r in &rs.imports.refusals {
+                eprintln!("{r}");
+            }
+            let refused = rs.imports.refusals.len();
+            println!(
+                "{}: {} ({} rules, {} imported, {} refused; version {}); snap: {}",
+                dir.display(),
+                if refused == 0 || skip_refused { "ok" } else { "refused rules" },
+                rs.rules.len(),
+                rs.imports.loaded(),
+                refused,
+                rs.version,
+                furui::select::Snap::of_rules(&rs)
+            );
+            print!("{}", rs.imports);
+            if refused > 0 && !skip_refused {
+                eprintln!("furui: {refused} rules refused; fix them, or load the rest with --skip-refused ([selection] skip_refused_rules = true)");
+                return ExitCode::from(2);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprint!("{e}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -292,22 +337,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Cmd::CheckRules { dir } => match furui::config::rules::load_dir(&dir) {
-            Ok(rs) => {
-                println!(
-                    "{}: ok ({} rules, version {}); snap: {}",
-                    dir.display(),
-                    rs.rules.len(),
-                    rs.version,
-                    furui::select::Snap::of_rules(&rs)
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprint!("{e}");
-                ExitCode::from(2)
-            }
-        },
+        Cmd::CheckRules { dir, skip_refused } => check_rules(&dir, skip_refused),
         Cmd::Replay { config, pcap } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,

@@ -86,6 +86,9 @@ pub struct Headers {
     /// first byte, length). Selection scans it in place; nothing copies it.
     pub payload_offset: u16,
     pub payload_len: u16,
+    /// The TCP/UDP payload's length on the wire (the IP length minus the
+    /// headers before it), also when the snap cut the frame.
+    pub wire_payload_len: u16,
     /// Where the innermost transport header starts in the frame (0: no
     /// transport header, as in a later fragment). The offline snap cuts
     /// from here, as the XDP program does.
@@ -122,6 +125,7 @@ impl Headers {
             l4: L4::None,
             payload_offset: 0,
             payload_len: 0,
+            wire_payload_len: 0,
             l4_offset: 0,
             encap: EncapChain::NONE,
             tunnel: None,
@@ -499,6 +503,10 @@ fn parse_l4_with_payload(protocol: u8, bytes: &[u8], snapped: bool) -> Result<(L
 
 /// Records the payload range, `at` bytes into the IP packet.
 fn set_payload(h: &mut Headers, at: usize, range: (usize, usize)) {
+    if range != (0, 0) {
+        let before = u16::try_from(at + range.0).unwrap_or(u16::MAX);
+        h.wire_payload_len = h.ip_len.saturating_sub(before);
+    }
     if range.1 == 0 {
         return;
     }

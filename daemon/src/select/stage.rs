@@ -101,6 +101,7 @@ impl Matcher {
                 h,
                 payload,
                 hello.fingerprint(),
+                from_initiator,
                 &mut self.scan,
                 now_ns,
                 &mut self.rule_hits,

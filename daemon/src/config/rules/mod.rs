@@ -1,8 +1,11 @@
-//! Rules files (`config/rules/*.toml`) → a compiled `select::rules::RuleSet`.
-//! Every mistake in every file is reported with its file and line; the
-//! matcher itself lives in `select::rules`.
+//! The selection directory → a compiled `select::rules::RuleSet`: furui's
+//! own rules (`*.toml`) and imported ones (`*.rules` Suricata rules; see
+//! `import`). Every mistake in every file is reported with its file and
+//! line; the matcher itself lives in `select::rules`.
 
+pub mod import;
 pub mod schema;
+pub mod suricata;
 mod values;
 
 use sha2::Digest;
@@ -16,13 +19,25 @@ use toml::Spanned;
 use super::errors::{ConfigError, ConfigErrors};
 use super::{de, Collector};
 use crate::classify::Measure;
+use crate::classify::PrefixSet;
+use crate::select::rules::endpoints::{port_list, Addr, Expr};
 use crate::select::rules::{behaviour, signatures, Rule, RuleIdx, RuleSet};
+use import::{ImportFile, ImportOptions, ImportSummary};
 use schema::RuleSection;
 use values::{address_set, parse_range, protocol_number, signature_bytes, tcp_flag_bits};
 
-/// Loads every `*.toml` in `dir` (sorted by name). The version is the
-/// files' versions joined by '+'. Reports every error in every file.
+/// The file names the selection directory loads, by their format.
+const FORMATS: &[&str] = &["toml", "rules"];
+
+/// `load_dir_with` and the default import options.
 pub fn load_dir(dir: &Path) -> Result<RuleSet, ConfigErrors> {
+    load_dir_with(dir, &ImportOptions::default())
+}
+
+/// Loads every rules file in `dir` (sorted by name). The version is the
+/// files' versions joined by '+' (an imported file's is its name and the
+/// start of its SHA-256). Reports every error in every file.
+pub fn load_dir_with(dir: &Path, opts: &ImportOptions) -> Result<RuleSet, ConfigErrors> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| {
             ConfigErrors(vec![ConfigError {
@@ -33,7 +48,7 @@ pub fn load_dir(dir: &Path) -> Result<RuleSet, ConfigErrors> {
             }])
         })?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| p.extension().is_some_and(|x| FORMATS.iter().any(|f| x == *f)))
         .collect();
     files.sort();
     let mut errors = Vec::new();
@@ -49,31 +64,67 @@ pub fn load_dir(dir: &Path) -> Result<RuleSet, ConfigErrors> {
             }),
         }
     }
-    compile(&texts, errors)
+    compile_with(&texts, errors, opts)
+}
+
+/// `compile_with` and the default import options.
+pub fn compile(files: &[(PathBuf, String)], errors: Vec<ConfigError>) -> Result<RuleSet, ConfigErrors> {
+    compile_with(files, errors, &ImportOptions::default())
 }
 
 /// Compiles rules files given as (name, text), in order, after `errors`
 /// met reading them; every error in every file is reported.
-pub fn compile(files: &[(PathBuf, String)], mut errors: Vec<ConfigError>) -> Result<RuleSet, ConfigErrors> {
+pub fn compile_with(
+    files: &[(PathBuf, String)],
+    mut errors: Vec<ConfigError>,
+    opts: &ImportOptions,
+) -> Result<RuleSet, ConfigErrors> {
     let mut out = Compiled::default();
     let mut digest = sha2::Sha256::new();
+    let mut summary = ImportSummary::default();
+    let mut sids = HashSet::new();
     for (f, text) in files {
         digest.update(f.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
         digest.update(b"\n");
         digest.update(text.as_bytes());
-        let mut c = Collector::new(f, text, &mut errors);
-        parse_file(f, text, &mut c, &mut out);
+        let format = f.extension().and_then(|x| x.to_str()).unwrap_or("toml");
+        if format == "toml" {
+            let mut c = Collector::new(f, text, &mut errors);
+            parse_file(f, text, &mut c, &mut out);
+            continue;
+        }
+        let mut file = ImportFile {
+            path: f,
+            format: "suricata",
+            opts,
+            summary: &mut summary,
+            errors: &mut errors,
+        };
+        for (rule, patterns) in suricata::compile(text, &mut file, &mut sids) {
+            out.push(rule, patterns);
+        }
+        out.versions.push(import_version(f, text));
     }
     if !errors.is_empty() {
         errors.sort_by_key(|e| (e.file.clone(), e.line, e.column));
         return Err(ConfigErrors(errors));
     }
-    Ok(RuleSet::new(
+    let mut rs = RuleSet::new(
         Arc::from(out.versions.join("+")),
         crate::hex::encode(&digest.finalize()),
         out.rules,
         out.patterns,
-    ))
+    );
+    rs.imports = summary;
+    Ok(rs)
+}
+
+/// An imported file's version: its name and the start of its SHA-256, so
+/// a record names the feed file that selected it.
+fn import_version(f: &Path, text: &str) -> String {
+    let name = f.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let hash = crate::hex::encode(&sha2::Sha256::digest(text.as_bytes()));
+    format!("{name}@{}", &hash[..12])
 }
 
 /// What the rules files compile into, file after file.
@@ -84,6 +135,16 @@ struct Compiled {
     patterns: Vec<signatures::Pattern>,
     /// Rule ids seen so far: an id is unique across files.
     ids: HashSet<String>,
+}
+
+impl Compiled {
+    /// Adds an imported rule and its patterns.
+    fn push(&mut self, rule: Rule, patterns: Vec<signatures::Pattern>) {
+        let idx = self.rules.len() as RuleIdx;
+        self.patterns
+            .extend(patterns.into_iter().map(|p| signatures::Pattern { rule: idx, ..p }));
+        self.rules.push(rule);
+    }
 }
 
 fn parse_file(path: &Path, text: &str, c: &mut Collector<'_>, out: &mut Compiled) {
@@ -220,27 +281,25 @@ fn header_conditions(r: &RuleSection, base: &Path, c: &mut Collector<'_>) -> Rul
     let fp_set = |list: &[Spanned<String>]| {
         (!list.is_empty()).then(|| list.iter().map(|s| s.get_ref().clone()).collect::<HashSet<_>>())
     };
+    let leaf = |set: Option<PrefixSet>| set.map(|s| Expr::Leaf(Addr::Set(s)));
     Rule {
-        id: Arc::from(""),
-        description: String::new(),
-        classes: [false; crate::classify::NUM_CLASSES],
         remote: address_set(&r.remote, &r.remote_files, base, c),
         local: address_set(&r.local, &r.local_files, base, c),
-        source: address_set(&r.source, &r.source_files, base, c),
-        destination: address_set(&r.destination, &r.destination_files, base, c),
+        source: leaf(address_set(&r.source, &r.source_files, base, c)),
+        destination: leaf(address_set(&r.destination, &r.destination_files, base, c)),
         protocols: (!r.protocols.is_empty())
             .then(|| r.protocols.iter().filter_map(|p| protocol_number(p, c)).collect()),
-        src_ports: ports(&r.src_ports, c),
-        dst_ports: ports(&r.dst_ports, c),
+        src_ports: ports(&r.src_ports, c).map(port_list),
+        dst_ports: ports(&r.dst_ports, c).map(port_list),
         tcp_flags: tcp_flags(r, c),
-        icmp_type: r.icmp_type,
-        icmp_code: r.icmp_code,
+        icmp_type: r.icmp_type.map(|t| (t, t)),
+        icmp_code: r.icmp_code.map(|t| (t, t)),
         ttl: r.ttl.as_ref().and_then(|t| parse_range::<u8>(t, "ttl", c)),
         size: r.size.as_ref().and_then(|t| parse_range::<u16>(t, "size", c)),
         ja4: fp_set(&r.ja4),
         ja3: fp_set(&r.ja3),
-        has_signatures: false,
         scan: scan_condition(r, c),
+        ..Rule::default()
     }
 }
 
@@ -278,6 +337,8 @@ fn compile_rule(r: RuleSection, span: std::ops::Range<usize>, base: &Path, c: &m
                 bytes,
                 offset: s.offset,
                 depth: s.depth,
+                nocase: false,
+                all: false,
             });
         }
     }

@@ -14,7 +14,7 @@ fn ids(rs: &RuleSet, class: Class, frame: &[u8], fp: Option<&Fingerprints>) -> V
     let h = parse_ethernet(frame).unwrap();
     let mut out = Vec::new();
     let mut scan = rs.new_match_state();
-    rs.matching(class, &h, h.payload(frame), fp, &mut scan, 0, &mut out);
+    rs.matching(class, &h, h.payload(frame), fp, true, &mut scan, 0, &mut out);
     out.into_iter()
         .map(|i| rs.rules[usize::from(i)].id.to_string())
         .collect()
@@ -209,6 +209,7 @@ fn a_scan_rule_fires_once_a_source_passes_its_threshold() {
             &h,
             &[],
             None,
+            true,
             &mut scan,
             u64::from(i) * 1_000_000,
             &mut out,

@@ -1,5 +1,7 @@
 //! Behavioural thresholds: one source contacting more than N distinct
-//! destinations (or destination ports) within T seconds — scanning.
+//! destinations (or destination ports) within T seconds — scanning — or
+//! sending more than N matching packets within T seconds (Suricata's
+//! `detection_filter: track by_src`).
 //!
 //! Memory is bounded: at most `MAX_SOURCES` sources per rule are tracked
 //! (a full table drops the quietest half, counted), and each source keeps
@@ -17,6 +19,8 @@ use ahash::RandomState;
 pub enum Distinct {
     Destinations,
     Ports,
+    /// Every matching packet counts (not distinct targets).
+    Packets,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,6 +40,9 @@ struct Window {
     start_ns: u64,
     cur: [u64; WORDS],
     prev: [u64; WORDS],
+    /// Packets counted in the current and previous window (`Packets`).
+    cur_n: u32,
+    prev_n: u32,
 }
 
 /// Linear-counting estimate of distinct items hashed into `bits`.
@@ -67,24 +74,35 @@ impl ScanTracker {
             start_ns: now_ns,
             cur: [0; WORDS],
             prev: [0; WORDS],
+            cur_n: 0,
+            prev_n: 0,
         });
         let elapsed = now_ns.saturating_sub(w.start_ns);
         if elapsed >= 2 * c.within_ns {
             w.prev = [0; WORDS];
             w.cur = [0; WORDS];
+            (w.prev_n, w.cur_n) = (0, 0);
             w.start_ns = now_ns;
         } else if elapsed >= c.within_ns {
             w.prev = w.cur;
             w.cur = [0; WORDS];
+            (w.prev_n, w.cur_n) = (w.cur_n, 0);
             w.start_ns += c.within_ns;
+        }
+        let into = now_ns.saturating_sub(w.start_ns) as f64 / c.within_ns as f64;
+        if c.distinct == Distinct::Packets {
+            w.cur_n = w.cur_n.saturating_add(1);
+            let count = f64::from(w.cur_n) + f64::from(w.prev_n) * (1.0 - into.min(1.0));
+            // The sliding estimate rounds down: the window's own packets
+            // are counted exactly.
+            return count.floor() > f64::from(c.more_than);
         }
         let h = match c.distinct {
             Distinct::Destinations => self.hasher.hash_one(dst),
-            Distinct::Ports => self.hasher.hash_one((dst, dport)),
+            Distinct::Ports | Distinct::Packets => self.hasher.hash_one((dst, dport)),
         } as usize
             % BITS;
         w.cur[h / 64] |= 1 << (h % 64);
-        let into = now_ns.saturating_sub(w.start_ns) as f64 / c.within_ns as f64;
         let count = estimate(&w.cur) + estimate(&w.prev) * (1.0 - into.min(1.0));
         count > f64::from(c.more_than)
     }
@@ -138,6 +156,24 @@ mod tests {
         // One source talking to one destination a thousand times: 1 distinct.
         let talker = ip("203.0.113.2");
         assert!((0..1000u64).all(|i| !t.observe(&c, talker, ip("198.51.100.1"), 443, i)));
+    }
+
+    #[test]
+    fn a_packet_count_fires_after_more_than_n_within_the_window() {
+        let c = ScanCondition {
+            distinct: Distinct::Packets,
+            more_than: 5,
+            within_ns: 60_000_000_000,
+        };
+        let mut t = ScanTracker::default();
+        let src = ip("203.0.113.9");
+        let dst = ip("192.0.2.1");
+        let fired: Vec<bool> = (0..8u64).map(|i| t.observe(&c, src, dst, 22, i * 1_000_000)).collect();
+        assert_eq!(fired, [false, false, false, false, false, true, true, true]);
+        // Another source is counted apart.
+        assert!(!t.observe(&c, ip("203.0.113.10"), dst, 22, 9_000_000));
+        // Two windows later the count starts again.
+        assert!(!t.observe(&c, src, dst, 22, 130_000_000_000));
     }
 
     #[test]

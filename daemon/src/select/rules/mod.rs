@@ -7,34 +7,62 @@
 //! match leaves `signatures`.
 
 pub mod behaviour;
+pub mod endpoints;
 pub mod signatures;
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::classify::{Class, PrefixSet};
 use crate::parse::{Headers, L4};
 use crate::select::tls::Fingerprints;
+use endpoints::{addr_matches, port_matches, AddrExpr, PortExpr};
 use signatures::SignatureMatcher;
 
+/// What a rule does when it matches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Action {
+    /// Select the packet (and name the rule in its record).
+    #[default]
+    Alert,
+    /// An exception: a packet a `pass` rule matches is selected by no rule.
+    Pass,
+}
+
+/// Which side of a flow a packet must come from (Suricata's `flow:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From the flow's initiator.
+    ToServer,
+    /// From the responder.
+    ToClient,
+}
+
 /// A compiled rule. Absent conditions always hold.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Rule {
     pub id: Arc<str>,
     pub description: String,
     pub classes: [bool; crate::classify::NUM_CLASSES],
+    pub action: Action,
     pub remote: Option<PrefixSet>,
     pub local: Option<PrefixSet>,
-    pub source: Option<PrefixSet>,
-    pub destination: Option<PrefixSet>,
+    pub source: Option<AddrExpr>,
+    pub destination: Option<AddrExpr>,
+    pub src_ports: Option<PortExpr>,
+    pub dst_ports: Option<PortExpr>,
+    /// The source/destination conditions hold in either direction (`<>`).
+    pub both_directions: bool,
+    pub direction: Option<Direction>,
     pub protocols: Option<Vec<u8>>,
-    pub src_ports: Option<Vec<(u16, u16)>>,
-    pub dst_ports: Option<Vec<(u16, u16)>>,
     pub tcp_flags: Option<(u8, u8)>,
-    pub icmp_type: Option<u8>,
-    pub icmp_code: Option<u8>,
+    pub icmp_type: Option<(u8, u8)>,
+    pub icmp_code: Option<(u8, u8)>,
     pub ttl: Option<(u8, u8)>,
     pub size: Option<(u16, u16)>,
+    /// Inclusive range of the transport payload's length on the wire.
+    pub payload_size: Option<(u16, u16)>,
     pub ja4: Option<HashSet<String>>,
     pub ja3: Option<HashSet<String>>,
     pub has_signatures: bool,
@@ -48,6 +76,8 @@ pub struct MatchState {
     scan: Vec<behaviour::ScanTracker>,
     /// Scratch for the signature automaton's per-rule result.
     sig_hits: Vec<bool>,
+    /// Scratch: which of each rule's patterns were found.
+    sig_masks: Vec<u64>,
 }
 
 /// Index of a rule in its `RuleSet`.
@@ -62,15 +92,26 @@ pub struct RuleSet {
     pub sha256: String,
     pub rules: Vec<Rule>,
     signatures: SignatureMatcher,
+    /// What the imported formats loaded, refused and skipped.
+    pub imports: crate::config::rules::import::ImportSummary,
 }
 
-fn in_ranges(v: u16, r: &[(u16, u16)]) -> bool {
-    r.iter().any(|(lo, hi)| *lo <= v && v <= *hi)
+fn in_range<T: PartialOrd>(v: T, r: Option<(T, T)>) -> bool {
+    r.is_none_or(|(lo, hi)| lo <= v && v <= hi)
 }
 
 impl Rule {
+    /// The source/destination address and port conditions for one
+    /// direction: `src_home`/`dst_home` say which ends are domestic.
+    fn endpoints_match(&self, (src, sp, src_home): (IpAddr, u16, bool), (dst, dp, dst_home): (IpAddr, u16, bool)) -> bool {
+        self.source.as_ref().is_none_or(|e| addr_matches(e, src, src_home))
+            && self.destination.as_ref().is_none_or(|e| addr_matches(e, dst, dst_home))
+            && self.src_ports.as_ref().is_none_or(|e| port_matches(e, sp))
+            && self.dst_ports.as_ref().is_none_or(|e| port_matches(e, dp))
+    }
+
     /// The packet-level conditions (everything but payload signatures).
-    fn header_match(&self, class: Class, h: &Headers, fp: Option<&Fingerprints>) -> bool {
+    fn header_match(&self, class: Class, h: &Headers, fp: Option<&Fingerprints>, from_initiator: bool) -> bool {
         if !self.classes[class as usize] {
             return false;
         }
@@ -83,22 +124,24 @@ impl Rule {
             Class::Outbound => (&[dst][..], &[src][..]),
             _ => (&[src, dst][..], &[][..]),
         };
-        let any_in = |set: &Option<PrefixSet>, addrs: &[std::net::IpAddr]| {
+        let any_in = |set: &Option<PrefixSet>, addrs: &[IpAddr]| {
             set.as_ref().is_none_or(|s| addrs.iter().any(|a| s.contains(*a)))
         };
         if !any_in(&self.remote, remotes) || !any_in(&self.local, locals) {
             return false;
         }
-        if !any_in(&self.source, &[src]) || !any_in(&self.destination, &[dst]) {
+        let (sp, dp) = h.ports();
+        let s = (src, sp, class == Class::Outbound);
+        let d = (dst, dp, class == Class::Inbound);
+        if !self.endpoints_match(s, d) && !(self.both_directions && self.endpoints_match(d, s)) {
             return false;
+        }
+        match self.direction {
+            Some(Direction::ToServer) if !from_initiator => return false,
+            Some(Direction::ToClient) if from_initiator => return false,
+            _ => {}
         }
         if self.protocols.as_ref().is_some_and(|p| !p.contains(&h.protocol)) {
-            return false;
-        }
-        let (sp, dp) = h.ports();
-        if self.src_ports.as_ref().is_some_and(|r| !in_ranges(sp, r))
-            || self.dst_ports.as_ref().is_some_and(|r| !in_ranges(dp, r))
-        {
             return false;
         }
         if let Some((mask, value)) = self.tcp_flags {
@@ -109,15 +152,14 @@ impl Rule {
         }
         if self.icmp_type.is_some() || self.icmp_code.is_some() {
             match h.l4 {
-                L4::Icmp { icmp_type, code }
-                    if self.icmp_type.is_none_or(|t| t == icmp_type) && self.icmp_code.is_none_or(|c| c == code) => {}
+                L4::Icmp { icmp_type, code } if in_range(icmp_type, self.icmp_type) && in_range(code, self.icmp_code) => {}
                 _ => return false,
             }
         }
-        if self.ttl.is_some_and(|(lo, hi)| h.ttl < lo || h.ttl > hi) {
+        if !in_range(h.ttl, self.ttl) || !in_range(h.ip_len, self.size) {
             return false;
         }
-        if self.size.is_some_and(|(lo, hi)| h.ip_len < lo || h.ip_len > hi) {
+        if !in_range(h.wire_payload_len, self.payload_size) {
             return false;
         }
         if self.ja4.is_some() || self.ja3.is_some() {
@@ -140,6 +182,7 @@ impl RuleSet {
             sha256: String::new(),
             rules: Vec::new(),
             signatures: SignatureMatcher::default(),
+            imports: Default::default(),
         }
     }
 
@@ -159,13 +202,15 @@ impl RuleSet {
         MatchState {
             scan: vec![behaviour::ScanTracker::default(); self.rules.len()],
             sig_hits: Vec::new(),
+            sig_masks: Vec::new(),
         }
     }
 
     /// Rules matching a packet of `class`; `payload` is scanned in place
-    /// for the signature conditions. Appends indices to `out`. `state`
-    /// must come from this ruleset's `new_match_state` (with a smaller
-    /// one, rules with a behavioural condition never match).
+    /// for the signature conditions. Appends indices to `out`; when a
+    /// `pass` rule matches, appends none. `state` must come from this
+    /// ruleset's `new_match_state` (with a smaller one, rules with a
+    /// behavioural condition never match).
     #[allow(clippy::too_many_arguments)]
     pub fn matching(
         &self,
@@ -173,13 +218,19 @@ impl RuleSet {
         h: &Headers,
         payload: &[u8],
         fp: Option<&Fingerprints>,
+        from_initiator: bool,
         state: &mut MatchState,
         now_ns: u64,
         out: &mut Vec<RuleIdx>,
     ) {
         let mut scanned = false;
+        let first = out.len();
+        let mut passed = false;
         for (i, r) in self.rules.iter().enumerate() {
-            if !r.header_match(class, h, fp) {
+            if passed && r.action == Action::Alert && r.scan.is_none() {
+                continue;
+            }
+            if !r.header_match(class, h, fp, from_initiator) {
                 continue;
             }
             if r.has_signatures {
@@ -187,7 +238,7 @@ impl RuleSet {
                 // a rule with signatures passed its header conditions.
                 if !scanned {
                     self.signatures
-                        .rules_hit(payload, self.rules.len(), &mut state.sig_hits);
+                        .rules_hit(payload, self.rules.len(), &mut state.sig_masks, &mut state.sig_hits);
                     scanned = true;
                 }
                 if !state.sig_hits[i] {
@@ -202,7 +253,13 @@ impl RuleSet {
                     continue;
                 }
             }
-            out.push(i as RuleIdx);
+            match r.action {
+                Action::Alert => out.push(i as RuleIdx),
+                Action::Pass => passed = true,
+            }
+        }
+        if passed {
+            out.truncate(first);
         }
     }
 
@@ -214,6 +271,7 @@ impl RuleSet {
             sha256,
             rules,
             signatures: SignatureMatcher::new(patterns),
+            imports: Default::default(),
         }
     }
 }
