@@ -36,7 +36,16 @@ fn a_million_prefixes_load_and_match() {
         let f = FrameSpec::new(src, dst).build();
         let h = parse_ethernet(&f).unwrap();
         let mut out = Vec::new();
-        rs.matching(Class::Inbound, &h, &[], None, true, &mut rs.new_match_state(), 0, &mut out);
+        rs.matching(
+            Class::Inbound,
+            &h,
+            &[],
+            None,
+            true,
+            &mut rs.new_match_state(),
+            0,
+            &mut out,
+        );
         !out.is_empty()
     };
     let last = std::net::Ipv4Addr::from(0x0a00_0000u32 + (699_999 << 8));

@@ -163,7 +163,11 @@ fn check_rules(dir: &std::path::Path, skip_refused: bool) -> ExitCode {
             println!(
                 "{}: {} ({} rules, {} imported, {} refused; version {}); snap: {}",
                 dir.display(),
-                if refused == 0 || skip_refused { "ok" } else { "refused rules" },
+                if refused == 0 || skip_refused {
+                    "ok"
+                } else {
+                    "refused rules"
+                },
                 rs.rules.len(),
                 rs.imports.loaded(),
                 refused,

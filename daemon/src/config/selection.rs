@@ -111,7 +111,10 @@ pub fn import_options(s: &SelectionSection, c: &mut Collector<'_>) -> Option<Imp
                     format!("`{k}` cannot be set: it is the domestic set ([domestic]) or its complement"),
                 );
             } else if k.is_empty() || !k.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
-                c.at(vars.span(), format!("variable name `{k}` must be ASCII letters, digits or '_'"));
+                c.at(
+                    vars.span(),
+                    format!("variable name `{k}` must be ASCII letters, digits or '_'"),
+                );
             } else {
                 into.insert(k.clone(), v.clone());
             }
@@ -121,7 +124,10 @@ pub fn import_options(s: &SelectionSection, c: &mut Collector<'_>) -> Option<Imp
     if let Some(m) = &s.import_measures {
         o.classes = [false; crate::classify::NUM_CLASSES];
         if m.get_ref().is_empty() {
-            c.at(m.span(), "`import_measures` is empty: imported rules would select nothing");
+            c.at(
+                m.span(),
+                "`import_measures` is empty: imported rules would select nothing",
+            );
         }
         for name in m.get_ref() {
             match crate::classify::Measure::from_name(name) {

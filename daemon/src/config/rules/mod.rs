@@ -4,9 +4,11 @@
 //! line; the matcher itself lives in `select::rules`.
 
 pub mod import;
+pub mod misp;
 pub mod schema;
 pub mod suricata;
 mod values;
+pub mod zeek;
 
 use sha2::Digest;
 use std::collections::HashSet;
@@ -27,7 +29,7 @@ use schema::RuleSection;
 use values::{address_set, parse_range, protocol_number, signature_bytes, tcp_flag_bits};
 
 /// The file names the selection directory loads, by their format.
-const FORMATS: &[&str] = &["toml", "rules"];
+const FORMATS: &[&str] = &["toml", "rules", "intel", "csv", "json"];
 
 /// `load_dir_with` and the default import options.
 pub fn load_dir(dir: &Path) -> Result<RuleSet, ConfigErrors> {
@@ -100,9 +102,7 @@ pub fn compile_with(
             summary: &mut summary,
             errors: &mut errors,
         };
-        for (rule, patterns) in suricata::compile(text, &mut file, &mut sids) {
-            out.push(rule, patterns);
-        }
+        import(format, text, &mut file, &mut sids, &mut out);
         out.versions.push(import_version(f, text));
     }
     if !errors.is_empty() {
@@ -117,6 +117,47 @@ pub fn compile_with(
     );
     rs.imports = summary;
     Ok(rs)
+}
+
+/// Compiles one imported file by its format (its extension; a JSON file
+/// by what it holds).
+fn import(format: &str, text: &str, file: &mut ImportFile<'_>, sids: &mut HashSet<u64>, out: &mut Compiled) {
+    let plain = |rules: Vec<Rule>| rules.into_iter().map(|r| (r, Vec::new())).collect::<Vec<_>>();
+    let compiled = match format {
+        "rules" => suricata::compile(text, file, sids),
+        "intel" => {
+            file.format = "zeek";
+            plain(zeek::compile(text, file).into_iter().collect())
+        }
+        "csv" => {
+            file.format = "misp";
+            plain(misp::compile_csv(text, file))
+        }
+        _ => match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(doc) if misp::is_misp(&doc) => {
+                file.format = "misp";
+                plain(misp::compile_json(&doc, file))
+            }
+            Ok(_) => {
+                file.error(
+                    1,
+                    "a JSON rules file must be a MISP event ({\"Event\": …}) or a STIX 2.1 bundle",
+                );
+                Vec::new()
+            }
+            Err(e) => {
+                file.error(e.line(), format!("not JSON: {e}"));
+                Vec::new()
+            }
+        },
+    };
+    for (rule, patterns) in compiled {
+        if !out.ids.insert(rule.id.to_string()) {
+            file.error(0, format!("rule id `{}` is used twice", rule.id));
+            continue;
+        }
+        out.push(rule, patterns);
+    }
 }
 
 /// An imported file's version: its name and the start of its SHA-256, so

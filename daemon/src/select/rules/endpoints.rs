@@ -115,7 +115,10 @@ mod tests {
         assert!(!port_matches(&e, 80));
         assert!(port_matches(&e, 8080));
         // [1024:,!8080]
-        let e = Expr::List(vec![Expr::Leaf((1024, u16::MAX)), Expr::Not(Box::new(Expr::Leaf((8080, 8080))))]);
+        let e = Expr::List(vec![
+            Expr::Leaf((1024, u16::MAX)),
+            Expr::Not(Box::new(Expr::Leaf((8080, 8080)))),
+        ]);
         assert!(port_matches(&e, 5000));
         assert!(!port_matches(&e, 8080));
         assert!(!port_matches(&e, 80));

@@ -103,7 +103,11 @@ fn in_range<T: PartialOrd>(v: T, r: Option<(T, T)>) -> bool {
 impl Rule {
     /// The source/destination address and port conditions for one
     /// direction: `src_home`/`dst_home` say which ends are domestic.
-    fn endpoints_match(&self, (src, sp, src_home): (IpAddr, u16, bool), (dst, dp, dst_home): (IpAddr, u16, bool)) -> bool {
+    fn endpoints_match(
+        &self,
+        (src, sp, src_home): (IpAddr, u16, bool),
+        (dst, dp, dst_home): (IpAddr, u16, bool),
+    ) -> bool {
         self.source.as_ref().is_none_or(|e| addr_matches(e, src, src_home))
             && self.destination.as_ref().is_none_or(|e| addr_matches(e, dst, dst_home))
             && self.src_ports.as_ref().is_none_or(|e| port_matches(e, sp))
@@ -152,7 +156,8 @@ impl Rule {
         }
         if self.icmp_type.is_some() || self.icmp_code.is_some() {
             match h.l4 {
-                L4::Icmp { icmp_type, code } if in_range(icmp_type, self.icmp_type) && in_range(code, self.icmp_code) => {}
+                L4::Icmp { icmp_type, code }
+                    if in_range(icmp_type, self.icmp_type) && in_range(code, self.icmp_code) => {}
                 _ => return false,
             }
         }

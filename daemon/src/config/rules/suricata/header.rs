@@ -154,7 +154,9 @@ fn term<L>(
     if let Some(rest) = s.strip_prefix('!') {
         return match again(rest)? {
             Some(e) => Ok(Some(Expr::Not(Box::new(e)))),
-            None => Err(HeaderIssue::Error(format!("{what} `{s}` negates `any`: it can match nothing"))),
+            None => Err(HeaderIssue::Error(format!(
+                "{what} `{s}` negates `any`: it can match nothing"
+            ))),
         };
     }
     if let Some(inner) = s.strip_prefix('[') {
@@ -203,7 +205,11 @@ fn address_leaves(s: &str, opts: &ImportOptions, depth: usize) -> Result<Option<
         "EXTERNAL_NET" => Some(Ok(Some(Expr::Leaf(Leaf::External)))),
         other => opts.address_vars.get(other).map(|v| address_leaves(v, opts, depth + 1)),
     };
-    let leaf = |s: &str| parse_prefix(s).map(|n| Expr::Leaf(Leaf::Net(n))).map_err(HeaderIssue::Error);
+    let leaf = |s: &str| {
+        parse_prefix(s)
+            .map(|n| Expr::Leaf(Leaf::Net(n)))
+            .map_err(HeaderIssue::Error)
+    };
     term(s, depth, "address", &vars, &leaf)
 }
 

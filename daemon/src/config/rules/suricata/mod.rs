@@ -332,7 +332,11 @@ impl Builder {
                 });
             }
             Buffer::Ja3 | Buffer::Ja4 => {
-                let (name, len) = if self.buffer == Buffer::Ja3 { ("ja3.hash", 32) } else { ("ja4.hash", 36) };
+                let (name, len) = if self.buffer == Buffer::Ja3 {
+                    ("ja3.hash", 32)
+                } else {
+                    ("ja4.hash", 36)
+                };
                 let text = String::from_utf8(bytes).unwrap_or_default().to_ascii_lowercase();
                 if text.len() != len {
                     return Err(refuse(
@@ -340,9 +344,15 @@ impl Builder {
                         "is not honoured: give the whole fingerprint",
                     ));
                 }
-                let set = if self.buffer == Buffer::Ja3 { &mut self.rule.ja3 } else { &mut self.rule.ja4 };
+                let set = if self.buffer == Buffer::Ja3 {
+                    &mut self.rule.ja3
+                } else {
+                    &mut self.rule.ja4
+                };
                 if set.as_ref().is_some_and(|s| !s.contains(&text)) {
-                    return Err(Issue::Error(format!("two different {name} values can never both match")));
+                    return Err(Issue::Error(format!(
+                        "two different {name} values can never both match"
+                    )));
                 }
                 set.get_or_insert_with(HashSet::new).insert(text);
             }
@@ -358,7 +368,12 @@ impl Builder {
                 (Some("track"), Some(t)) => track = Some(t.to_string()),
                 (Some("count"), Some(n)) => count = n.parse::<u32>().ok(),
                 (Some("seconds"), Some(n)) => secs = n.parse::<u64>().ok(),
-                _ => return Err(Issue::Error(format!("`{}` is not track, count or seconds", part.trim()))),
+                _ => {
+                    return Err(Issue::Error(format!(
+                        "`{}` is not track, count or seconds",
+                        part.trim()
+                    )))
+                }
             }
         }
         let (Some(track), Some(count), Some(secs)) = (track, count, secs) else {
@@ -382,7 +397,11 @@ impl Builder {
     }
 
     fn finish(mut self) -> Result<Compiled, String> {
-        let transport = self.rule.protocols.as_ref().is_some_and(|p| p.iter().all(|n| *n == 6 || *n == 17));
+        let transport = self
+            .rule
+            .protocols
+            .as_ref()
+            .is_some_and(|p| p.iter().all(|n| *n == 6 || *n == 17));
         if !self.patterns.is_empty() && !transport {
             return Err("`content` needs a tcp or udp rule: furui scans the TCP/UDP payload only".into());
         }
@@ -435,7 +454,9 @@ fn selects_everything(r: &Rule) -> bool {
         && r.src_ports.is_none()
         && r.dst_ports.is_none()
         && r.direction.is_none()
-        && r.protocols.as_ref().is_none_or(|p| p.len() > 1 || r.protocols.is_none())
+        && r.protocols
+            .as_ref()
+            .is_none_or(|p| p.len() > 1 || r.protocols.is_none())
         && r.tcp_flags.is_none()
         && r.icmp_type.is_none()
         && r.icmp_code.is_none()

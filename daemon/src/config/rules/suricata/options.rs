@@ -141,9 +141,11 @@ where
 {
     let v = v.trim();
     let num = |x: &str| -> Result<u64, Option<String>> {
-        x.trim()
-            .parse::<u64>()
-            .map_err(|_| Some(format!("`{v}` is not a number or a comparison (N, <N, >N, <=N, >=N, A<>B, A-B)")))
+        x.trim().parse::<u64>().map_err(|_| {
+            Some(format!(
+                "`{v}` is not a number or a comparison (N, <N, >N, <=N, >=N, A<>B, A-B)"
+            ))
+        })
     };
     let max = T::max_value().into();
     let (lo, hi) = if v.starts_with('!') {
@@ -252,7 +254,10 @@ mod tests {
         assert_eq!(o[2].1, None);
         assert!(split("sid:1").unwrap_err().contains("not ended"));
         let escaped = split(r#"content:"a\;b";"#).unwrap();
-        assert_eq!(content_bytes(quoted(escaped[0].1.as_deref().unwrap()).unwrap()).unwrap(), b"a;b");
+        assert_eq!(
+            content_bytes(quoted(escaped[0].1.as_deref().unwrap()).unwrap()).unwrap(),
+            b"a;b"
+        );
     }
 
     #[test]

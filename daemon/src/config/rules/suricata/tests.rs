@@ -61,7 +61,15 @@ fn a_feed_compiles_with_its_ids_descriptions_and_version() {
     let ids: Vec<&str> = rs.rules.iter().map(|r| &*r.id).collect();
     assert_eq!(
         ids,
-        ["sid:2001219", "sid:9000001", "sid:9000003", "sid:9000004", "sid:9000005", "sid:9000006", "sid:9000007"]
+        [
+            "sid:2001219",
+            "sid:9000001",
+            "sid:9000003",
+            "sid:9000004",
+            "sid:9000005",
+            "sid:9000006",
+            "sid:9000007"
+        ]
     );
     assert_eq!(
         rs.rules[0].description,
@@ -92,23 +100,46 @@ fn header_addresses_ports_variables_and_direction_are_honoured() {
     // Address list with a negated part, port list, two contents (all needed).
     let beacon = |src: &str, dp: u16, p: &[u8]| {
         FrameSpec::new(src, "192.0.2.1")
-            .transport(Transport::Udp { src_port: 4000, dst_port: dp })
+            .transport(Transport::Udp {
+                src_port: 4000,
+                dst_port: dp,
+            })
             .payload(p)
             .build()
     };
     let both = b"beacon:id=1 \xde\xad";
-    assert_eq!(hits(&rs, Class::Inbound, &beacon("203.0.113.9", 5353, both), true, None), ["sid:9000001"]);
+    assert_eq!(
+        hits(&rs, Class::Inbound, &beacon("203.0.113.9", 5353, both), true, None),
+        ["sid:9000001"]
+    );
     assert!(
         hits(&rs, Class::Inbound, &beacon("203.0.113.200", 53, both), true, None).is_empty(),
         "the negated half of the /24"
     );
-    assert!(hits(&rs, Class::Inbound, &beacon("203.0.113.9", 54, both), true, None).is_empty(), "port list");
     assert!(
-        hits(&rs, Class::Inbound, &beacon("203.0.113.9", 53, b"beacon:id=1"), true, None).is_empty(),
+        hits(&rs, Class::Inbound, &beacon("203.0.113.9", 54, both), true, None).is_empty(),
+        "port list"
+    );
+    assert!(
+        hits(
+            &rs,
+            Class::Inbound,
+            &beacon("203.0.113.9", 53, b"beacon:id=1"),
+            true,
+            None
+        )
+        .is_empty(),
         "one content of two"
     );
     assert!(
-        hits(&rs, Class::Inbound, &beacon("203.0.113.9", 53, b"xxxxxxxxxxxxxxxxbeacon: \xde\xad"), true, None).is_empty(),
+        hits(
+            &rs,
+            Class::Inbound,
+            &beacon("203.0.113.9", 53, b"xxxxxxxxxxxxxxxxbeacon: \xde\xad"),
+            true,
+            None
+        )
+        .is_empty(),
         "depth 16"
     );
 
@@ -215,11 +246,23 @@ fn mistakes_are_errors_with_their_line_even_when_skipping() {
         ("alert tcp any any -> any 80 (sid:1; sid:1)", "not ended by `;`"),
         ("alert tcp any any any -> any 80 (sid:1;)", "has 7 fields"),
         ("alert tcp any any <- any 80 (sid:1;)", "direction `<-`"),
-        ("alert tcp 300.1.1.1 any -> any 80 (sid:1;)", "not an IPv4 or IPv6 prefix"),
+        (
+            "alert tcp 300.1.1.1 any -> any 80 (sid:1;)",
+            "not an IPv4 or IPv6 prefix",
+        ),
         ("alert tcp any 70000 -> any 80 (sid:1;)", "port `70000`"),
-        ("alert tcp any any -> any 80 (nocase; sid:1;)", "needs a preceding `content`"),
-        ("alert tcp any any -> any any (msg:\"all\"; sid:1;)\nalert tcp any any -> any 80 (sid:1;)", "sid is used twice"),
-        ("alert ip $EXTERNAL_NET any -> $HOME_NET any (sid:1;)", "would select every packet"),
+        (
+            "alert tcp any any -> any 80 (nocase; sid:1;)",
+            "needs a preceding `content`",
+        ),
+        (
+            "alert tcp any any -> any any (msg:\"all\"; sid:1;)\nalert tcp any any -> any 80 (sid:1;)",
+            "sid is used twice",
+        ),
+        (
+            "alert ip $EXTERNAL_NET any -> $HOME_NET any (sid:1;)",
+            "would select every packet",
+        ),
         ("alert icmp any any -> any any (content:\"x\"; sid:1;)", "tcp or udp"),
         ("alert tcp any any -> any 80 (content:\"|4|\"; sid:1;)", "odd number"),
         ("alert tcp any any -> any 80 (ttl:300; sid:1;)", "out of range"),
@@ -234,13 +277,18 @@ fn mistakes_are_errors_with_their_line_even_when_skipping() {
 #[test]
 fn config_variables_expand_and_nest() {
     let mut opts = ImportOptions::default();
-    opts.address_vars.insert("C2".into(), "[203.0.113.0/24, $PARTNERS]".into());
+    opts.address_vars
+        .insert("C2".into(), "[203.0.113.0/24, $PARTNERS]".into());
     opts.address_vars.insert("PARTNERS".into(), "198.51.100.0/24".into());
-    opts.port_vars.insert("WEB".into(), "[80,$HTTP_PORTS,8000:8100,!8080]".into());
+    opts.port_vars
+        .insert("WEB".into(), "[80,$HTTP_PORTS,8000:8100,!8080]".into());
     opts.address_vars.insert("LOOP".into(), "$LOOP".into());
     let rs = load_with("alert tcp $C2 any -> any $WEB (msg:\"c2\"; sid:1;)", &opts).unwrap();
     let f = |src: &str, dp: u16| tcp(src, "192.0.2.1", 1, dp, 0x18, b"");
-    assert_eq!(hits(&rs, Class::Inbound, &f("198.51.100.3", 8050), true, None), ["sid:1"]);
+    assert_eq!(
+        hits(&rs, Class::Inbound, &f("198.51.100.3", 8050), true, None),
+        ["sid:1"]
+    );
     assert_eq!(hits(&rs, Class::Inbound, &f("203.0.113.3", 80), true, None), ["sid:1"]);
     assert!(hits(&rs, Class::Inbound, &f("203.0.113.3", 8080), true, None).is_empty());
     assert!(hits(&rs, Class::Inbound, &f("192.0.2.77", 80), true, None).is_empty());
