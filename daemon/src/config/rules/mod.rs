@@ -6,6 +6,7 @@
 pub mod import;
 pub mod misp;
 pub mod schema;
+pub mod stix;
 pub mod suricata;
 mod values;
 pub mod zeek;
@@ -137,6 +138,10 @@ fn import(format: &str, text: &str, file: &mut ImportFile<'_>, sids: &mut HashSe
             Ok(doc) if misp::is_misp(&doc) => {
                 file.format = "misp";
                 plain(misp::compile_json(&doc, file))
+            }
+            Ok(doc) if stix::is_bundle(&doc) => {
+                file.format = "stix";
+                plain(stix::compile(&doc, text, file, crate::pipeline::now_ns()))
             }
             Ok(_) => {
                 file.error(

@@ -67,6 +67,9 @@ pub struct Rule {
     pub ja3: Option<HashSet<String>>,
     pub has_signatures: bool,
     pub scan: Option<behaviour::ScanCondition>,
+    /// Wall-clock nanoseconds [from, until) in which the rule applies (a
+    /// STIX indicator's valid_from/valid_until).
+    pub valid_ns: Option<(u64, u64)>,
 }
 
 /// Per-worker state the matcher reuses from packet to packet.
@@ -233,6 +236,9 @@ impl RuleSet {
         let mut passed = false;
         for (i, r) in self.rules.iter().enumerate() {
             if passed && r.action == Action::Alert && r.scan.is_none() {
+                continue;
+            }
+            if r.valid_ns.is_some_and(|(from, until)| now_ns < from || now_ns >= until) {
                 continue;
             }
             if !r.header_match(class, h, fp, from_initiator) {
