@@ -11,7 +11,7 @@ export LLC ?= llc-19
 DEPS := clang-19 llvm-19 libelf-dev zlib1g-dev libpcap-dev m4 pkg-config \
         bpftool iproute2 ethtool util-linux procps \
         tcpdump netsniff-ng softflowd pmacct nfdump nats-server tshark \
-        chromium
+        chromium python3-venv
 # Installed without recommends (prometheus would pull in node-exporter).
 # Debian's policy-rc.d keeps the packaged service from starting; the tests
 # start their own Prometheus on loopback in a private namespace.
@@ -20,10 +20,21 @@ DEPS_NO_RECOMMENDS := prometheus
 # Only `make bench` needs these (callgrind's instruction counts).
 BENCH_DEPS := valgrind
 
+# The OASIS reference TAXII 2.1 server the feed tests pull from (PyPI,
+# into a virtualenv; pinned).
+MEDALLION_VERSION := 3.0.0
+PYDEPS := target/venv/.medallion-$(MEDALLION_VERSION)
+
 FURUI := target/release/furui
 TEST_FEATURES := --features fault-injection
 
 .PHONY: deps build check test demo bench fuzz deb clean
+
+$(PYDEPS):
+	@mkdir -p target
+	python3 -m venv target/venv
+	target/venv/bin/pip install -q medallion==$(MEDALLION_VERSION)
+	@touch $@
 
 deps:
 	@if ! dpkg -s $(DEPS) $(DEPS_NO_RECOMMENDS) >/dev/null 2>&1; then \
@@ -44,7 +55,7 @@ check: deps build
 	promtool check config deploy/prometheus/prometheus.yml
 	promtool test rules deploy/prometheus/furui-alerts.test.yml
 
-test: deps build
+test: deps build $(PYDEPS)
 	@if [ "$$(id -u)" != 0 ]; then echo "make test needs root (BPF, XDP, network namespaces)"; exit 1; fi
 	@for f in config/*.toml; do $(FURUI) check-config $$f || exit 2; done
 	$(FURUI) check-rules config/rules

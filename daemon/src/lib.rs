@@ -9,7 +9,7 @@
 //! records leave through the `sink` (7) on two branches (8): `deid` and
 //! `export` to the recipients, and the retention `store` the sink commits
 //! to. Then what oversight reads (`audit`, `report`), what runs the
-//! appliance around the data path (`config`, `control`, `telemetry`,
+//! appliance around the data path (`config`, `feeds`, `control`, `telemetry`,
 //! `sys`, `hex`, `offline`), and what is not the product, compiled only for
 //! tests, benches and fuzzing (feature `testkit`: `benchkit`, `craft`,
 //! `fuzzing`, `classify::reference`).
@@ -34,6 +34,7 @@ pub mod audit;
 pub mod report;
 
 pub mod config;
+pub mod feeds;
 pub mod control;
 pub mod telemetry;
 pub mod sys;

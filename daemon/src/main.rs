@@ -72,6 +72,11 @@ enum Cmd {
         /// (recorded in the audit trail with your uid).
         #[arg(long)]
         confirm_domestic_removal: bool,
+        /// Accept that this reload drops more of the rules in force than
+        /// `[selection] reload_max_removed_percent` allows (an emptied or
+        /// revoked feed; recorded in the audit trail with your uid).
+        #[arg(long)]
+        confirm_rules_removal: bool,
     },
     /// Validate a rules directory (*.toml, *.rules): every error and every
     /// refused rule with its line, then a summary by format and keyword.
@@ -82,6 +87,15 @@ enum Cmd {
         /// `[selection] skip_refused_rules = true` does).
         #[arg(long)]
         skip_refused: bool,
+    },
+    /// Pull every `[[selection.taxii]]` feed of a config once (or the one
+    /// named) into its bundle in the rules directory; `furui reload` then
+    /// loads it. The daemon pulls on its own every interval_secs.
+    TaxiiPull {
+        #[arg(short, long)]
+        config: PathBuf,
+        #[arg(long)]
+        feed: Option<String>,
     },
     /// Run a pcap/pcapng file through the same parse → select → erase →
     /// record code as the live path; records to stdout, counters to stderr.
@@ -144,6 +158,61 @@ fn init_logging() {
         b.json().flatten_event(true).init();
     } else {
         b.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+}
+
+/// `furui taxii-pull`: one pull of each feed; exit 1 if any failed.
+fn taxii_pull(config: &std::path::Path, only: Option<&str>) -> ExitCode {
+    let cfg = match Config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let feeds: Vec<_> = cfg.taxii.iter().filter(|f| only.is_none_or(|n| n == f.name)).collect();
+    if feeds.is_empty() {
+        eprintln!(
+            "furui: no [[selection.taxii]] feed {}in {}",
+            only.map(|n| format!("`{n}` ")).unwrap_or_default(),
+            config.display()
+        );
+        return ExitCode::from(2);
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("furui: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut failed = false;
+    for f in feeds {
+        match rt.block_on(furui::feeds::taxii::pull(f)) {
+            Ok(p) => println!(
+                "{}: {} pages, {} objects, {} revoked; {} indicators in {}{}",
+                f.name,
+                p.pages,
+                p.objects,
+                p.revoked,
+                p.indicators,
+                f.bundle.display(),
+                if p.changed {
+                    " (changed: run `furui reload`)"
+                } else {
+                    ""
+                }
+            ),
+            Err(e) => {
+                eprintln!("furui: TAXII feed {}: {e}", f.name);
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -324,7 +393,8 @@ fn main() -> ExitCode {
         Cmd::Reload {
             socket,
             confirm_domestic_removal,
-        } => match furui::control::socket::request_reload(&socket, confirm_domestic_removal) {
+            confirm_rules_removal,
+        } => match furui::control::socket::request_reload(&socket, confirm_domestic_removal, confirm_rules_removal) {
             Ok(answer) => {
                 print!("{answer}");
                 if answer.starts_with("ok") {
@@ -342,6 +412,7 @@ fn main() -> ExitCode {
             }
         },
         Cmd::CheckRules { dir, skip_refused } => check_rules(&dir, skip_refused),
+        Cmd::TaxiiPull { config, feed } => taxii_pull(&config, feed.as_deref()),
         Cmd::Replay { config, pcap } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,

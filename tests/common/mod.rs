@@ -8,6 +8,7 @@ pub mod certs;
 pub mod collectors;
 pub mod export;
 pub mod quic;
+pub mod taxii;
 
 use std::fs::File;
 use std::io::Read;

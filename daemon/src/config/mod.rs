@@ -23,6 +23,7 @@ pub mod aggregates;
 pub mod export;
 pub mod audit;
 pub mod retention;
+pub mod taxii;
 // Shared: reading values, errors with lines, prefix lists, rules files,
 // the memory bound a configuration implies.
 pub mod errors;
@@ -66,6 +67,10 @@ pub struct Config {
     pub indicators: Vec<crate::select::IndicatorSet>,
     /// Selection rules (empty when no `[selection] rules_dir`).
     pub rules: std::sync::Arc<crate::select::rules::RuleSet>,
+    /// `[selection] reload_max_removed_percent`.
+    pub rules_max_removed_percent: u8,
+    /// `[[selection.taxii]]` feeds.
+    pub taxii: Vec<taxii::Taxii>,
     pub flows: Flows,
     pub records: Records,
     pub metrics_listen: SocketAddr,
@@ -103,6 +108,8 @@ impl Config {
             Some("[audit]")
         } else if self.retention != new.retention {
             Some("[retention]")
+        } else if self.taxii != new.taxii {
+            Some("[[selection.taxii]]")
         } else if self.export != new.export {
             Some("[deid], [export], [api], [aggregates], [[purposes]], [[consents]] or [[recipients]]")
         } else {
@@ -171,7 +178,7 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
         c.from_toml(e);
     }
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let s = Sections::read(root.get_ref(), c);
+    let mut s = Sections::read(root.get_ref(), c);
 
     let capture = s.capture.and_then(|x| capture::validate(x, c));
     let mut warnings = Vec::new();
@@ -181,6 +188,13 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
     domestic::check_covers_enabled_measures(&domestic, measures.as_ref(), s.domestic_span, c);
     let indicators = selection::validate_indicators(s.indicators, &base, c);
     let rules = selection::load_rules(&s.selection, &base, c);
+    let rules_max_removed_percent = selection::max_removed_percent(&s.selection, c);
+    let rules_dir = s
+        .selection
+        .rules_dir
+        .as_ref()
+        .map(|d| prefixes::resolve(&base, d.get_ref()));
+    let taxii = taxii::validate(std::mem::take(&mut s.selection.taxii), rules_dir.as_deref(), &base, c);
     let flows = flows::validate(s.flows, c);
     let records = s.records.and_then(|r| records::validate(r, &base, c));
     let metrics_listen = control::validate_metrics(&s.metrics, c);
@@ -200,6 +214,8 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
         measures: measures?,
         indicators: indicators?,
         rules: std::sync::Arc::new(rules?),
+        rules_max_removed_percent: rules_max_removed_percent?,
+        taxii: taxii?,
         flows: flows?,
         records: records?,
         metrics_listen: metrics_listen?,

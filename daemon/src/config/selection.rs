@@ -42,6 +42,13 @@ pub struct SelectionSection {
     /// refused (each refusal is logged and counted); off: the load fails.
     #[serde(default)]
     pub skip_refused_rules: bool,
+    /// The largest share of the rules in force (by id) a reload may drop
+    /// without `furui reload --confirm-rules-removal`.
+    #[serde(default)]
+    pub reload_max_removed_percent: Option<Spanned<u8>>,
+    /// TAXII 2.1 collections pulled into the rules directory.
+    #[serde(default)]
+    pub taxii: Vec<super::taxii::TaxiiSection>,
     /// The measures imported rules apply to (default: all three).
     #[serde(default)]
     pub import_measures: Option<Spanned<Vec<String>>>,
@@ -140,4 +147,24 @@ pub fn import_options(s: &SelectionSection, c: &mut Collector<'_>) -> Option<Imp
         }
     }
     (c.errors.len() == before).then_some(o)
+}
+
+/// Default of `[selection] reload_max_removed_percent`.
+pub const DEFAULT_RULES_MAX_REMOVED_PERCENT: u8 = 50;
+
+pub(super) fn max_removed_percent(s: &SelectionSection, c: &mut Collector<'_>) -> Option<u8> {
+    match &s.reload_max_removed_percent {
+        None => Some(DEFAULT_RULES_MAX_REMOVED_PERCENT),
+        Some(p) if *p.get_ref() <= 100 => Some(*p.get_ref()),
+        Some(p) => {
+            c.at(
+                p.span(),
+                format!(
+                    "reload_max_removed_percent = {} is not a percentage (0-100)",
+                    p.get_ref()
+                ),
+            );
+            None
+        }
+    }
 }

@@ -283,7 +283,7 @@ fn nats(
 }
 
 /// A file furui reads (a certificate or CA): it must exist.
-fn readable(v: &Spanned<String>, what: &str, base: &Path, c: &mut Collector<'_>) -> PathBuf {
+pub(super) fn readable(v: &Spanned<String>, what: &str, base: &Path, c: &mut Collector<'_>) -> PathBuf {
     let p = prefixes::resolve(base, v.get_ref());
     if !p.is_file() {
         c.at(v.span(), format!("{what} `{}` is not a readable file", p.display()));
@@ -293,7 +293,7 @@ fn readable(v: &Spanned<String>, what: &str, base: &Path, c: &mut Collector<'_>)
 
 /// A secret's file (a private key, password or seed): it must exist and
 /// be readable by its owner alone.
-fn secret(v: &Spanned<String>, what: &str, base: &Path, c: &mut Collector<'_>) -> PathBuf {
+pub(super) fn secret(v: &Spanned<String>, what: &str, base: &Path, c: &mut Collector<'_>) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let p = readable(v, what, base, c);
     if let Ok(m) = std::fs::metadata(&p) {

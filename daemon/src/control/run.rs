@@ -122,6 +122,7 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
         ),
         None => crate::audit::AuditLog::disabled(&metrics),
     };
+    log_refusals(&cfg.rules);
     trail.record(
         "start",
         serde_json::json!({
@@ -130,6 +131,7 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
             "config_sha256": config_digest(&cfg.path),
             "ruleset_version": cfg.rules.version.to_string(),
             "ruleset_sha256": cfg.rules.sha256,
+            "ruleset_imports": &cfg.rules.imports.counts,
             "interface": cfg.capture.interface,
             "recipients": crate::audit::policy::of(&cfg.export),
         }),
@@ -521,6 +523,7 @@ fn reload(
             return Err(errors.0.iter().map(|e| e.to_string()).collect());
         }
     };
+    log_refusals(&new.rules);
     if let Some(section) = cfg.restart_required(&new) {
         tracing::error!(
             section,
@@ -534,7 +537,7 @@ fn reload(
     // A reload that stops covering much of the domestic set (a prefix file
     // emptied or half-written, a wrong file) needs the operator's explicit
     // confirmation; the limit in force is the running configuration's.
-    if let Err(e) = domestic_removal_allowed(cfg, &new, ask) {
+    if let Err(e) = domestic_removal_allowed(cfg, &new, ask).and_then(|()| rules_removal_allowed(cfg, &new, ask)) {
         tracing::error!(error = %e, "reload rejected; the running configuration stays");
         metrics.config_reloads.with_label_values(&["rejected"]).inc();
         return Err(vec![e]);
@@ -673,15 +676,47 @@ fn domestic_removal_allowed(cfg: &Config, new: &Config, ask: ReloadAsk) -> Resul
     ))
 }
 
+/// Imported rules refused and left out (`[selection] skip_refused_rules`),
+/// each with its file, line and keyword.
+fn log_refusals(rules: &crate::select::rules::RuleSet) {
+    for r in &rules.imports.refusals {
+        tracing::warn!(refusal = %r, "imported rule refused and left out");
+    }
+}
+
+/// A reload may drop at most `[selection] reload_max_removed_percent` of
+/// the rules in force (by id; a feed emptied, revoked wholesale or cut
+/// short), or the operator confirms.
+fn rules_removal_allowed(cfg: &Config, new: &Config, ask: ReloadAsk) -> Result<(), String> {
+    let total = cfg.rules.rules.len();
+    if total == 0 || ask.confirm_rules_removal {
+        return Ok(());
+    }
+    let kept: std::collections::HashSet<&str> = new.rules.rules.iter().map(|r| &*r.id).collect();
+    let gone = cfg.rules.rules.iter().filter(|r| !kept.contains(&*r.id)).count();
+    let limit = usize::from(cfg.rules_max_removed_percent);
+    if gone * 100 <= limit * total {
+        return Ok(());
+    }
+    Err(format!(
+        "the new rules drop {gone} of the {total} rules in force (more than [selection] \
+         reload_max_removed_percent = {limit}); the running configuration stays. \
+         If the rules really go, run `furui reload --confirm-rules-removal`"
+    ))
+}
+
 fn audit_reload(trail: &crate::audit::AuditLog, cfg: &Config, ask: ReloadAsk, result: &Result<String, Vec<String>>) {
     trail.record(
         "reload",
         serde_json::json!({
-            "requested_by": match ask.uid {
-                Some(uid) => serde_json::json!({ "uid": uid }),
-                None => serde_json::json!("SIGHUP"),
+            "requested_by": match (ask.uid, ask.feed) {
+                (Some(uid), _) => serde_json::json!({ "uid": uid }),
+                (None, Some(feed)) => serde_json::json!(feed),
+                (None, None) => serde_json::json!("SIGHUP"),
             },
             "confirmed_domestic_removal": ask.confirm_domestic_removal,
+            "confirmed_rules_removal": ask.confirm_rules_removal,
+            "ruleset_imports": &cfg.rules.imports.counts,
             "accepted": result.is_ok(),
             "errors": result.as_ref().err().map_or(0, Vec::len),
             "config_sha256": config_digest(&cfg.path),
@@ -755,6 +790,12 @@ async fn supervise(
         path: cfg.control_socket.clone(),
         source,
     })?;
+    // TAXII feeds pull off the data path; a changed bundle asks for a
+    // reload here, which the same guards judge as any other.
+    let (feed_tx, mut feed_rx) = tokio::sync::mpsc::channel::<String>(8);
+    for feed in &cfg.taxii {
+        tokio::spawn(crate::feeds::taxii::run(feed.clone(), feed_tx.clone(), metrics.clone()));
+    }
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let every = Duration::from_secs(cfg.audit.as_ref().map_or(3600, |a| u64::from(a.checkpoint_secs)));
     let mut checkpoint = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -767,6 +808,13 @@ async fn supervise(
                 let result = in_force(result, selection, adopted, metrics, ADOPT_TIMEOUT).await;
                 audit_reload(trail, cfg, ReloadAsk::SIGHUP, &result);
                 // Windows of the new config take effect at once.
+                let _ = windows_after_reload(result, cfg, classifier, metrics, tracker, trail)?;
+            }
+            Some(feed) = feed_rx.recv() => {
+                tracing::info!(feed = %feed, "a TAXII pull changed its bundle: reloading");
+                let result = reload(cfg, ReloadAsk::FEED, selection, classifier, metrics);
+                let result = in_force(result, selection, adopted, metrics, ADOPT_TIMEOUT).await;
+                audit_reload(trail, cfg, ReloadAsk::FEED, &result);
                 let _ = windows_after_reload(result, cfg, classifier, metrics, tracker, trail)?;
             }
             Some(req) = requests.recv() => {

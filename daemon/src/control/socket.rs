@@ -21,17 +21,36 @@ pub struct ReloadAsk {
     /// this reload stops covering more of the domestic set than
     /// `[domestic] reload_max_removed_percent` allows.
     pub confirm_domestic_removal: bool,
+    /// `furui reload --confirm-rules-removal`: the operator accepts that
+    /// this reload drops more of the rules in force than `[selection]
+    /// reload_max_removed_percent` allows.
+    pub confirm_rules_removal: bool,
+    /// A TAXII feed's pull changed its bundle (the feed's name).
+    pub feed: Option<&'static str>,
 }
 
 impl ReloadAsk {
     pub const SIGHUP: ReloadAsk = ReloadAsk {
         uid: None,
         confirm_domestic_removal: false,
+        confirm_rules_removal: false,
+        feed: None,
+    };
+
+    /// A reload a feed asks for after its pull changed the rules.
+    pub const FEED: ReloadAsk = ReloadAsk {
+        uid: None,
+        confirm_domestic_removal: false,
+        confirm_rules_removal: false,
+        feed: Some("taxii"),
     };
 }
 
 /// The word after `reload` that confirms a large domestic removal.
 pub const CONFIRM_DOMESTIC_REMOVAL: &str = "confirm-domestic-removal";
+
+/// The word after `reload` that confirms dropping many rules.
+pub const CONFIRM_RULES_REMOVAL: &str = "confirm-rules-removal";
 
 /// A reload asked for over the socket; the supervisor answers on `reply`.
 pub struct ReloadRequest {
@@ -44,20 +63,23 @@ pub fn parse_request(line: &str, uid: u32) -> Result<ReloadAsk, String> {
     let mut words = line.split_whitespace();
     if words.next() != Some("reload") {
         return Err(format!(
-            "unknown command `{}` (known: reload [{CONFIRM_DOMESTIC_REMOVAL}])",
+            "unknown command `{}` (known: reload [{CONFIRM_DOMESTIC_REMOVAL}] [{CONFIRM_RULES_REMOVAL}])",
             line.trim()
         ));
     }
     let mut ask = ReloadAsk {
         uid: Some(uid),
         confirm_domestic_removal: false,
+        confirm_rules_removal: false,
+        feed: None,
     };
     for w in words {
         match w {
             CONFIRM_DOMESTIC_REMOVAL => ask.confirm_domestic_removal = true,
+            CONFIRM_RULES_REMOVAL => ask.confirm_rules_removal = true,
             other => {
                 return Err(format!(
-                    "unknown reload option `{other}` (known: {CONFIRM_DOMESTIC_REMOVAL})"
+                    "unknown reload option `{other}` (known: {CONFIRM_DOMESTIC_REMOVAL}, {CONFIRM_RULES_REMOVAL})"
                 ))
             }
         }
@@ -126,15 +148,18 @@ pub fn listen(path: &Path) -> io::Result<mpsc::Receiver<ReloadRequest>> {
 
 /// Client side, for `furui reload`: sends `reload` (with the confirmation
 /// if asked), returns the answer.
-pub fn request_reload(path: &Path, confirm_domestic_removal: bool) -> io::Result<String> {
+pub fn request_reload(path: &Path, confirm_domestic_removal: bool, confirm_rules_removal: bool) -> io::Result<String> {
     use std::io::{Read, Write};
     let mut s = std::os::unix::net::UnixStream::connect(path)?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let line = if confirm_domestic_removal {
-        format!("reload {CONFIRM_DOMESTIC_REMOVAL}\n")
-    } else {
-        "reload\n".to_string()
-    };
+    let mut line = "reload".to_string();
+    if confirm_domestic_removal {
+        line.push_str(&format!(" {CONFIRM_DOMESTIC_REMOVAL}"));
+    }
+    if confirm_rules_removal {
+        line.push_str(&format!(" {CONFIRM_RULES_REMOVAL}"));
+    }
+    line.push('\n');
     s.write_all(line.as_bytes())?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
@@ -151,14 +176,27 @@ mod tests {
             parse_request("reload\n", 0),
             Ok(ReloadAsk {
                 uid: Some(0),
-                confirm_domestic_removal: false
+                confirm_domestic_removal: false,
+                confirm_rules_removal: false,
+                feed: None,
             })
         );
         assert_eq!(
             parse_request("reload confirm-domestic-removal\n", 1000),
             Ok(ReloadAsk {
                 uid: Some(1000),
-                confirm_domestic_removal: true
+                confirm_domestic_removal: true,
+                confirm_rules_removal: false,
+                feed: None,
+            })
+        );
+        assert_eq!(
+            parse_request("reload confirm-rules-removal confirm-domestic-removal\n", 7),
+            Ok(ReloadAsk {
+                uid: Some(7),
+                confirm_domestic_removal: true,
+                confirm_rules_removal: true,
+                feed: None,
             })
         );
         assert!(parse_request("reload --force\n", 0)

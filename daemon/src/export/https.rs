@@ -139,6 +139,24 @@ pub fn tls_client(
     client_cert: &std::path::Path,
     client_key: &std::path::Path,
 ) -> Result<super::tcp::TlsClient, ApiError> {
+    let config = client_config(server_ca, Some((client_cert, client_key)))?;
+    let server_name =
+        rustls::pki_types::ServerName::try_from(server_name.to_string()).map_err(|_| ApiError::Empty {
+            path: server_ca.to_path_buf(),
+            what: "valid server_name for",
+        })?;
+    Ok(super::tcp::TlsClient {
+        config: Arc::new(config),
+        server_name,
+    })
+}
+
+/// A rustls client that trusts `server_ca` alone and, given a certificate
+/// and key, presents them.
+pub fn client_config(
+    server_ca: &std::path::Path,
+    client: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<rustls::ClientConfig, ApiError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for ca in rustls_pemfile::certs(&mut read(server_ca)?.as_slice()).filter_map(Result::ok) {
@@ -150,6 +168,13 @@ pub fn tls_client(
             what: "CA certificate",
         });
     }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(ApiError::Tls)?
+        .with_root_certificates(roots);
+    let Some((client_cert, client_key)) = client else {
+        return Ok(builder.with_no_client_auth());
+    };
     let certs: Vec<_> = rustls_pemfile::certs(&mut read(client_cert)?.as_slice())
         .filter_map(Result::ok)
         .collect();
@@ -166,21 +191,7 @@ pub fn tls_client(
             path: client_key.to_path_buf(),
             what: "private key",
         })?;
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(ApiError::Tls)?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(certs, key)
-        .map_err(ApiError::Tls)?;
-    let server_name =
-        rustls::pki_types::ServerName::try_from(server_name.to_string()).map_err(|_| ApiError::Empty {
-            path: server_ca.to_path_buf(),
-            what: "valid server_name for",
-        })?;
-    Ok(super::tcp::TlsClient {
-        config: Arc::new(config),
-        server_name,
-    })
+    builder.with_client_auth_cert(certs, key).map_err(ApiError::Tls)
 }
 
 #[derive(Clone)]

@@ -54,6 +54,10 @@ pub struct Metrics {
     pub records_queue_depth: IntGauge,
     pub records_queue_capacity: IntGauge,
     pub config_reloads: IntCounterVec,
+    /// TAXII pulls by feed and outcome, and the indicators each feed's
+    /// bundle holds.
+    pub taxii_pulls: IntCounterVec,
+    pub taxii_indicators: IntGaugeVec,
     pub class_map_write_failures: IntCounter,
     pub clock_steps: IntCounter,
     pub clock_last_step: prometheus::Gauge,
@@ -301,6 +305,21 @@ impl Metrics {
         for res in ["ok", "invalid", "rejected", "failed"] {
             config_reloads.with_label_values(&[res]);
         }
+        let taxii_pulls = counter_vec(
+            &r,
+            TAXII_PULLS,
+            "TAXII 2.1 pulls, by feed and outcome (ok, failed).",
+            &["feed", "outcome"],
+        );
+        let taxii_indicators = IntGaugeVec::new(
+            Opts::new(
+                TAXII_INDICATORS,
+                "Indicators a TAXII feed's bundle holds after its last pull.",
+            ),
+            &["feed"],
+        )
+        .expect("valid");
+        r.register(Box::new(taxii_indicators.clone())).expect("unique");
         let ruleset_version = IntGaugeVec::new(
             Opts::new(
                 RULESET_VERSION,
@@ -485,6 +504,8 @@ impl Metrics {
             records_queue_depth,
             records_queue_capacity,
             config_reloads,
+            taxii_pulls,
+            taxii_indicators,
             class_map_write_failures,
             clock_steps,
             clock_last_step,
