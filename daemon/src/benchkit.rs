@@ -255,6 +255,9 @@ pub fn sample_record() -> crate::flow::MechanicalRecord {
         ruleset_version: "bench-loaded".into(),
         ja4: Some("t13d1715h2_5b57614c22b0_3d5424432f57".into()),
         ja3: None,
+        ja3s: None,
+        hassh: None,
+        hassh_server: None,
         end_reason: crate::flow::EndReason::Idle,
     }
 }

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::erase::erase;
 use crate::flow::{FlowTable, FragTable, FragVerdict, Lookup, MechanicalRecord};
 use crate::parse::{parse_frame_into, parse_link_into, parse_with_meta_into, Headers, LinkType, ParseError};
-use crate::select::{judge_addresses, Hello, Matcher, SelectionState, SharedSelection, Snapper};
+use crate::select::{judge_addresses, Handshakes, Matcher, SelectionState, SharedSelection, Snapper};
 
 /// Counts of one batch, flushed to the metrics by the caller.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub struct Pipeline {
     gen: u64,
     /// The selection stage's per-worker state.
     matcher: Matcher,
-    flows: FlowTable<Hello>,
+    flows: FlowTable<Handshakes>,
     /// Fragments waiting for (or attributed through) their first one.
     frags: FragTable,
     counters: BatchCounters,

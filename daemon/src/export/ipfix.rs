@@ -56,6 +56,9 @@ pub mod furui_ie {
     pub const ENCAP: u16 = 9;
     pub const TUNNEL_ID: u16 = 10;
     pub const FRAGMENTS: u16 = 11;
+    pub const JA3S: u16 = 12;
+    pub const HASSH: u16 = 13;
+    pub const HASSH_SERVER: u16 = 14;
 }
 
 /// The elements a record field is exported as (in this order).
@@ -90,6 +93,9 @@ pub fn elements(field: &str, v6: bool) -> Vec<Ie> {
         "ruleset_version" => vec![furui(furui_ie::RULESET_VERSION, VARLEN)],
         "ja4" => vec![furui(furui_ie::JA4, VARLEN)],
         "ja3" => vec![furui(furui_ie::JA3, VARLEN)],
+        "ja3s" => vec![furui(furui_ie::JA3S, VARLEN)],
+        "hassh" => vec![furui(furui_ie::HASSH, VARLEN)],
+        "hassh_server" => vec![furui(furui_ie::HASSH_SERVER, VARLEN)],
         "end_reason" => vec![iana(136, 1)], // flowEndReason
         _ => Vec::new(),
     }

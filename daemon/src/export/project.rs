@@ -130,6 +130,9 @@ pub fn project(r: &MechanicalRecord, grant: &Grant, key: &EpochKey, domestic: &P
                 "ruleset_version" => Value::Str(r.ruleset_version.clone()),
                 "ja4" => Value::OptStr(r.ja4.clone()),
                 "ja3" => Value::OptStr(r.ja3.clone()),
+                "ja3s" => Value::OptStr(r.ja3s.clone()),
+                "hassh" => Value::OptStr(r.hassh.clone()),
+                "hassh_server" => Value::OptStr(r.hassh_server.clone()),
                 "end_reason" => Value::End(r.end_reason),
                 // Grants are validated against MechanicalRecord::FIELDS;
                 // a name added there must be added here (a test checks).
@@ -179,6 +182,9 @@ pub(crate) mod tests {
             ruleset_version: "v9".into(),
             ja4: Some("t13d1715h2_5b57614c22b0_3d5424432f57".into()),
             ja3: None,
+            ja3s: None,
+            hassh: Some("0df0d56bb50c6b2426d8d40234bf1826".into()),
+            hassh_server: None,
             end_reason: EndReason::Idle,
         }
     }
@@ -207,7 +213,9 @@ pub(crate) mod tests {
         let v = project(&record(), &all, &key(), &PrefixSet::default());
         assert_eq!(v.fields.len(), MechanicalRecord::FIELDS.len());
         assert!(
-            v.fields.iter().all(|(n, v)| *v != Value::OptStr(None) || *n == "ja3"),
+            v.fields
+                .iter()
+                .all(|(n, v)| *v != Value::OptStr(None) || ["ja3", "ja3s", "hassh_server"].contains(n)),
             "{v:?}"
         );
     }

@@ -15,4 +15,4 @@ pub mod table;
 pub use frag::{FragEvent, FragTable, FragVerdict};
 pub use key::FlowKey;
 pub use record::{EndReason, MechanicalRecord};
-pub use table::{FlowRef, FlowTable, Judged, Lookup, Pending, PerFlow, Selected};
+pub use table::{FlowRef, FlowTable, Judged, Lookup, Pending, PerFlow, Prints, Selected};

@@ -59,6 +59,11 @@ pub struct MechanicalRecord {
     /// Fingerprints of the flow's first TLS ClientHello, if it had one.
     pub ja4: Option<String>,
     pub ja3: Option<String>,
+    /// JA3S of the responder's ServerHello.
+    pub ja3s: Option<String>,
+    /// HASSH and hasshServer of the flow's SSH KEXINITs.
+    pub hassh: Option<String>,
+    pub hassh_server: Option<String>,
     pub end_reason: EndReason,
 }
 
@@ -92,6 +97,9 @@ impl MechanicalRecord {
         "ruleset_version",
         "ja4",
         "ja3",
+        "ja3s",
+        "hassh",
+        "hassh_server",
         "end_reason",
     ];
 }

@@ -19,10 +19,22 @@ use crate::classify::Class;
 use crate::parse::Headers;
 use std::sync::Arc;
 
+/// A flow's handshake fingerprints, each once it is known: the first
+/// ClientHello's JA4 and JA3, the ServerHello's JA3S, and the SSH
+/// KEXINITs' HASSH (client) and hasshServer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prints<'a> {
+    pub ja4: Option<&'a str>,
+    pub ja3: Option<&'a str>,
+    pub ja3s: Option<&'a str>,
+    pub hassh: Option<&'a str>,
+    pub hassh_server: Option<&'a str>,
+}
+
 /// What the selection stage keeps per flow, opaque to this stage.
 pub trait PerFlow: Default {
-    /// JA4 and JA3 of the flow's first ClientHello, for its record.
-    fn fingerprints(&self) -> Option<(&str, &str)>;
+    /// The flow's fingerprints so far, for its record.
+    fn fingerprints(&self) -> Prints<'_>;
     /// Gives up work in progress (a reassembly that did not complete in
     /// time); true if there was some.
     fn abandon(&mut self) -> bool;
@@ -30,8 +42,8 @@ pub trait PerFlow: Default {
 
 /// No per-flow selection state (tests, tools).
 impl PerFlow for () {
-    fn fingerprints(&self) -> Option<(&str, &str)> {
-        None
+    fn fingerprints(&self) -> Prints<'_> {
+        Prints::default()
     }
     fn abandon(&mut self) -> bool {
         false
@@ -453,6 +465,7 @@ impl<S: PerFlow> FlowTable<S> {
     }
 
     fn record(queue: u32, k: &FlowKey, st: &FlowState<S>, reason: EndReason) -> MechanicalRecord {
+        let prints = st.extra.fingerprints();
         let (init, resp): ((IpAddr, u16), (IpAddr, u16)) = if st.initiator_is_lo {
             (k.lo(), k.hi())
         } else {
@@ -484,8 +497,11 @@ impl<S: PerFlow> FlowTable<S> {
             indicator_set: sel.and_then(|s| s.set.as_deref()).unwrap_or_default().to_string(),
             rules: sel.map_or(Vec::new(), |s| s.rules.iter().map(|r| r.to_string()).collect()),
             ruleset_version: sel.map_or(String::new(), |s| s.ruleset_version.to_string()),
-            ja4: st.extra.fingerprints().map(|(ja4, _)| ja4.to_string()),
-            ja3: st.extra.fingerprints().map(|(_, ja3)| ja3.to_string()),
+            ja4: prints.ja4.map(str::to_string),
+            ja3: prints.ja3.map(str::to_string),
+            ja3s: prints.ja3s.map(str::to_string),
+            hassh: prints.hassh.map(str::to_string),
+            hassh_server: prints.hassh_server.map(str::to_string),
             end_reason: reason,
         }
     }
@@ -612,8 +628,8 @@ mod tests {
     struct Work(bool);
 
     impl PerFlow for Work {
-        fn fingerprints(&self) -> Option<(&str, &str)> {
-            None
+        fn fingerprints(&self) -> Prints<'_> {
+            Prints::default()
         }
         fn abandon(&mut self) -> bool {
             std::mem::take(&mut self.0)

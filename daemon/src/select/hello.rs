@@ -126,16 +126,10 @@ impl Hello {
     }
 }
 
-/// The flow stage keeps a flow's `Hello` without looking inside.
-impl crate::flow::PerFlow for Hello {
-    fn fingerprints(&self) -> Option<(&str, &str)> {
-        self.fingerprint().map(|f| (f.ja4.as_str(), f.ja3.as_str()))
-    }
-
+impl Hello {
     /// Gives up a reassembly in progress (its buffer is zeroed and goes
-    /// back to the budget); true if there was one. `expire` calls it once
-    /// `flow::table::PER_FLOW_TIMEOUT` has passed since the flow began.
-    fn abandon(&mut self) -> bool {
+    /// back to the budget); true if there was one.
+    pub fn abandon(&mut self) -> bool {
         if matches!(self, Hello::Partial(_) | Hello::Quic { .. }) {
             *self = Hello::Done(None);
             true
@@ -148,7 +142,6 @@ impl crate::flow::PerFlow for Hello {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::PerFlow;
 
     #[test]
     fn a_split_client_hello_is_charged_to_the_budget_refused_beyond_it_and_given_back() {
@@ -167,6 +160,6 @@ mod tests {
         assert!(a.abandon());
         assert!(!a.abandon(), "nothing left to give up");
         assert_eq!(budget.used(), 0);
-        assert_eq!(a.fingerprints(), None);
+        assert_eq!(a.fingerprint(), None);
     }
 }

@@ -6,13 +6,16 @@
 //! Invariant kept: only the index of the matching set leaves this stage —
 //! never the packet.
 
+pub mod handshakes;
 pub mod hello;
 pub mod quic;
 pub mod rules;
 pub mod snap;
+pub mod ssh;
 mod stage;
 pub mod tls;
 
+pub use handshakes::Handshakes;
 pub use hello::Hello;
 pub use snap::{Snap, Snapper};
 pub use stage::{judge_addresses, Matcher};

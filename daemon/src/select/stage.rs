@@ -9,13 +9,13 @@
 
 use std::sync::Arc;
 
-use super::hello::Hello;
+use super::handshakes::Handshakes;
 use super::rules::{MatchState, RuleIdx, RuleSet};
 use super::SelectionState;
 use crate::budget::Budget;
 use crate::classify::class_of;
 use crate::flow::{Judged, Selected};
-use crate::parse::{Headers, L4};
+use crate::parse::Headers;
 
 /// A packet's class, and the indicator set its remote end is in (`None`
 /// also for a class no measure captures).
@@ -69,9 +69,9 @@ impl Matcher {
     }
 
     /// Decides whether a packet of a tracked flow is selected, and by
-    /// what. `j` is the flow's judgement; `hello` its ClientHello state,
-    /// fed with the payload of the initiator's packets. Packets matched per
-    /// rule are added to `rule_matches`.
+    /// what. `j` is the flow's judgement; `hs` its handshakes, fed with
+    /// the payload of every packet. Packets matched per rule are added to
+    /// `rule_matches`.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub fn judge<'s>(
@@ -80,18 +80,12 @@ impl Matcher {
         j: Judged,
         h: &Headers,
         payload: &[u8],
-        hello: &mut Hello,
+        hs: &mut Handshakes,
         from_initiator: bool,
         now_ns: u64,
         rule_matches: &mut Vec<(Arc<str>, u64)>,
     ) -> Option<Selected<'s>> {
-        if from_initiator {
-            match h.l4 {
-                L4::Tcp { .. } => hello.feed_tcp(payload, &self.budget),
-                L4::Udp { .. } => hello.feed_quic(payload, &mut self.quic_scratch, &self.budget),
-                _ => {}
-            }
-        }
+        hs.feed(&h.l4, payload, from_initiator, &mut self.quic_scratch, &self.budget);
         self.rule_hits.clear();
         if !st.rules.rules.is_empty() {
             // Payload signatures are scanned here, in the frame, before the
@@ -100,7 +94,7 @@ impl Matcher {
                 j.class,
                 h,
                 payload,
-                hello.fingerprint(),
+                hs.prints(),
                 from_initiator,
                 &mut self.scan,
                 now_ns,

@@ -10,6 +10,17 @@ use std::fmt::Write;
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
 
+/// A ClientHello's fingerprints as the flow's (the rules take either).
+impl<'a> From<Option<&'a Fingerprints>> for crate::flow::Prints<'a> {
+    fn from(f: Option<&'a Fingerprints>) -> Self {
+        crate::flow::Prints {
+            ja4: f.map(|f| f.ja4.as_str()),
+            ja3: f.map(|f| f.ja3.as_str()),
+            ..Default::default()
+        }
+    }
+}
+
 /// Why a payload is not a ClientHello we can fingerprint. Names the
 /// problem, never the bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -305,9 +316,81 @@ pub fn fingerprint_handshake(msg: &[u8], transport: Transport) -> Result<Fingerp
     })
 }
 
+/// JA3S (Salesforce): MD5 of `version,cipher,extensions` (decimal, the
+/// extension types dash-joined in wire order) of the ServerHello that
+/// starts the responder's first TCP payload. A ServerHello is a few
+/// hundred bytes and comes whole in the first segment; one that does not
+/// is not fingerprinted.
+pub fn ja3s_record(payload: &[u8]) -> Result<String, TlsError> {
+    let mut r = Reader { b: payload };
+    if r.u8()? != 22 {
+        return Err(TlsError::NotHandshake);
+    }
+    r.u16()?; // record version
+    let rec = r.vec16()?;
+    let mut r = Reader { b: rec };
+    if r.u8()? != 2 {
+        return Err(TlsError::NotClientHello);
+    }
+    let len = (usize::from(r.u8()?) << 16) | usize::from(r.u16()?);
+    let mut r = Reader { b: r.take(len)? };
+    let version = r.u16()?;
+    r.take(32)?; // random
+    r.vec8()?; // session id
+    let cipher = r.u16()?;
+    r.u8()?; // compression
+    let mut exts = Vec::new();
+    if !r.b.is_empty() {
+        let mut e = Reader { b: r.vec16()? };
+        while !e.b.is_empty() {
+            exts.push(e.u16()?);
+            e.vec16()?;
+        }
+    }
+    let s = format!("{version},{cipher},{}", dec_list(exts));
+    Ok(crate::hex::encode(&Md5::digest(s.as_bytes())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A ServerHello record: TLS 1.2 legacy version, the cipher, the
+    /// extensions (types, empty bodies).
+    fn server_hello(cipher: u16, exts: &[u16]) -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend([0x11; 32]);
+        body.push(0); // session id
+        body.extend(cipher.to_be_bytes());
+        body.push(0);
+        let mut e = Vec::new();
+        for x in exts {
+            e.extend(x.to_be_bytes());
+            e.extend([0, 0]);
+        }
+        body.extend((e.len() as u16).to_be_bytes());
+        body.extend(e);
+        let mut hs = vec![2, 0, (body.len() >> 8) as u8, body.len() as u8];
+        hs.extend(body);
+        let mut rec = vec![22, 3, 3];
+        rec.extend((hs.len() as u16).to_be_bytes());
+        rec.extend(hs);
+        rec
+    }
+
+    #[test]
+    fn ja3s_is_md5_of_version_cipher_and_extensions() {
+        // "771,49199,65281-0-11-16-23" as the JA3S string.
+        let got = ja3s_record(&server_hello(49199, &[65281, 0, 11, 16, 23])).unwrap();
+        assert_eq!(got, crate::hex::encode(&Md5::digest(b"771,49199,65281-0-11-16-23")));
+        let none = ja3s_record(&server_hello(4865, &[])).unwrap();
+        assert_eq!(none, crate::hex::encode(&Md5::digest(b"771,4865,")));
+        assert_eq!(ja3s_record(b"SSH-2.0-x\r\n"), Err(TlsError::NotHandshake));
+        let sh = server_hello(49199, &[65281]);
+        for cut in 0..sh.len() {
+            assert!(ja3s_record(&sh[..cut]).is_err(), "{cut}");
+        }
+    }
 
     #[test]
     fn grease_values() {
@@ -321,6 +404,32 @@ mod tests {
         assert_eq!(alpn_code(Some(b"http/1.1")), "h1");
         assert_eq!(alpn_code(None), "00");
         assert_eq!(alpn_code(Some(&[0xab, 0x01])), "a1");
+    }
+
+    /// Every rule of FoxIO's JA4 specification for the ALPN part
+    /// (technical_details/JA4.md, "ALPN Extension Value"), with its own
+    /// examples.
+    #[test]
+    fn alpn_rules_of_the_ja4_specification() {
+        // No ALPN extension or values, or an empty first value: "00".
+        assert_eq!(alpn_code(None), "00");
+        assert_eq!(alpn_code(Some(b"")), "00");
+        // First and last characters of the first value.
+        assert_eq!(alpn_code(Some(b"h2")), "h2");
+        assert_eq!(alpn_code(Some(b"http/1.1")), "h1");
+        assert_eq!(alpn_code(Some(b"h3")), "h3");
+        // A single character is both the first and the last.
+        assert_eq!(alpn_code(Some(b"q")), "qq");
+        // A non-alphanumeric first or last byte: the first and last
+        // characters of the value's hex form — the specification's examples.
+        assert_eq!(alpn_code(Some(&[0xab])), "ab");
+        assert_eq!(alpn_code(Some(&[0xab, 0xcd])), "ad");
+        assert_eq!(alpn_code(Some(&[0x30, 0xab])), "3b");
+        assert_eq!(alpn_code(Some(&[0x30, 0x31, 0xab, 0xcd])), "3d");
+        assert_eq!(alpn_code(Some(&[0x30, 0xab, 0xcd, 0x31])), "01");
+        // Alphanumeric means 0-9, A-Z, a-z only: '/' and '-' are not.
+        assert_eq!(alpn_code(Some(b"/x")), "28");
+        assert_eq!(alpn_code(Some(b"x-")), "7d");
     }
 
     #[test]

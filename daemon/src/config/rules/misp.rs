@@ -5,9 +5,9 @@
 //! Attributes are grouped per feed and type into a few rules (a thousand
 //! `ip-src` values are one prefix set, one lookup): `ip-src`, `ip-dst`,
 //! `ip-src|port` and `ip-dst|port` (one rule per port), `port` (the
-//! destination port) and `ja3-fingerprint-md5`. `to_ids = false`
-//! attributes are skipped and counted; types furui cannot test are counted
-//! by type; HASSH types refuse their attribute (not computed yet).
+//! destination port), `ja3-fingerprint-md5`, `hassh-md5` and
+//! `hasshserver-md5`. `to_ids = false` attributes are skipped and
+//! counted; types furui cannot test are counted by type.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -37,6 +37,8 @@ struct Groups {
     dst_port: BTreeMap<u16, Vec<IpNet>>,
     ports: BTreeSet<u16>,
     ja3: HashSet<String>,
+    hassh: HashSet<String>,
+    hassh_server: HashSet<String>,
 }
 
 /// Rules of a CSV feed.
@@ -162,23 +164,18 @@ fn rules(name: &str, description: &str, attrs: Vec<Attribute>, f: &mut ImportFil
                     false
                 }
             },
-            "ja3-fingerprint-md5" => {
+            t @ ("ja3-fingerprint-md5" | "hassh-md5" | "hasshserver-md5") => {
                 let v = value.to_ascii_lowercase();
                 if v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    g.ja3.insert(v)
+                    match t {
+                        "ja3-fingerprint-md5" => g.ja3.insert(v),
+                        "hassh-md5" => g.hassh.insert(v),
+                        _ => g.hassh_server.insert(v),
+                    }
                 } else {
-                    f.error(a.line, format!("ja3-fingerprint-md5 `{value}` is not 32 hex digits"));
+                    f.error(a.line, format!("{t} `{value}` is not 32 hex digits"));
                     false
                 }
-            }
-            "hassh-md5" | "hasshserver-md5" => {
-                f.refuse(
-                    a.line,
-                    &format!("{name} attribute"),
-                    &a.typ,
-                    "is not computed by this version of furui",
-                );
-                false
             }
             other => {
                 f.count(&format!("not_applicable {other}"));
@@ -234,6 +231,18 @@ fn rules(name: &str, description: &str, attrs: Vec<Attribute>, f: &mut ImportFil
         out.push(Rule {
             ja3: Some(g.ja3),
             ..rule("ja3".into(), "ja3-fingerprint-md5")
+        });
+    }
+    if !g.hassh.is_empty() {
+        out.push(Rule {
+            hassh: Some(g.hassh),
+            ..rule("hassh".into(), "hassh-md5")
+        });
+    }
+    if !g.hassh_server.is_empty() {
+        out.push(Rule {
+            hassh_server: Some(g.hassh_server),
+            ..rule("hassh-server".into(), "hasshserver-md5")
         });
     }
     out

@@ -344,9 +344,32 @@ fn header_conditions(r: &RuleSection, base: &Path, c: &mut Collector<'_>) -> Rul
         size: r.size.as_ref().and_then(|t| parse_range::<u16>(t, "size", c)),
         ja4: fp_set(&r.ja4),
         ja3: fp_set(&r.ja3),
+        ja3s: md5_set(&r.ja3s, "ja3s", c),
+        hassh: md5_set(&r.hassh, "hassh", c),
+        hassh_server: md5_set(&r.hassh_server, "hassh_server", c),
         scan: scan_condition(r, c),
         ..Rule::default()
     }
+}
+
+/// An MD5 fingerprint list (JA3S, HASSH): 32 hex digits each, compared
+/// in lower case.
+fn md5_set(list: &[Spanned<String>], what: &str, c: &mut Collector<'_>) -> Option<HashSet<String>> {
+    if list.is_empty() {
+        return None;
+    }
+    let mut out = HashSet::new();
+    for s in list {
+        let v = s.get_ref().to_ascii_lowercase();
+        if v.len() != 32 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+            c.at(
+                s.span(),
+                format!("{what} `{}` is not an MD5 fingerprint (32 hex digits)", s.get_ref()),
+            );
+        }
+        out.insert(v);
+    }
+    Some(out)
 }
 
 /// True when the rule names no condition at all.
@@ -365,6 +388,9 @@ fn selects_everything(rule: &Rule, r: &RuleSection) -> bool {
         && rule.size.is_none()
         && rule.ja4.is_none()
         && rule.ja3.is_none()
+        && rule.ja3s.is_none()
+        && rule.hassh.is_none()
+        && rule.hassh_server.is_none()
         && r.payload.is_empty()
         && r.scan.is_none()
 }

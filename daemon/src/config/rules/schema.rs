@@ -83,6 +83,14 @@ pub struct RuleSection {
     pub ja4: Vec<Spanned<String>>,
     #[serde(default)]
     pub ja3: Vec<Spanned<String>>,
+    /// JA3S of the responder's ServerHello.
+    #[serde(default)]
+    pub ja3s: Vec<Spanned<String>>,
+    /// HASSH (the SSH client's KEXINIT) and hasshServer.
+    #[serde(default)]
+    pub hassh: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub hassh_server: Vec<Spanned<String>>,
     /// Sealed payload signatures: the rule's condition holds when any of
     /// them matches. Only "rule matched" ever leaves the matcher.
     #[serde(default)]

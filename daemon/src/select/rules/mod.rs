@@ -15,8 +15,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::classify::{Class, PrefixSet};
+use crate::flow::Prints;
 use crate::parse::{Headers, L4};
-use crate::select::tls::Fingerprints;
 use endpoints::{addr_matches, port_matches, AddrExpr, PortExpr};
 use signatures::SignatureMatcher;
 
@@ -65,6 +65,9 @@ pub struct Rule {
     pub payload_size: Option<(u16, u16)>,
     pub ja4: Option<HashSet<String>>,
     pub ja3: Option<HashSet<String>>,
+    pub ja3s: Option<HashSet<String>>,
+    pub hassh: Option<HashSet<String>>,
+    pub hassh_server: Option<HashSet<String>>,
     pub has_signatures: bool,
     pub scan: Option<behaviour::ScanCondition>,
     /// Wall-clock nanoseconds [from, until) in which the rule applies (a
@@ -118,7 +121,7 @@ impl Rule {
     }
 
     /// The packet-level conditions (everything but payload signatures).
-    fn header_match(&self, class: Class, h: &Headers, fp: Option<&Fingerprints>, from_initiator: bool) -> bool {
+    fn header_match(&self, class: Class, h: &Headers, fp: &Prints<'_>, from_initiator: bool) -> bool {
         if !self.classes[class as usize] {
             return false;
         }
@@ -170,15 +173,16 @@ impl Rule {
         if !in_range(h.wire_payload_len, self.payload_size) {
             return false;
         }
-        if self.ja4.is_some() || self.ja3.is_some() {
-            let Some(fp) = fp else { return false };
-            if self.ja4.as_ref().is_some_and(|s| !s.contains(&fp.ja4))
-                || self.ja3.as_ref().is_some_and(|s| !s.contains(&fp.ja3))
-            {
-                return false;
-            }
-        }
-        true
+        // A fingerprint condition holds once the flow's handshake gave that
+        // fingerprint and it is in the rule's set.
+        let holds = |set: &Option<HashSet<String>>, v: Option<&str>| {
+            set.as_ref().is_none_or(|s| v.is_some_and(|v| s.contains(v)))
+        };
+        holds(&self.ja4, fp.ja4)
+            && holds(&self.ja3, fp.ja3)
+            && holds(&self.ja3s, fp.ja3s)
+            && holds(&self.hassh, fp.hassh)
+            && holds(&self.hassh_server, fp.hassh_server)
     }
 }
 
@@ -220,17 +224,18 @@ impl RuleSet {
     /// ruleset's `new_match_state` (with a smaller one, rules with a
     /// behavioural condition never match).
     #[allow(clippy::too_many_arguments)]
-    pub fn matching(
+    pub fn matching<'f>(
         &self,
         class: Class,
         h: &Headers,
         payload: &[u8],
-        fp: Option<&Fingerprints>,
+        fp: impl Into<Prints<'f>>,
         from_initiator: bool,
         state: &mut MatchState,
         now_ns: u64,
         out: &mut Vec<RuleIdx>,
     ) {
+        let fp = fp.into();
         let mut scanned = false;
         let first = out.len();
         let mut passed = false;
@@ -241,7 +246,7 @@ impl RuleSet {
             if r.valid_ns.is_some_and(|(from, until)| now_ns < from || now_ns >= until) {
                 continue;
             }
-            if !r.header_match(class, h, fp, from_initiator) {
+            if !r.header_match(class, h, &fp, from_initiator) {
                 continue;
             }
             if r.has_signatures {

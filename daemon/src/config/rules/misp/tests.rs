@@ -162,8 +162,8 @@ fn a_json_event_reads_attributes_and_object_attributes() {
 }
 
 #[test]
-fn bad_values_are_errors_and_hassh_is_refused() {
-    let csv = "type,value,to_ids\nip-src,203.0.113.999,1\nip-dst|port,198.51.100.1,1\nhassh-md5,ec7378c1a92f5a8dde7e8b7a1ddf33d1,1\n";
+fn bad_values_are_errors_and_hassh_values_are_rules() {
+    let csv = "type,value,to_ids\nip-src,203.0.113.999,1\nip-dst|port,198.51.100.1,1\nhassh-md5,ec7378c1a92f5a8dde7e8b7a1ddf33d,1\n";
     let e = compile(&[(PathBuf::from("bad.csv"), csv.into())], Vec::new())
         .unwrap_err()
         .to_string();
@@ -172,7 +172,35 @@ fn bad_values_are_errors_and_hassh_is_refused() {
         e.contains("bad.csv:3:0: ip-dst|port attribute `198.51.100.1` is not ADDRESS|PORT"),
         "{e}"
     );
-    assert!(e.contains("bad.csv:4:0: bad attribute refused: `hassh-md5`"), "{e}");
+    assert!(
+        e.contains("bad.csv:4:0: hassh-md5 `ec7378c1a92f5a8dde7e8b7a1ddf33d` is not 32 hex digits"),
+        "{e}"
+    );
+    let ok =
+        "type,value\nhassh-md5,EC7378C1A92F5A8DDE7E8B7A1DDF33D1\nhasshserver-md5,b12d2871a1189eff20364cf5333619ee\n";
+    let rs = load("ssh.csv", ok);
+    assert_eq!(
+        rs.rules.iter().map(|r| &*r.id).collect::<Vec<_>>(),
+        ["misp:ssh:hassh", "misp:ssh:hassh-server"]
+    );
+    let f = tcp("203.0.113.5", "192.0.2.1", 40000, 22);
+    let h = parse_ethernet(&f).unwrap();
+    let prints = crate::flow::Prints {
+        hassh: Some("ec7378c1a92f5a8dde7e8b7a1ddf33d1"),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    rs.matching(
+        Class::Inbound,
+        &h,
+        &[],
+        prints,
+        true,
+        &mut rs.new_match_state(),
+        0,
+        &mut out,
+    );
+    assert_eq!(out, [0]);
     let e = compile(&[(PathBuf::from("x.json"), "{\"type\": \"other\"}".into())], Vec::new())
         .unwrap_err()
         .to_string();

@@ -156,6 +156,23 @@ enum Buffer {
     Payload,
     Ja3,
     Ja4,
+    Ja3s,
+    Hassh,
+    HasshServer,
+}
+
+impl Buffer {
+    /// The keyword, and the length of a whole fingerprint.
+    fn name_len(self) -> (&'static str, usize) {
+        match self {
+            Buffer::Payload => ("content", 0),
+            Buffer::Ja3 => ("ja3.hash", 32),
+            Buffer::Ja4 => ("ja4.hash", 36),
+            Buffer::Ja3s => ("ja3s.hash", 32),
+            Buffer::Hassh => ("ssh.hassh", 32),
+            Buffer::HasshServer => ("ssh.hassh.server", 32),
+        }
+    }
 }
 
 enum Issue {
@@ -256,8 +273,14 @@ impl Builder {
             "pkt_data" => self.buffer = Buffer::Payload,
             "ja3.hash" | "ja3_hash" => self.buffer = Buffer::Ja3,
             "ja4.hash" => self.buffer = Buffer::Ja4,
-            "ssh.hassh" | "ssh.hassh.server" | "ja3s.hash" | "ja3s_hash" | "ssh.hassh.string" => {
-                return Err(refuse(k, "is not computed by this version of furui"))
+            "ja3s.hash" | "ja3s_hash" => self.buffer = Buffer::Ja3s,
+            "ssh.hassh" => self.buffer = Buffer::Hassh,
+            "ssh.hassh.server" => self.buffer = Buffer::HasshServer,
+            "ssh.hassh.string" | "ssh.hassh.server.string" => {
+                return Err(refuse(
+                    k,
+                    "is not honoured: the name-lists are match-only; use ssh.hassh",
+                ))
             }
             "detection_filter" => self.detection_filter(need(v)?)?,
             other => return Err(refuse(other, unsupported_reason(other))),
@@ -331,12 +354,8 @@ impl Builder {
                     all: true,
                 });
             }
-            Buffer::Ja3 | Buffer::Ja4 => {
-                let (name, len) = if self.buffer == Buffer::Ja3 {
-                    ("ja3.hash", 32)
-                } else {
-                    ("ja4.hash", 36)
-                };
+            fp => {
+                let (name, len) = fp.name_len();
                 let text = String::from_utf8(bytes).unwrap_or_default().to_ascii_lowercase();
                 if text.len() != len {
                     return Err(refuse(
@@ -344,10 +363,12 @@ impl Builder {
                         "is not honoured: give the whole fingerprint",
                     ));
                 }
-                let set = if self.buffer == Buffer::Ja3 {
-                    &mut self.rule.ja3
-                } else {
-                    &mut self.rule.ja4
+                let set = match fp {
+                    Buffer::Ja3 => &mut self.rule.ja3,
+                    Buffer::Ja4 => &mut self.rule.ja4,
+                    Buffer::Ja3s => &mut self.rule.ja3s,
+                    Buffer::Hassh => &mut self.rule.hassh,
+                    _ => &mut self.rule.hassh_server,
                 };
                 if set.as_ref().is_some_and(|s| !s.contains(&text)) {
                     return Err(Issue::Error(format!(
@@ -405,8 +426,13 @@ impl Builder {
         if !self.patterns.is_empty() && !transport {
             return Err("`content` needs a tcp or udp rule: furui scans the TCP/UDP payload only".into());
         }
-        if (self.rule.ja3.is_some() || self.rule.ja4.is_some()) && !transport {
-            return Err("a TLS fingerprint needs a tcp or udp rule".into());
+        let r = &self.rule;
+        if [&r.ja3, &r.ja4, &r.ja3s, &r.hassh, &r.hassh_server]
+            .iter()
+            .any(|f| f.is_some())
+            && !transport
+        {
+            return Err("a fingerprint needs a tcp or udp rule".into());
         }
         self.rule.has_signatures = !self.patterns.is_empty();
         if selects_everything(&self.rule) {
@@ -464,6 +490,9 @@ fn selects_everything(r: &Rule) -> bool {
         && r.payload_size.is_none()
         && r.ja3.is_none()
         && r.ja4.is_none()
+        && r.ja3s.is_none()
+        && r.hassh.is_none()
+        && r.hassh_server.is_none()
         && !r.has_signatures
         && r.scan.is_none()
 }

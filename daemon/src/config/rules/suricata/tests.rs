@@ -53,6 +53,8 @@ alert tcp any any <> 198.51.100.7 1024: (msg:"both ways"; dsize:>10; sid:9000004
 pass tcp 203.0.113.5 any -> $HOME_NET 22 (msg:"our scanner"; sid:9000005;)
 alert tcp $EXTERNAL_NET any -> $HOME_NET any (msg:"known tool"; ja3.hash; content:"E7ECA2BAF4458D095B7F45DA28C16C34"; sid:9000006;)
 alert tcp any any -> $HOME_NET 443 (msg:"many hits"; detection_filter:track by_src, count 2, seconds 60; sid:9000007;)
+alert tcp $EXTERNAL_NET any -> $HOME_NET 22 (msg:"brute-force tool"; ssh.hassh; content:"0DF0D56BB50C6B2426D8D40234BF1826"; ssh.hassh.server; content:"b003da101c8caf37ce9e3ca3cd9d049b"; sid:9000008;)
+alert tcp $HOME_NET 443 -> $EXTERNAL_NET any (msg:"odd server"; flow:to_client; ja3s.hash; content:"ae4edc6faf64d08308082ad26be60767"; sid:9000009;)
 "#;
 
 #[test]
@@ -68,7 +70,9 @@ fn a_feed_compiles_with_its_ids_descriptions_and_version() {
             "sid:9000004",
             "sid:9000005",
             "sid:9000006",
-            "sid:9000007"
+            "sid:9000007",
+            "sid:9000008",
+            "sid:9000009"
         ]
     );
     assert_eq!(
@@ -77,7 +81,7 @@ fn a_feed_compiles_with_its_ids_descriptions_and_version() {
     );
     assert!(rs.version.starts_with("feed.rules@"), "{}", rs.version);
     assert_eq!(rs.version.len(), "feed.rules@".len() + 12);
-    assert_eq!(rs.imports.counts.get("suricata loaded"), Some(&7));
+    assert_eq!(rs.imports.counts.get("suricata loaded"), Some(&9));
     assert!(rs.imports.refusals.is_empty());
 }
 
@@ -175,6 +179,46 @@ fn pass_rules_except_and_fingerprints_and_counts_select() {
     let hello = tcp("203.0.113.9", "192.0.2.1", 40000, 8443, 0x18, b"x");
     assert_eq!(hits(&rs, Class::Inbound, &hello, true, Some(&fp)), ["sid:9000006"]);
     assert!(hits(&rs, Class::Inbound, &hello, true, None).is_empty());
+
+    // HASSH and hasshServer both needed; JA3S from the responder.
+    let ssh = tcp("203.0.113.9", "192.0.2.1", 40000, 22, 0x18, b"");
+    let both = crate::flow::Prints {
+        hassh: Some("0df0d56bb50c6b2426d8d40234bf1826"),
+        hassh_server: Some("b003da101c8caf37ce9e3ca3cd9d049b"),
+        ..Default::default()
+    };
+    let one = crate::flow::Prints {
+        hassh_server: None,
+        ..both
+    };
+    let sel = |p: crate::flow::Prints<'_>| {
+        let h = parse_ethernet(&ssh).unwrap();
+        let mut out = Vec::new();
+        rs.matching(Class::Inbound, &h, &[], p, true, &mut rs.new_match_state(), 0, &mut out);
+        out.into_iter()
+            .map(|i| rs.rules[usize::from(i)].id.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sel(both), ["sid:9000008"]);
+    assert!(sel(one).is_empty());
+    let reply = tcp("192.0.2.1", "203.0.113.9", 443, 40000, 0x18, b"");
+    let h = parse_ethernet(&reply).unwrap();
+    let mut out = Vec::new();
+    let ja3s = crate::flow::Prints {
+        ja3s: Some("ae4edc6faf64d08308082ad26be60767"),
+        ..Default::default()
+    };
+    rs.matching(
+        Class::Outbound,
+        &h,
+        &[],
+        ja3s,
+        false,
+        &mut rs.new_match_state(),
+        0,
+        &mut out,
+    );
+    assert_eq!(out.len(), 1);
 
     // detection_filter count 2: the third packet from a source selects.
     let h = tcp("203.0.113.9", "192.0.2.1", 40000, 443, 0x18, b"");
