@@ -11,7 +11,7 @@ export LLC ?= llc-19
 DEPS := clang-19 llvm-19 libelf-dev zlib1g-dev libpcap-dev m4 pkg-config \
         bpftool iproute2 ethtool util-linux procps \
         tcpdump netsniff-ng softflowd pmacct nfdump nats-server tshark \
-        chromium python3-venv
+        chromium python3-venv openssh-client openssh-server
 # Installed without recommends (prometheus would pull in node-exporter).
 # Debian's policy-rc.d keeps the packaged service from starting; the tests
 # start their own Prometheus on loopback in a private namespace.

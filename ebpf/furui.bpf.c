@@ -328,6 +328,25 @@ static __always_inline int tls_hello_segment(struct xdp_md *ctx, struct walk *w,
 	return 1;
 }
 
+/* Largest SSH KEXINIT packet HASSH follows (select/ssh.rs MAX_KEXINIT). */
+#define SSH_MAX_KEXINIT 16384
+
+/* A TCP segment HASSH reads: it starts with an SSH identification line
+ * ("SSH-") or with a binary packet carrying SSH_MSG_KEXINIT (20) of a
+ * plausible length and padding. Stateless: a KEXINIT split over segments
+ * keeps its first segment only (user space then gives that side up). */
+static __always_inline int ssh_segment(__u8 *pl, void *end)
+{
+	__u32 n;
+
+	if ((void *)(pl + 6) > end)
+		return 0;
+	if (pl[0] == 'S' && pl[1] == 'S' && pl[2] == 'H' && pl[3] == '-')
+		return 1;
+	n = rd32(pl);
+	return pl[5] == 20 && pl[4] >= 4 && n >= 5 && n <= SSH_MAX_KEXINIT;
+}
+
 /* A QUIC long-header Initial of version 1 (RFC 9000) or 2 (RFC 9369),
  * whose CRYPTO frames carry the ClientHello. */
 static __always_inline int quic_initial(__u8 *q)
@@ -379,6 +398,8 @@ static __always_inline __u64 snap_len(struct xdp_md *ctx, struct walk *w, __u64 
 			__u64 head = (__u64)l4 + hl;
 
 			if (tls_hello_segment(ctx, w, t, pl, len > head ? len - head : 0))
+				return len;
+			if (ssh_segment(pl, end))
 				return len;
 		}
 	} else if (w->upper == 17) {

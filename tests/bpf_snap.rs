@@ -300,6 +300,52 @@ fn client_hellos_and_quic_initials_stay_whole_even_when_split() {
             ("QUIC v1 Handshake", udp(from, to, &handshake), Some(ETH + IP4 + UDP)),
         ],
     );
+    // SSH: the identification line and a segment starting a KEXINIT packet
+    // stay whole (HASSH reads them); other SSH packets are cut.
+    let banner = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n".to_vec();
+    let packet = |len: u32, padding: u8, msg: u8, total: usize| {
+        let mut p = len.to_be_bytes().to_vec();
+        p.extend([padding, msg]);
+        p.resize(total, 0x33);
+        p
+    };
+    let ssh = |p: &[u8]| tcp(from, to, 4200, p);
+    check(
+        &mut c,
+        &[
+            (
+                "SSH identification line",
+                ssh(&banner),
+                Some(ETH + IP4 + TCP + banner.len()),
+            ),
+            (
+                "KEXINIT packet",
+                ssh(&packet(1532, 6, 20, 1536)),
+                Some(ETH + IP4 + TCP + 1536),
+            ),
+            (
+                "KEXINIT's first segment",
+                ssh(&packet(3000, 6, 20, 1400)),
+                Some(ETH + IP4 + TCP + 1400),
+            ),
+            (
+                "another SSH message",
+                ssh(&packet(1532, 6, 30, 1536)),
+                Some(ETH + IP4 + TCP),
+            ),
+            (
+                "implausible padding",
+                ssh(&packet(1532, 2, 20, 1536)),
+                Some(ETH + IP4 + TCP),
+            ),
+            (
+                "implausible length",
+                ssh(&packet(70_000, 6, 20, 1536)),
+                Some(ETH + IP4 + TCP),
+            ),
+            ("\"SSH\" without the dash", ssh(b"SSH 2.0 x\r\n"), Some(ETH + IP4 + TCP)),
+        ],
+    );
     // Without keep_hellos (not a mode the daemon uses): cut like the rest.
     c.set_snap(Snap {
         payload: Some(0),

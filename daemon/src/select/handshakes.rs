@@ -24,8 +24,28 @@ pub struct Handshakes {
 }
 
 impl Handshakes {
-    /// One packet's payload, from the initiator or the responder.
-    pub fn feed(&mut self, l4: &L4, payload: &[u8], from_initiator: bool, quic_scratch: &mut Vec<u8>, budget: &Budget) {
+    /// One packet's payload, from the initiator or the responder; `cut`
+    /// when the snap shortened it (an SSH side being joined is then given
+    /// up rather than joined from a partial segment).
+    pub fn feed(
+        &mut self,
+        l4: &L4,
+        payload: &[u8],
+        cut: bool,
+        from_initiator: bool,
+        quic_scratch: &mut Vec<u8>,
+        budget: &Budget,
+    ) {
+        if cut {
+            let side = if from_initiator {
+                &mut self.ssh_client
+            } else {
+                &mut self.ssh_server
+            };
+            if side.in_progress() {
+                *side = Ssh::Done(None);
+            }
+        }
         match (l4, from_initiator) {
             (L4::Tcp { .. }, true) => {
                 self.hello.feed_tcp(payload, budget);
@@ -94,17 +114,25 @@ mod tests {
         };
         let mut h = Handshakes::default();
         let mut scratch = Vec::new();
-        h.feed(&tcp, b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", true, &mut scratch, &budget);
         h.feed(
             &tcp,
             b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n",
             false,
+            true,
             &mut scratch,
             &budget,
         );
-        h.feed(&tcp, &client_kexinit(), true, &mut scratch, &budget);
+        h.feed(
+            &tcp,
+            b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n",
+            false,
+            false,
+            &mut scratch,
+            &budget,
+        );
+        h.feed(&tcp, &client_kexinit(), false, true, &mut scratch, &budget);
         let k = server_kexinit();
-        h.feed(&tcp, &k[..50], false, &mut scratch, &budget);
+        h.feed(&tcp, &k[..50], false, false, &mut scratch, &budget);
         assert!(budget.used() > 0);
         assert_eq!(h.prints().hassh, Some(HASSH_CLIENT));
         assert_eq!(h.prints().hassh_server, None);
@@ -117,8 +145,8 @@ mod tests {
         );
         assert!(!h.abandon());
         let mut h2 = Handshakes::default();
-        h2.feed(&tcp, b"SSH-2.0-x\r\n", false, &mut scratch, &budget);
-        h2.feed(&tcp, &k, false, &mut scratch, &budget);
+        h2.feed(&tcp, b"SSH-2.0-x\r\n", false, false, &mut scratch, &budget);
+        h2.feed(&tcp, &k, false, false, &mut scratch, &budget);
         assert_eq!(h2.prints().hassh_server, Some(HASSH_SERVER));
         assert_eq!(h2.prints().ja3s, None);
     }

@@ -18,7 +18,7 @@ pub struct Snap {
     /// Payload bytes kept after the innermost transport header; None: all.
     pub payload: Option<u32>,
     /// Keep whole the frames fingerprinting reads (TLS ClientHello
-    /// segments, QUIC Initials).
+    /// segments, QUIC Initials, SSH identification and KEXINIT segments).
     pub keep_hellos: bool,
 }
 
@@ -119,6 +119,9 @@ impl Snapper {
                 if self.snap.keep_hellos && self.tls_hello_segment(h, frame.get(head..).unwrap_or(&[])) {
                     return len;
                 }
+                if self.snap.keep_hellos && ssh_segment(frame.get(head..).unwrap_or(&[])) {
+                    return len;
+                }
                 (head, window)
             }
             17 => {
@@ -177,6 +180,20 @@ impl Snapper {
         }
         true
     }
+}
+
+/// A TCP payload HASSH reads: an SSH identification line, or a binary
+/// packet carrying SSH_MSG_KEXINIT of a plausible length and padding — the
+/// XDP program's stateless test (`ssh_segment`).
+fn ssh_segment(pl: &[u8]) -> bool {
+    let [a, b, c, d, padding, msg, ..] = *pl else {
+        return false;
+    };
+    if [a, b, c, d] == *b"SSH-" {
+        return true;
+    }
+    let n = u32::from_be_bytes([a, b, c, d]) as usize;
+    msg == 20 && padding >= 4 && (5..=super::ssh::MAX_KEXINIT).contains(&n)
 }
 
 /// A QUIC long-header Initial of version 1 (RFC 9000) or 2 (RFC 9369): the

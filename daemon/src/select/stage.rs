@@ -85,7 +85,15 @@ impl Matcher {
         now_ns: u64,
         rule_matches: &mut Vec<(Arc<str>, u64)>,
     ) -> Option<Selected<'s>> {
-        hs.feed(&h.l4, payload, from_initiator, &mut self.quic_scratch, &self.budget);
+        let cut = usize::from(h.wire_payload_len) > payload.len();
+        hs.feed(
+            &h.l4,
+            payload,
+            cut,
+            from_initiator,
+            &mut self.quic_scratch,
+            &self.budget,
+        );
         self.rule_hits.clear();
         if !st.rules.rules.is_empty() {
             // Payload signatures are scanned here, in the frame, before the
