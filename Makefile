@@ -51,6 +51,7 @@ check: deps build
 	$(CARGO) clippy --all-targets $(TEST_FEATURES) -- -D warnings
 	@for f in config/*.toml; do $(FURUI) check-config $$f || exit 2; done
 	$(FURUI) check-rules config/rules
+	$(FURUI) check-rules config/feeds
 	promtool check rules deploy/prometheus/furui-alerts.yml
 	promtool check config deploy/prometheus/prometheus.yml
 	promtool test rules deploy/prometheus/furui-alerts.test.yml
@@ -59,6 +60,7 @@ test: deps build $(PYDEPS)
 	@if [ "$$(id -u)" != 0 ]; then echo "make test needs root (BPF, XDP, network namespaces)"; exit 1; fi
 	@for f in config/*.toml; do $(FURUI) check-config $$f || exit 2; done
 	$(FURUI) check-rules config/rules
+	$(FURUI) check-rules config/feeds
 	@mkdir -p target
 	set -o pipefail; $(CARGO) test $(TEST_FEATURES) --no-fail-fast 2>&1 | tee target/test.log
 	@awk '/^test result:/ {p+=$$4; f+=$$6; i+=$$8} END {printf "total: %d passed, %d failed, %d skipped\n", p, f, i}' target/test.log

@@ -56,6 +56,20 @@ fn every_shipped_config_is_valid() {
     let o = Command::new(FURUI).args(["check-rules", rules]).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("4 rules"));
+    // One example of each imported format, all honoured.
+    let feeds = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/feeds");
+    let o = Command::new(FURUI).args(["check-rules", feeds]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("(8 rules; 9 imported items, 0 refused;"), "{out}");
+    for format in [
+        "misp loaded: 2",
+        "stix loaded: 1",
+        "suricata loaded: 4",
+        "zeek loaded: 2",
+    ] {
+        assert!(out.contains(format), "{format}: {out}");
+    }
 }
 
 #[test]

@@ -283,3 +283,61 @@ fn quic_flows_are_selected_by_ja4_through_the_pipeline() {
         assert!(!text.contains("quic.example"), "the SNI is match-only: {text}");
     }
 }
+
+/// JA3S of a capture's ServerHello(s), as tshark computes them
+/// (`tls.handshake.ja3s`).
+fn tshark_ja3s(pcap: &Path) -> Vec<String> {
+    let out = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .args([
+            "-Y",
+            "tls.handshake.type == 2",
+            "-T",
+            "fields",
+            "-e",
+            "tls.handshake.ja3s",
+        ])
+        .output()
+        .expect("tshark");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn ja3s_of_real_server_hellos_matches_tshark_and_selects_the_flow() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/pcaps");
+    for capture in ["ja4__tls-alpn-h2.pcap", "sv__ja4-tls.pcap", "sv__ja4-cl-handshake.pcap"] {
+        let pcap = shared.join(capture);
+        let want = tshark_ja3s(&pcap);
+        assert_eq!(want.len(), 1, "{capture}: tshark sees one ServerHello: {want:?}");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rules")).unwrap();
+        std::fs::write(
+            dir.path().join("rules/s.toml"),
+            format!(
+                "version = \"s1\"\n[[rule]]\nid = \"server\"\nmeasures = [\"transit\", \"inbound\", \"outbound\"]\nja3s = [\"{}\"]\n",
+                want[0]
+            ),
+        )
+        .unwrap();
+        let cfg = Config::parse(
+            &dir.path().join("furui.toml"),
+            "[capture]\ninterface = \"x\"\n[domestic]\nprefixes = [\"198.18.0.0/15\"]\n[selection]\nrules_dir = \"rules\"\n[records]\npath = \"r\"\n",
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        replay(&cfg, &pcap, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let recs: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let sel: Vec<_> = recs
+            .iter()
+            .filter(|r| r["rules"] == serde_json::json!(["server"]))
+            .collect();
+        assert_eq!(sel.len(), 1, "{capture}: {text}");
+        assert_eq!(sel[0]["ja3s"], want[0].as_str(), "{capture}");
+    }
+}

@@ -84,7 +84,7 @@ fn pulls_page_by_page_remove_revoked_indicators_and_refuse_bad_credentials() {
     let (code, out, err) = furui(&["check-rules", d.join("rules").to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("(3 rules, 3 imported, 0 refused; version taxii-cert.json@"),
+        out.contains("(3 rules; 3 imported items, 0 refused; version taxii-cert.json@"),
         "{out}"
     );
 

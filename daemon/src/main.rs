@@ -230,7 +230,7 @@ fn check_rules(dir: &std::path::Path, skip_refused: bool) -> ExitCode {
             }
             let refused = rs.imports.refusals.len();
             println!(
-                "{}: {} ({} rules, {} imported, {} refused; version {}); snap: {}",
+                "{}: {} ({} rules; {} imported items, {} refused; version {}); snap: {}",
                 dir.display(),
                 if refused == 0 || skip_refused {
                     "ok"

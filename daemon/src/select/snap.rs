@@ -53,7 +53,7 @@ impl std::fmt::Display for Snap {
             Some(n) => write!(f, "headers + {n} payload bytes")?,
         }
         if self.keep_hellos && self.payload.is_some() {
-            f.write_str(" (ClientHello segments and QUIC Initials whole)")?;
+            f.write_str(" (ClientHello, QUIC Initial and SSH KEXINIT segments whole)")?;
         }
         Ok(())
     }
