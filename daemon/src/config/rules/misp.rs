@@ -158,7 +158,10 @@ fn rules(name: &str, description: &str, attrs: Vec<Attribute>, f: &mut ImportFil
                 .map(|(n, p)| g.dst_port.entry(p).or_default().push(n))
                 .is_some(),
             "port" => match value.parse::<u16>() {
-                Ok(p) => g.ports.insert(p) || true,
+                Ok(p) => {
+                    g.ports.insert(p);
+                    true
+                }
                 Err(_) => {
                     f.error(a.line, format!("port attribute `{value}` is not a port"));
                     false
@@ -250,7 +253,10 @@ fn rules(name: &str, description: &str, attrs: Vec<Attribute>, f: &mut ImportFil
 
 /// RFC 4180 records with the line each starts on (quoted fields may hold
 /// commas, doubled quotes and newlines).
-fn csv_records(text: &str) -> Result<Vec<(usize, Vec<String>)>, (usize, String)> {
+/// CSV records with the line each starts on.
+type Records = Vec<(usize, Vec<String>)>;
+
+fn csv_records(text: &str) -> Result<Records, (usize, String)> {
     let mut out = Vec::new();
     let (mut line, mut start_line) = (1usize, 1usize);
     let mut field = String::new();

@@ -143,7 +143,8 @@ impl Rule {
         let (sp, dp) = h.ports();
         let s = (src, sp, class == Class::Outbound);
         let d = (dst, dp, class == Class::Inbound);
-        if !self.endpoints_match(s, d) && !(self.both_directions && self.endpoints_match(d, s)) {
+        let either_way = self.endpoints_match(s, d) || (self.both_directions && self.endpoints_match(d, s));
+        if !either_way {
             return false;
         }
         match self.direction {

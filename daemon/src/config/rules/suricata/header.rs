@@ -130,12 +130,15 @@ fn list_items(inner: &str) -> Vec<&str> {
     out
 }
 
+/// A parsed term: None for `any`.
+type Term<L> = Result<Option<Expr<L>>, HeaderIssue>;
+
 /// A generic address/port term: `any`, `!x`, `[a,b]`, `$VAR`, or a leaf.
 fn term<L>(
     s: &str,
     depth: usize,
     what: &str,
-    vars: &dyn Fn(&str) -> Option<Result<Option<Expr<L>>, HeaderIssue>>,
+    vars: &dyn Fn(&str) -> Option<Term<L>>,
     leaf: &dyn Fn(&str) -> Result<Expr<L>, HeaderIssue>,
 ) -> Result<Option<Expr<L>>, HeaderIssue> {
     let s = s.trim();
