@@ -341,3 +341,83 @@ fn ja3s_of_real_server_hellos_matches_tshark_and_selects_the_flow() {
         assert_eq!(sel[0]["ja3s"], want[0].as_str(), "{capture}");
     }
 }
+
+/// The new fingerprint fields travel as furui enterprise elements 12-14
+/// (JA3S, HASSH, hasshServer) that tshark's IPFIX dissector reads back.
+#[test]
+fn ipfix_carries_ja3s_and_hassh_as_enterprise_elements_tshark_decodes() {
+    use furui::export::ipfix::Encoder;
+    use furui::export::project::{Value, View};
+    use pcap_file::pcap::{PcapPacket, PcapWriter};
+
+    let (ja3s, hassh, server) = (
+        "ccc514751b175866924439bdbb5bba34",
+        "0df0d56bb50c6b2426d8d40234bf1826",
+        "b003da101c8caf37ce9e3ca3cd9d049b",
+    );
+    let fields = vec!["initiator_port", "ja3s", "hassh", "hassh_server"];
+    let view = View {
+        key_epoch: "2026-12-04".into(),
+        fields: vec![
+            ("initiator_port", Value::U16(4444)),
+            ("ja3s", Value::OptStr(Some(ja3s.into()))),
+            ("hassh", Value::OptStr(Some(hassh.into()))),
+            ("hassh_server", Value::OptStr(Some(server.into()))),
+        ],
+    };
+    let mut enc = Encoder::new(vec![fields]);
+    let msg = enc.message(0, &view, |_| true).unwrap();
+    let frame = furui::craft::FrameSpec::new("192.0.2.1", "192.0.2.2")
+        .transport(furui::craft::Transport::Udp {
+            src_port: 40000,
+            dst_port: 4739,
+        })
+        .payload(&msg.bytes)
+        .build();
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("ipfix.pcap");
+    let mut w = PcapWriter::new(std::fs::File::create(&pcap).unwrap()).unwrap();
+    w.write_packet(&PcapPacket::new(
+        std::time::Duration::from_secs(1_800_000_000),
+        frame.len() as u32,
+        &frame,
+    ))
+    .unwrap();
+    drop(w);
+    let out = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .args([
+            "-d",
+            "udp.port==4739,cflow",
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=a",
+            "-e",
+            "cflow.template_ipfix_field_type_enterprise",
+            "-e",
+            "cflow.template_ipfix_field_pen",
+            "-e",
+            "cflow.enterprise_private_entry",
+        ])
+        .output()
+        .expect("tshark");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let cols: Vec<&str> = text.trim_end().split('\t').collect();
+    assert_eq!(cols.len(), 3, "{text}");
+    let types: Vec<&str> = cols[0].split(',').collect();
+    for t in ["12", "13", "14"] {
+        assert!(types.contains(&t), "enterprise element {t} in the template: {text}");
+    }
+    assert!(cols[1].split(',').all(|p| p == "32473"), "{text}");
+    // Variable-length strings: tshark shows each enterprise value's bytes
+    // in hex.
+    let values: Vec<String> = cols[2]
+        .split(',')
+        .map(|h| String::from_utf8(furui::hex::decode(&h.replace(':', "")).unwrap()).unwrap())
+        .collect();
+    for want in [ja3s, hassh, server] {
+        assert!(values.iter().any(|v| v == want), "{want} in {values:?} ({text})");
+    }
+}

@@ -42,7 +42,7 @@ pub struct SelectionSection {
     /// refused (each refusal is logged and counted); off: the load fails.
     #[serde(default)]
     pub skip_refused_rules: bool,
-    /// The largest share of the rules in force (by id) a reload may drop
+    /// The largest share of the number of rules in force a reload may take away
     /// without `furui reload --confirm-rules-removal`.
     #[serde(default)]
     pub reload_max_removed_percent: Option<Spanned<u8>>,

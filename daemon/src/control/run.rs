@@ -684,16 +684,16 @@ fn log_refusals(rules: &crate::select::rules::RuleSet) {
     }
 }
 
-/// A reload may drop at most `[selection] reload_max_removed_percent` of
-/// the rules in force (by id; a feed emptied, revoked wholesale or cut
-/// short), or the operator confirms.
+/// A reload may shrink the rules in force by at most `[selection]
+/// reload_max_removed_percent` of their number (a feed emptied, revoked
+/// wholesale or cut short), or the operator confirms. Rules replaced by
+/// as many new ones are not a shrink.
 fn rules_removal_allowed(cfg: &Config, new: &Config, ask: ReloadAsk) -> Result<(), String> {
     let total = cfg.rules.rules.len();
     if total == 0 || ask.confirm_rules_removal {
         return Ok(());
     }
-    let kept: std::collections::HashSet<&str> = new.rules.rules.iter().map(|r| &*r.id).collect();
-    let gone = cfg.rules.rules.iter().filter(|r| !kept.contains(&*r.id)).count();
+    let gone = total.saturating_sub(new.rules.rules.len());
     let limit = usize::from(cfg.rules_max_removed_percent);
     if gone * 100 <= limit * total {
         return Ok(());

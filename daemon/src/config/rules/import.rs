@@ -7,11 +7,12 @@
 //! default a refusal is a config error; with `skip_refused` the rule is
 //! left out and counted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 
 use super::super::errors::ConfigError;
 use crate::classify::NUM_CLASSES;
+pub use crate::select::rules::imports::ImportSummary;
 
 /// How imported rules are compiled (from `[selection]`).
 #[derive(Debug, Clone)]
@@ -76,41 +77,6 @@ impl Default for ImportOptions {
     }
 }
 
-/// What the imports of one load did, for `furui check-rules`, the log and
-/// the audit trail.
-#[derive(Debug, Clone, Default)]
-pub struct ImportSummary {
-    /// "format outcome[ detail]" → count, e.g. "suricata refused pcre".
-    pub counts: BTreeMap<String, u64>,
-    /// Every refused rule with its file and line (errors when
-    /// `skip_refused` is off).
-    pub refusals: Vec<ConfigError>,
-}
-
-impl ImportSummary {
-    pub fn count(&mut self, key: impl Into<String>) {
-        *self.counts.entry(key.into()).or_default() += 1;
-    }
-
-    /// Rules loaded from foreign formats.
-    pub fn loaded(&self) -> u64 {
-        self.counts
-            .iter()
-            .filter(|(k, _)| k.ends_with(" loaded"))
-            .map(|(_, n)| n)
-            .sum()
-    }
-}
-
-impl std::fmt::Display for ImportSummary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (k, n) in &self.counts {
-            writeln!(f, "  {k}: {n}")?;
-        }
-        Ok(())
-    }
-}
-
 /// One file being imported: where its errors and refusals go.
 pub struct ImportFile<'a> {
     pub path: &'a Path,
@@ -142,10 +108,10 @@ impl ImportFile<'_> {
             column: 0,
             message: format!("{what} refused: `{keyword}` {why}"),
         };
+        self.summary.refusals.push(e.to_string());
         if !self.opts.skip_refused {
-            self.errors.push(e.clone());
+            self.errors.push(e);
         }
-        self.summary.refusals.push(e);
     }
 
     /// Counts an outcome that is neither an error nor a refusal.

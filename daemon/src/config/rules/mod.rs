@@ -141,7 +141,7 @@ fn import(format: &str, text: &str, file: &mut ImportFile<'_>, sids: &mut HashSe
             }
             Ok(doc) if stix::is_bundle(&doc) => {
                 file.format = "stix";
-                plain(stix::compile(&doc, text, file, crate::pipeline::now_ns()))
+                plain(stix::compile(&doc, text, file, wall_ns()))
             }
             Ok(_) => {
                 file.error(
@@ -163,6 +163,13 @@ fn import(format: &str, text: &str, file: &mut ImportFile<'_>, sids: &mut HashSe
         }
         out.push(rule, patterns);
     }
+}
+
+/// Nanoseconds since the Unix epoch, now (what has expired at load).
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// An imported file's version: its name and the start of its SHA-256, so

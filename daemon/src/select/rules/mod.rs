@@ -8,6 +8,7 @@
 
 pub mod behaviour;
 pub mod endpoints;
+pub mod imports;
 pub mod signatures;
 
 use std::collections::HashSet;
@@ -99,7 +100,7 @@ pub struct RuleSet {
     pub rules: Vec<Rule>,
     signatures: SignatureMatcher,
     /// What the imported formats loaded, refused and skipped.
-    pub imports: crate::config::rules::import::ImportSummary,
+    pub imports: imports::ImportSummary,
 }
 
 fn in_range<T: PartialOrd>(v: T, r: Option<(T, T)>) -> bool {
