@@ -42,20 +42,11 @@ pub(super) fn validate(s: DomesticSection, base: &Path, c: &mut Collector<'_>) -
     let before = c.errors.len();
     let list = prefixes::load(&s.prefixes, &s.files, base, c);
     let read = c.errors.len() == before;
-    let max_removed_percent = match &s.reload_max_removed_percent {
-        None => Some(DEFAULT_RELOAD_MAX_REMOVED_PERCENT),
-        Some(p) if *p.get_ref() <= 100 => Some(*p.get_ref()),
-        Some(p) => {
-            c.at(
-                p.span(),
-                format!(
-                    "reload_max_removed_percent = {} is not a percentage (0-100)",
-                    p.get_ref()
-                ),
-            );
-            None
-        }
-    };
+    let max_removed_percent = c.percent(
+        &s.reload_max_removed_percent,
+        "reload_max_removed_percent",
+        DEFAULT_RELOAD_MAX_REMOVED_PERCENT,
+    );
     Domestic {
         list,
         read,

@@ -49,6 +49,30 @@ pub struct Collector<'a> {
 }
 
 impl<'a> Collector<'a> {
+    /// A `*_percent` setting: its value (or `default`), or an error.
+    pub fn percent(&mut self, v: &Option<toml::Spanned<u8>>, key: &str, default: u8) -> Option<u8> {
+        match v {
+            None => Some(default),
+            Some(p) if *p.get_ref() <= 100 => Some(*p.get_ref()),
+            Some(p) => {
+                self.at(p.span(), format!("{key} = {} is not a percentage (0-100)", p.get_ref()));
+                None
+            }
+        }
+    }
+
+    /// A name made of ASCII letters, digits, '-' and '_' (`what` names
+    /// the thing in the error).
+    pub fn plain_name(&mut self, name: &toml::Spanned<String>, what: &str) {
+        let n = name.get_ref();
+        if n.is_empty() || !n.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
+            self.at(
+                name.span(),
+                format!("{what} `{n}` must be non-empty ASCII letters, digits, '-' or '_'"),
+            );
+        }
+    }
+
     pub fn new(file: &'a Path, text: &'a str, errors: &'a mut Vec<ConfigError>) -> Self {
         Collector { file, text, errors }
     }

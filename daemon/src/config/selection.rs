@@ -64,16 +64,7 @@ pub(super) fn validate_indicators(
     let mut out = Vec::new();
     for s in list {
         let name = s.name.get_ref();
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
-        {
-            c.at(
-                s.name.span(),
-                format!("indicator set name `{name}` must be non-empty ASCII letters, digits, '-' or '_'"),
-            );
-        }
+        c.plain_name(&s.name, "indicator set name");
         if !names.insert(name.clone()) {
             c.at(s.name.span(), format!("indicator set `{name}` is defined twice"));
         }
@@ -153,18 +144,9 @@ pub fn import_options(s: &SelectionSection, c: &mut Collector<'_>) -> Option<Imp
 pub const DEFAULT_RULES_MAX_REMOVED_PERCENT: u8 = 50;
 
 pub(super) fn max_removed_percent(s: &SelectionSection, c: &mut Collector<'_>) -> Option<u8> {
-    match &s.reload_max_removed_percent {
-        None => Some(DEFAULT_RULES_MAX_REMOVED_PERCENT),
-        Some(p) if *p.get_ref() <= 100 => Some(*p.get_ref()),
-        Some(p) => {
-            c.at(
-                p.span(),
-                format!(
-                    "reload_max_removed_percent = {} is not a percentage (0-100)",
-                    p.get_ref()
-                ),
-            );
-            None
-        }
-    }
+    c.percent(
+        &s.reload_max_removed_percent,
+        "reload_max_removed_percent",
+        DEFAULT_RULES_MAX_REMOVED_PERCENT,
+    )
 }

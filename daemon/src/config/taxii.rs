@@ -121,16 +121,7 @@ pub(super) fn validate(
     let mut out: Vec<Taxii> = Vec::new();
     for s in list {
         let name = s.name.get_ref().clone();
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
-        {
-            c.at(
-                s.name.span(),
-                format!("TAXII feed name `{name}` must be ASCII letters, digits, '-' or '_'"),
-            );
-        }
+        c.plain_name(&s.name, "TAXII feed name");
         if out.iter().any(|t| t.name == name) {
             c.at(s.name.span(), format!("TAXII feed `{name}` is defined twice"));
         }
