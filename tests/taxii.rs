@@ -137,3 +137,61 @@ fn pulls_page_by_page_remove_revoked_indicators_and_refuse_bad_credentials() {
     assert_eq!(code, 2);
     assert!(err.contains("can be read by others (mode 0644)"), "{err}");
 }
+
+/// Over HTTPS with mutual TLS (and basic credentials): the pull presents
+/// furui's certificate and trusts only the configured CA; without a
+/// client certificate the server refuses the handshake, and the bundle
+/// stays as it was.
+#[test]
+fn pulls_over_mutual_tls_and_a_missing_client_certificate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let certs = d.join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    common::certs::make_certs(&certs, &["furui", "producer"]);
+    for key in ["furui.key", "producer.key", "server.key"] {
+        std::fs::set_permissions(certs.join(key), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let server = Medallion::start_tls(d, free_port(), 100, &certs);
+    server.add(&[indicator(
+        7,
+        "[ipv4-addr:value = '203.0.113.7']",
+        "2026-01-01T00:00:00.000Z",
+        false,
+    )]);
+    std::fs::create_dir(d.join("rules")).unwrap();
+    std::fs::write(d.join("taxii.pass"), PASSWORD).unwrap();
+    std::fs::set_permissions(d.join("taxii.pass"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = d.join("furui.toml");
+    let write = |client: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[capture]\ninterface = \"lo\"\n\n[domestic]\nprefixes = [\"192.0.2.0/24\"]\n\n[records]\npath = \"records.jsonl\"\n\n\
+                 [selection]\nrules_dir = \"rules\"\n\n[[selection.taxii]]\nname = \"tls\"\ncollection_url = \"{}\"\n\
+                 user = \"{USER}\"\npassword_file = \"taxii.pass\"\nserver_ca = \"certs/ca.pem\"\n{client}",
+                server.collection_url()
+            ),
+        )
+        .unwrap();
+    };
+    write("client_cert = \"certs/furui.pem\"\nclient_key = \"certs/furui.key\"\n");
+    let cfg = config.to_str().unwrap();
+    assert!(server.collection_url().starts_with("https://127.0.0.1:"));
+    let (code, out, err) = furui(&["taxii-pull", "--config", cfg]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with("tls: 1 pages, 1 objects, 0 revoked; 1 indicators"),
+        "{out}"
+    );
+    let bundle = std::fs::read_to_string(d.join("rules/taxii-tls.json")).unwrap();
+    assert!(bundle.contains("8000-000000000007"));
+
+    // No client certificate: the server refuses the handshake.
+    write("");
+    let (code, _, err) = furui(&["taxii-pull", "--config", cfg]);
+    assert_eq!(code, 1);
+    assert!(err.contains("TAXII feed tls:"), "{err}");
+    assert!(err.contains("received fatal alert: CertificateRequired"), "{err}");
+    assert_eq!(std::fs::read_to_string(d.join("rules/taxii-tls.json")).unwrap(), bundle);
+}

@@ -25,7 +25,26 @@ pub struct Medallion {
     child: Child,
     pub port: u16,
     ns: Option<String>,
+    /// With TLS: the directory of `ca.pem`, `server.*` and the producer's
+    /// `producer.*` (`certs::make_certs`); clients must present a cert.
+    tls: Option<PathBuf>,
 }
+
+/// Runs medallion's own application with a TLS context that requires a
+/// client certificate from the test CA (its command line has no TLS).
+const TLS_LAUNCHER: &str = "import json, ssl, sys
+from medallion import application_instance, register_blueprints, set_config
+conf = json.load(open(sys.argv[1]))
+for part in ('users', 'taxii', 'backend'):
+    set_config(application_instance, part, conf)
+register_blueprints(application_instance)
+d = sys.argv[3]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(d + '/server.pem', d + '/server.key')
+ctx.load_verify_locations(d + '/ca.pem')
+ctx.verify_mode = ssl.CERT_REQUIRED
+application_instance.run(host='127.0.0.1', port=int(sys.argv[2]), ssl_context=ctx)
+";
 
 fn in_ns(ns: Option<&str>, program: &Path) -> Command {
     match ns {
@@ -41,6 +60,16 @@ fn in_ns(ns: Option<&str>, program: &Path) -> Command {
 impl Medallion {
     /// Starts the server with `page` objects per page at most.
     pub fn start(dir: &Path, ns: Option<&str>, port: u16, page: u32) -> Medallion {
+        Self::start_with(dir, ns, port, page, None)
+    }
+
+    /// The same over TLS, requiring client certificates signed by the CA
+    /// in `certs`.
+    pub fn start_tls(dir: &Path, port: u16, page: u32, certs: &Path) -> Medallion {
+        Self::start_with(dir, None, port, page, Some(certs))
+    }
+
+    fn start_with(dir: &Path, ns: Option<&str>, port: u16, page: u32, tls: Option<&Path>) -> Medallion {
         let data = dir.join("medallion-data.json");
         std::fs::write(
             &data,
@@ -70,9 +99,19 @@ impl Medallion {
             .to_string(),
         )
         .unwrap();
-        let child = in_ns(ns, &medallion_bin())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .arg(&conf)
+        let mut cmd = match tls {
+            None => {
+                let mut c = in_ns(ns, &medallion_bin());
+                c.args(["--host", "127.0.0.1", "--port", &port.to_string()]).arg(&conf);
+                c
+            }
+            Some(certs) => {
+                let mut c = in_ns(ns, &medallion_bin().with_file_name("python3"));
+                c.args(["-c", TLS_LAUNCHER]).arg(&conf).arg(port.to_string()).arg(certs);
+                c
+            }
+        };
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("medallion.log")).unwrap())
             .spawn()
@@ -81,10 +120,14 @@ impl Medallion {
             child,
             port,
             ns: ns.map(str::to_string),
+            tls: tls.map(Path::to_path_buf),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while m.python(&format!(
-            "import urllib.request as u, urllib.error as e\ntry: u.urlopen('http://127.0.0.1:{port}/taxii2/', timeout=2)\nexcept e.HTTPError: pass"
+            "import urllib.request as u, urllib.error as e\n{}try: u.urlopen('{}/taxii2/', timeout=2{})\nexcept e.HTTPError: pass",
+            m.context(),
+            m.base(),
+            m.context_arg()
         )) != Some(0)
         {
             assert!(Instant::now() < deadline, "medallion did not come up: {}", std::fs::read_to_string(dir.join("medallion.log")).unwrap_or_default());
@@ -104,20 +147,47 @@ impl Medallion {
             .and_then(|s| s.code())
     }
 
+    fn base(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// Python defining `ctx`, the producer's TLS client context (nothing
+    /// without TLS), and the argument that passes it.
+    fn context(&self) -> String {
+        match &self.tls {
+            None => String::new(),
+            Some(d) => format!(
+                "import ssl\nctx = ssl.create_default_context(cafile='{0}/ca.pem')\nctx.load_cert_chain('{0}/producer.pem', '{0}/producer.key')\n",
+                d.display()
+            ),
+        }
+    }
+
+    fn context_arg(&self) -> &'static str {
+        if self.tls.is_some() {
+            ", context=ctx"
+        } else {
+            ""
+        }
+    }
+
     pub fn collection_url(&self) -> String {
-        format!("http://127.0.0.1:{}/feed/collections/{COLLECTION}/", self.port)
+        format!("{}/feed/collections/{COLLECTION}/", self.base())
     }
 
     /// Adds STIX objects to the collection, as a producer would.
     pub fn add(&self, objects: &[serde_json::Value]) {
         let body = serde_json::json!({ "objects": objects }).to_string();
         let code = format!(
-            "import urllib.request as u, base64, sys\n\
+            "import urllib.request as u, base64, sys\n{ctx}\
              r = u.Request('{url}objects/', data=sys.argv[1].encode(), method='POST')\n\
              r.add_header('Content-Type', 'application/taxii+json;version=2.1')\n\
              r.add_header('Accept', 'application/taxii+json;version=2.1')\n\
              r.add_header('Authorization', 'Basic ' + base64.b64encode(b'{USER}:{PASSWORD}').decode())\n\
-             u.urlopen(r, timeout=10)",
+             u.urlopen(r, timeout=10{arg})",
+            ctx = self.context(),
+            arg = self.context_arg(),
             url = self.collection_url()
         );
         let st = in_ns(self.ns.as_deref(), Path::new("python3"))

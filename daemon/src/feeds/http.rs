@@ -28,7 +28,7 @@ pub enum HttpError {
     Tls { host: String, source: std::io::Error },
     #[error("`{0}` is not a valid TLS server name")]
     ServerName(String),
-    #[error("HTTP: {0}")]
+    #[error("HTTP: {}", chain(.0))]
     Http(#[from] hyper::Error),
     #[error("the request: {0}")]
     Request(#[from] hyper::http::Error),
@@ -36,6 +36,19 @@ pub enum HttpError {
     Body(String),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+}
+
+/// An error and its causes, `a: b: c` (a refused TLS handshake shows up
+/// as hyper's connection error caused by the peer's alert).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 /// A response: status, the headers furui reads, body.
