@@ -16,7 +16,7 @@ export RUSTC_BOOTSTRAP=1
 RUNS=${FUZZ_RUNS:-1000000}
 SECONDS_EACH=${FUZZ_SECONDS:-1800}
 JOBS=${FUZZ_JOBS:-2}
-TARGETS=${FUZZ_TARGETS:-parse_frame pipeline_sequence capture_file spool_file audit_trail config_files api_query control_line}
+TARGETS=${FUZZ_TARGETS:-parse_frame pipeline_sequence capture_file spool_file audit_trail config_files feed_files api_query control_line}
 mkdir -p ../target/fuzz-logs
 
 seed() {
@@ -38,6 +38,15 @@ seed() {
     config_files)
       for f in ../config/*.toml; do
         { cat "$f"; printf '\0'; cat ../config/rules/*.toml; printf '\0'; cat ../config/prefixes/* 2>/dev/null | head -50; } > "$c/$(basename "$f")"
+      done ;;
+    feed_files)
+      # The first byte picks the format: 0 rules, 1 json, 2 csv, 3 intel.
+      for f in ../config/feeds/* ../tests/data/*.json; do
+        [ -f "$f" ] || continue
+        case $f in
+          *.rules) b='\0' ;; *.json) b='\1' ;; *.csv) b='\2' ;; *.intel) b='\3' ;; *) continue ;;
+        esac
+        { printf "$b"; cat "$f"; } > "$c/$(basename "$f")"
       done ;;
     api_query)
       for q in '/v1/records?after=0' '/v1/records?after=1&limit=2' '/v1/audit?after=0&limit=5' \
@@ -62,6 +71,7 @@ run() {
   [ "$t" = pipeline_sequence ] && max_len=65536
   [ "$t" = capture_file ] && max_len=262144
   [ "$t" = config_files ] && max_len=16384
+  [ "$t" = feed_files ] && max_len=16384
   if cargo fuzz run "$t" "corpus/$t" -- -runs="$RUNS" -max_len="$max_len" -max_total_time="$SECONDS_EACH" \
        -print_final_stats=1 >"$log" 2>&1 && grep -q '^Done [0-9]* runs' "$log"; then
     echo "$t: $(grep '^Done' "$log")"

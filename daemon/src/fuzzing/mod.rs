@@ -10,6 +10,7 @@ pub mod capture_file;
 pub mod spool_file;
 pub mod audit_trail;
 pub mod config_files;
+pub mod feed_files;
 pub mod api_query;
 pub mod control_line;
 
@@ -22,6 +23,7 @@ pub fn check(name: &str) -> Option<fn(&[u8])> {
         "spool_file" => spool_file::check,
         "audit_trail" => audit_trail::check,
         "config_files" => config_files::check,
+        "feed_files" => feed_files::check,
         "api_query" => api_query::check,
         "control_line" => control_line::check,
         _ => return None,
