@@ -54,7 +54,7 @@ fn each_format_selects_its_flow_and_the_record_names_the_source() {
         "",
         &format!(
             "[domestic]\nprefixes = [\"192.0.2.0/24\"]\n{measures}[selection]\nrules_dir = \"rules\"\n\n\
-             [[selection.taxii]]\nname = \"cert\"\ncollection_url = \"{}\"\nuser = \"{USER}\"\npassword_file = \"taxii.pass\"\n\n\
+             [[selection.taxii]]\nname = \"cert\"\ncollection_url = \"{}\"\nuser = \"{USER}\"\npassword_file = \"taxii.pass\"\ndir = \"taxii-state\"\n\n\
              [audit]\ndir = \"{}\"\ncheckpoint_secs = 3600\n",
             server.collection_url(),
             audit.display()
@@ -68,6 +68,10 @@ fn each_format_selects_its_flow_and_the_record_names_the_source() {
         1,
         "the reload after the pull",
     );
+    // Kept where the feed says (as under the packaged unit, outside a
+    // read-only rules directory), and loaded from there.
+    assert!(rig.path("taxii-state/taxii-cert.json").exists());
+    assert!(!rules.join("taxii-cert.json").exists());
 
     for flow in [
         "198.18.0.11,192.0.2.1,tcp,40011,2201",

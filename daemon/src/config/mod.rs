@@ -187,14 +187,21 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
     let measures = measures::validate(s.measures, c);
     domestic::check_covers_enabled_measures(&domestic, measures.as_ref(), s.domestic_span, c);
     let indicators = selection::validate_indicators(s.indicators, &base, c);
-    let rules = selection::load_rules(&s.selection, &base, c);
-    let rules_max_removed_percent = selection::max_removed_percent(&s.selection, c);
     let rules_dir = s
         .selection
         .rules_dir
         .as_ref()
         .map(|d| prefixes::resolve(&base, d.get_ref()));
     let taxii = taxii::validate(std::mem::take(&mut s.selection.taxii), rules_dir.as_deref(), &base, c);
+    // Bundles TAXII pulls keep outside the rules directory load with it.
+    let bundles: Vec<_> = taxii
+        .iter()
+        .flatten()
+        .filter(|t| t.bundle.parent() != rules_dir.as_deref() && t.bundle.exists())
+        .map(|t| t.bundle.clone())
+        .collect();
+    let rules = selection::load_rules(&s.selection, &base, &bundles, c);
+    let rules_max_removed_percent = selection::max_removed_percent(&s.selection, c);
     let flows = flows::validate(s.flows, c);
     let records = s.records.and_then(|r| records::validate(r, &base, c));
     let metrics_listen = control::validate_metrics(&s.metrics, c);

@@ -80,14 +80,20 @@ pub(super) fn validate_indicators(
     (c.errors.len() == before).then_some(out)
 }
 
-/// The rules of `rules_dir` (none without one). Errors inside the rules
-/// files carry their own file and line.
-pub(super) fn load_rules(s: &SelectionSection, base: &Path, c: &mut Collector<'_>) -> Option<RuleSet> {
+/// The rules of `rules_dir` (none without one), and the TAXII `bundles`
+/// kept elsewhere. Errors inside the rules files carry their own file and
+/// line.
+pub(super) fn load_rules(
+    s: &SelectionSection,
+    base: &Path,
+    bundles: &[std::path::PathBuf],
+    c: &mut Collector<'_>,
+) -> Option<RuleSet> {
     let opts = import_options(s, c)?;
     let Some(dir) = &s.rules_dir else {
         return Some(RuleSet::empty());
     };
-    match rules::load_dir_with(&prefixes::resolve(base, dir.get_ref()), &opts) {
+    match rules::load_dir_and(&prefixes::resolve(base, dir.get_ref()), bundles, &opts) {
         Ok(rs) => Some(rs),
         Err(e) => {
             c.errors.extend(e.0);

@@ -34,6 +34,11 @@ pub struct TaxiiSection {
     pub client_cert: Option<Spanned<String>>,
     #[serde(default)]
     pub client_key: Option<Spanned<String>>,
+    /// Where the bundle and the pull state are kept (default: the rules
+    /// directory). Under the packaged unit, /etc is read-only: use a
+    /// directory under /var/lib/furui.
+    #[serde(default)]
+    pub dir: Option<Spanned<String>>,
 }
 
 fn default_interval() -> Spanned<u64> {
@@ -105,8 +110,8 @@ pub struct Taxii {
     pub basic: Option<(String, PathBuf)>,
     pub server_ca: Option<PathBuf>,
     pub client: Option<(PathBuf, PathBuf)>,
-    /// The bundle the pulls keep (`<rules_dir>/taxii-<name>.json`) and the
-    /// pull state beside it.
+    /// The bundle the pulls keep (`<dir>/taxii-<name>.json`, `dir` the
+    /// rules directory unless set) and the pull state beside it.
     pub bundle: PathBuf,
     pub state: PathBuf,
 }
@@ -181,6 +186,10 @@ pub(super) fn validate(
                 "a client certificate needs an https:// collection",
             );
         }
+        let dir = s
+            .dir
+            .as_ref()
+            .map_or_else(|| dir.to_path_buf(), |d| super::prefixes::resolve(base, d.get_ref()));
         out.push(Taxii {
             bundle: dir.join(format!("taxii-{name}.json")),
             state: dir.join(format!(".taxii-{name}.state")),

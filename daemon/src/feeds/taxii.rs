@@ -95,6 +95,12 @@ pub async fn pull(feed: &Taxii) -> Result<Pulled, TaxiiError> {
         })?);
         headers.push(("authorization", http::basic_auth(user, pw.trim_end()).to_string()));
     }
+    if let Some(dir) = feed.bundle.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| TaxiiError::Write {
+            what: dir.display().to_string(),
+            source,
+        })?;
+    }
     let mut state: State = read_json(&feed.state)?.unwrap_or_default();
     let mut store = read_store(&feed.bundle)?;
     if store.is_none() {

@@ -41,6 +41,12 @@ pub fn load_dir(dir: &Path) -> Result<RuleSet, ConfigErrors> {
 /// files' versions joined by '+' (an imported file's is its name and the
 /// start of its SHA-256). Reports every error in every file.
 pub fn load_dir_with(dir: &Path, opts: &ImportOptions) -> Result<RuleSet, ConfigErrors> {
+    load_dir_and(dir, &[], opts)
+}
+
+/// `load_dir_with`, then the files `also` (TAXII bundles kept outside the
+/// directory), in that order.
+pub fn load_dir_and(dir: &Path, also: &[PathBuf], opts: &ImportOptions) -> Result<RuleSet, ConfigErrors> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| {
             ConfigErrors(vec![ConfigError {
@@ -54,6 +60,7 @@ pub fn load_dir_with(dir: &Path, opts: &ImportOptions) -> Result<RuleSet, Config
         .filter(|p| p.extension().is_some_and(|x| FORMATS.iter().any(|f| x == *f)))
         .collect();
     files.sort();
+    files.extend(also.iter().cloned());
     let mut errors = Vec::new();
     let mut texts = Vec::new();
     for f in files {
