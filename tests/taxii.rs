@@ -18,6 +18,21 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A config with one TAXII feed `name` on `server` (basic user; `extra`
+/// lines complete the feed's table).
+fn write_feed_config(path: &std::path::Path, name: &str, server: &Medallion, extra: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "[capture]\ninterface = \"lo\"\n\n[domestic]\nprefixes = [\"192.0.2.0/24\"]\n\n[records]\npath = \"records.jsonl\"\n\n\
+             [selection]\nrules_dir = \"rules\"\n\n[[selection.taxii]]\nname = \"{name}\"\ncollection_url = \"{}\"\n\
+             user = \"{USER}\"\n{extra}",
+            server.collection_url()
+        ),
+    )
+    .unwrap();
+}
+
 fn furui(args: &[&str]) -> (i32, String, String) {
     let o = Command::new(FURUI).args(args).output().expect("run furui");
     (
@@ -51,16 +66,12 @@ fn pulls_page_by_page_remove_revoked_indicators_and_refuse_bad_credentials() {
     std::fs::set_permissions(d.join("taxii.pass"), std::fs::Permissions::from_mode(0o600)).unwrap();
     let config = d.join("furui.toml");
     let write_config = |password_file: &str| {
-        std::fs::write(
+        write_feed_config(
             &config,
-            format!(
-                "[capture]\ninterface = \"lo\"\n\n[domestic]\nprefixes = [\"192.0.2.0/24\"]\n\n[records]\npath = \"records.jsonl\"\n\n\
-                 [selection]\nrules_dir = \"rules\"\n\n[[selection.taxii]]\nname = \"cert\"\ncollection_url = \"{}\"\n\
-                 user = \"{USER}\"\npassword_file = \"{password_file}\"\n",
-                server.collection_url()
-            ),
-        )
-        .unwrap();
+            "cert",
+            &server,
+            &format!("password_file = \"{password_file}\"\n"),
+        );
     };
     write_config("taxii.pass");
     let cfg = config.to_str().unwrap();
@@ -164,16 +175,8 @@ fn pulls_over_mutual_tls_and_a_missing_client_certificate_is_refused() {
     std::fs::set_permissions(d.join("taxii.pass"), std::fs::Permissions::from_mode(0o600)).unwrap();
     let config = d.join("furui.toml");
     let write = |client: &str| {
-        std::fs::write(
-            &config,
-            format!(
-                "[capture]\ninterface = \"lo\"\n\n[domestic]\nprefixes = [\"192.0.2.0/24\"]\n\n[records]\npath = \"records.jsonl\"\n\n\
-                 [selection]\nrules_dir = \"rules\"\n\n[[selection.taxii]]\nname = \"tls\"\ncollection_url = \"{}\"\n\
-                 user = \"{USER}\"\npassword_file = \"taxii.pass\"\nserver_ca = \"certs/ca.pem\"\n{client}",
-                server.collection_url()
-            ),
-        )
-        .unwrap();
+        let extra = format!("password_file = \"taxii.pass\"\nserver_ca = \"certs/ca.pem\"\n{client}");
+        write_feed_config(&config, "tls", &server, &extra);
     };
     write("client_cert = \"certs/furui.pem\"\nclient_key = \"certs/furui.key\"\n");
     let cfg = config.to_str().unwrap();
