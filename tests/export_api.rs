@@ -69,9 +69,18 @@ fn the_https_api_requires_mutual_tls_and_serves_exactly_the_granted_fields() {
         keys.sort();
         assert_eq!(
             keys,
-            ["cursor", "initiator", "key_epoch", "packets_forward", "responder_port"],
+            [
+                "appliance",
+                "cursor",
+                "initiator",
+                "key_epoch",
+                "packets_forward",
+                "responder_port",
+                "seq"
+            ],
             "{v}"
         );
+        assert_eq!(v["appliance"], common::APPLIANCE, "{v}");
         let original = format!("203.0.113.{}", 39 + v["packets_forward"].as_u64().unwrap());
         let epoch = v["key_epoch"].as_str().unwrap();
         assert_eq!(

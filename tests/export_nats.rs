@@ -54,6 +54,11 @@ fn nats_jetstream_gets_exactly_the_granted_records_across_a_server_restart() {
     assert!(!witnesses.is_empty(), "no checkpoint pushed");
     let w = witnesses.last().unwrap();
     assert_eq!(w["kind"], "checkpoint", "{w}");
+    assert_eq!(
+        w["appliance"],
+        common::APPLIANCE,
+        "a checkpoint names its appliance: {w}"
+    );
     assert!(
         w.get("data").is_none() && w["sig"].is_string(),
         "a recipient's witness is the head only (seq, hash, signature): {w}"
@@ -68,14 +73,27 @@ fn nats_jetstream_gets_exactly_the_granted_records_across_a_server_restart() {
     assert_eq!(selected.len(), 6);
     let ports: Vec<u64> = got.iter().map(|v| v["initiator_port"].as_u64().unwrap()).collect();
     assert_eq!(ports, selected, "every record once, in selection order");
+    let seqs: Vec<u64> = got.iter().map(|v| v["seq"].as_u64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "one name per view, in order: {seqs:?}"
+    );
     for v in &got {
         let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort();
         assert_eq!(
             keys,
-            ["initiator_port", "key_epoch", "packets_forward", "responder"],
+            [
+                "appliance",
+                "initiator_port",
+                "key_epoch",
+                "packets_forward",
+                "responder",
+                "seq"
+            ],
             "{v}"
         );
+        assert_eq!(v["appliance"], common::APPLIANCE, "{v}");
         assert_eq!(
             v["responder"].as_str().unwrap(),
             pseudonym(&rig, v["key_epoch"].as_str().unwrap(), "192.0.2.10"),

@@ -364,6 +364,7 @@ fn ipfix_carries_ja3s_and_hassh_as_enterprise_elements_tshark_decodes() {
             ("hassh", Value::OptStr(Some(hassh.into()))),
             ("hassh_server", Value::OptStr(Some(server.into()))),
         ],
+        ..Default::default()
     };
     let mut enc = Encoder::new(vec![fields]);
     let msg = enc.message(0, &view, |_| true).unwrap();

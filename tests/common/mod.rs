@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 pub const FURUI: &str = env!("CARGO_BIN_EXE_furui");
 pub const FURUI_GEN: &str = env!("CARGO_BIN_EXE_furui-gen");
+/// The appliance id `Rig::config` gives the daemon.
+pub const APPLIANCE: &str = "link-1";
 
 /// A capture from ../shared/pcaps.
 pub fn shared_pcap(name: &str) -> PathBuf {
@@ -154,9 +156,14 @@ impl Rig {
 
     /// Writes a config for this rig: `body` is everything after [capture].
     pub fn config(&self, capture_extra: &str, body: &str) -> PathBuf {
+        self.config_as(APPLIANCE, capture_extra, body)
+    }
+
+    /// `config`, for the appliance named `appliance`.
+    pub fn config_as(&self, appliance: &str, capture_extra: &str, body: &str) -> PathBuf {
         let p = self.path("furui.toml");
         let text = format!(
-            "[capture]\ninterface = \"{}\"\nframe_count = 2048\nfill_ring_size = 1024\nrx_ring_size = 1024\n{capture_extra}\n\n[records]\npath = \"{}\"\n\n[control]\nsocket = \"{}\"\n\n{body}\n",
+            "[appliance]\nid = \"{appliance}\"\n\n[capture]\ninterface = \"{}\"\nframe_count = 2048\nfill_ring_size = 1024\nrx_ring_size = 1024\n{capture_extra}\n\n[records]\npath = \"{}\"\n\n[control]\nsocket = \"{}\"\n\n{body}\n",
             self.cap_if,
             self.path("records.jsonl").display(),
             self.path("control.sock").display()

@@ -4,10 +4,12 @@
 //! the daemon goes on. An inspector verifies a copy of the files with the
 //! public key alone (`furui audit verify`).
 //!
-//! Entry: `{"seq","time","kind","data","prev","hash"[,"sig"]}`, where
-//! `hash = SHA-256(prev + "\n" + seq + "\n" + time + "\n" + kind + "\n" +
-//! data as canonical JSON)`, and `sig` (checkpoints and stops) is the
-//! Ed25519 signature of the hash bytes.
+//! Entry: `{"seq","time","kind"[,"appliance"],"data","prev","hash"[,"sig"]}`,
+//! where `hash = SHA-256(prev + "\n" + seq + "\n" + time + "\n" + kind +
+//! "\n" + [appliance + "\n" +] data as canonical JSON)`, and `sig`
+//! (checkpoints and stops) is the Ed25519 signature of the hash bytes.
+//! `appliance` is the `[appliance] id` of the appliance that wrote the
+//! entry (trails written before ids existed have none).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -45,11 +47,12 @@ pub enum AuditError {
 
 use crate::hex::{decode as unhex, encode as hex};
 
-fn entry_hash(prev: &str, seq: u64, time: &str, kind: &str, data: &Value) -> String {
-    let body = format!(
-        "{prev}\n{seq}\n{time}\n{kind}\n{}",
-        serde_json::to_string(data).unwrap_or_default()
-    );
+fn entry_hash(prev: &str, seq: u64, time: &str, kind: &str, appliance: Option<&str>, data: &Value) -> String {
+    let data = serde_json::to_string(data).unwrap_or_default();
+    let body = match appliance {
+        Some(a) => format!("{prev}\n{seq}\n{time}\n{kind}\n{a}\n{data}"),
+        None => format!("{prev}\n{seq}\n{time}\n{kind}\n{data}"),
+    };
     hex(&Sha256::digest(body.as_bytes()))
 }
 
@@ -62,7 +65,10 @@ fn entry_hash(prev: &str, seq: u64, time: &str, kind: &str, data: &Value) -> Str
 pub fn witness_head(line: &str) -> Option<String> {
     let e: Value = serde_json::from_str(line).ok()?;
     e.get("sig")?;
-    let head = json!({ "seq": e["seq"], "time": e["time"], "kind": e["kind"], "hash": e["hash"], "sig": e["sig"] });
+    let mut head = json!({ "seq": e["seq"], "time": e["time"], "kind": e["kind"], "hash": e["hash"], "sig": e["sig"] });
+    if let Some(a) = e.get("appliance") {
+        head["appliance"] = a.clone();
+    }
     serde_json::to_string(&head).ok()
 }
 
@@ -114,6 +120,8 @@ pub struct Verified {
     pub entries: u64,
     pub last_hash: String,
     pub checkpoints: u64,
+    /// The appliance ids the entries name, in order of first appearance.
+    pub appliances: Vec<String>,
 }
 
 /// Checks every entry of the trail at `path`: sequence, chain, hash, and
@@ -138,6 +146,7 @@ pub fn verify_from(
     let mut prev = GENESIS.to_string();
     let mut seq_expected = 1u64;
     let mut checkpoints = 0;
+    let mut appliances: Vec<String> = Vec::new();
     let witness: Option<Value> = witness
         .map(|w| serde_json::from_str(w.trim()))
         .transpose()
@@ -174,7 +183,15 @@ pub fn verify_from(
         if e["prev"].as_str() != Some(prev.as_str()) {
             return Err(bad("does not chain to the entry before".into()));
         }
-        let h = entry_hash(&prev, seq, time, kind, &e["data"]);
+        let appliance = match e.get("appliance") {
+            None => None,
+            Some(Value::String(a)) => Some(a.as_str()),
+            Some(_) => return Err(bad("its appliance id is not a string".into())),
+        };
+        if let Some(a) = appliance.filter(|a| !appliances.iter().any(|x| x == a)) {
+            appliances.push(a.to_string());
+        }
+        let h = entry_hash(&prev, seq, time, kind, appliance, &e["data"]);
         if e["hash"].as_str() != Some(h.as_str()) {
             return Err(bad("its hash does not match its content (altered)".into()));
         }
@@ -212,6 +229,7 @@ pub fn verify_from(
         entries: seq_expected - 1,
         last_hash: prev,
         checkpoints,
+        appliances,
     })
 }
 
@@ -237,6 +255,7 @@ pub struct Trail {
     key: Box<SigningKey>,
     seq: u64,
     prev: String,
+    appliance: Option<String>,
 }
 
 impl std::fmt::Debug for Trail {
@@ -256,6 +275,11 @@ impl Trail {
     /// (`trail.jsonl.failed-<n>`) and a new segment starts with an entry
     /// that says so; otherwise the error is returned and nothing starts.
     pub fn open(dir: &Path, new_segment: bool) -> Result<Trail, AuditError> {
+        Trail::open_as(dir, new_segment, None)
+    }
+
+    /// `open`, naming `appliance` in every entry written.
+    pub fn open_as(dir: &Path, new_segment: bool, appliance: Option<&str>) -> Result<Trail, AuditError> {
         std::fs::create_dir_all(dir).map_err(|source| AuditError::Io {
             path: dir.to_path_buf(),
             source,
@@ -301,6 +325,7 @@ impl Trail {
             key,
             seq,
             prev,
+            appliance: appliance.map(str::to_string),
         };
         if let Some((aside, why)) = set_aside {
             t.append(
@@ -322,8 +347,11 @@ impl Trail {
         let time = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        let hash = entry_hash(&self.prev, seq, &time, kind, &data);
+        let hash = entry_hash(&self.prev, seq, &time, kind, self.appliance.as_deref(), &data);
         let mut e = json!({ "seq": seq, "time": time, "kind": kind, "data": data, "prev": self.prev, "hash": hash });
+        if let Some(a) = &self.appliance {
+            e["appliance"] = Value::String(a.clone());
+        }
         if sign {
             let sig = self.key.sign(&unhex(&hash).expect("own hex"));
             e["sig"] = Value::String(hex(&sig.to_bytes()));

@@ -168,3 +168,37 @@ fn entries_holding_floats_verify() {
     let v = verify(&dir.path().join(TRAIL), &key, None).unwrap();
     assert_eq!(v.entries, 2_001);
 }
+
+/// Entries name the appliance that wrote them; the name is covered by the
+/// hash (changing or removing it is detected), the witness head keeps it,
+/// and a trail begun before ids existed continues under one.
+#[test]
+fn entries_name_their_appliance_under_the_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, key, _) = trail(dir.path());
+    let mut t = Trail::open_as(dir.path(), false, Some("tokyo-1")).unwrap();
+    let line = t.append("checkpoint", json!({ "n": 9 }), true).unwrap();
+    drop(t);
+    let path = dir.path().join(TRAIL);
+    let v = verify(&path, &key, None).unwrap();
+    assert_eq!((v.entries, v.appliances.clone()), (6, vec!["tokyo-1".to_string()]));
+    let e: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(e["appliance"], "tokyo-1");
+    let head: Value = serde_json::from_str(&witness_head(&line).unwrap()).unwrap();
+    assert_eq!(head["appliance"], "tokyo-1");
+    let text = std::fs::read_to_string(&path).unwrap();
+    for (what, altered) in [
+        ("renamed", text.replace("\"tokyo-1\"", "\"osaka-1\"")),
+        (
+            "removed",
+            text.replace(",\"appliance\":\"tokyo-1\"", "")
+                .replace("\"appliance\":\"tokyo-1\",", ""),
+        ),
+    ] {
+        assert_ne!(altered, text, "{what}");
+        let p = dir.path().join("altered.jsonl");
+        std::fs::write(&p, &altered).unwrap();
+        let err = verify(&p, &key, None).unwrap_err().to_string();
+        assert!(err.contains("line 6") && err.contains("altered"), "{what}: {err}");
+    }
+}

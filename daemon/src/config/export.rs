@@ -52,6 +52,8 @@ pub(super) struct ExportSections {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Export {
+    /// `[appliance] id`: named in every view and row, and in NATS message ids.
+    pub appliance: String,
     pub aggregates: Aggregates,
     pub api: Option<Api>,
     pub spool_dir: PathBuf,
@@ -59,7 +61,7 @@ pub struct Export {
     pub recipients: Vec<Recipient>,
 }
 
-pub(super) fn validate(s: ExportSections, base: &Path, c: &mut Collector<'_>) -> Option<Export> {
+pub(super) fn validate(s: ExportSections, appliance: &str, base: &Path, c: &mut Collector<'_>) -> Option<Export> {
     let before = c.errors.len();
     let deid = deid::validate(s.deid, base, c);
     let purposes = purposes::validate_purposes(&s.purposes, c);
@@ -80,6 +82,7 @@ pub(super) fn validate(s: ExportSections, base: &Path, c: &mut Collector<'_>) ->
     let api = s.api.and_then(|a| api::validate(a, base, c));
     let aggregates = aggregates::validate(&s.aggregates, c);
     (c.errors.len() == before).then_some(Export {
+        appliance: appliance.to_string(),
         aggregates,
         api,
         spool_dir: prefixes::resolve(base, s.export.spool_dir.get_ref()),

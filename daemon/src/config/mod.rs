@@ -6,6 +6,7 @@
 
 // Sections in the order of a config file; each file holds a section's
 // TOML shape, its validated type and its validation.
+pub mod appliance;
 pub mod capture;
 pub mod decap;
 pub mod domestic;
@@ -56,6 +57,8 @@ use sections::Sections;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub path: PathBuf,
+    /// `[appliance] id` (default: the host's name).
+    pub appliance: String,
     pub capture: Capture,
     /// Domestic prefixes as configured (for the BPF tries) ...
     pub domestic_list: Vec<IpNet>,
@@ -94,7 +97,9 @@ impl Config {
     /// apply (the capture plumbing, the flow tables, the sink, the metrics
     /// endpoint), or None if `new` can be loaded into a running daemon.
     pub fn restart_required(&self, new: &Config) -> Option<&'static str> {
-        if self.capture != new.capture {
+        if self.appliance != new.appliance {
+            Some("[appliance]")
+        } else if self.capture != new.capture {
             Some("[capture]")
         } else if self.flows != new.flows {
             Some("[flows]")
@@ -180,6 +185,7 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let mut s = Sections::read(root.get_ref(), c);
 
+    let appliance = appliance::validate(std::mem::take(&mut s.appliance), c);
     let capture = s.capture.and_then(|x| capture::validate(x, c));
     let mut warnings = Vec::new();
     let decap = decap::validate(s.decap, c, &mut warnings);
@@ -207,13 +213,14 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
     let metrics_listen = control::validate_metrics(&s.metrics, c);
     let audit = audit::validate(s.audit, &base, c);
     let retention = retention::validate(s.retention, audit.is_some(), &base, c);
-    let export = export::validate(s.export, &base, c);
+    let export = export::validate(s.export, appliance.as_deref().unwrap_or(""), &base, c);
 
     if !s.ok {
         return None;
     }
     Some(Config {
         path: path.to_path_buf(),
+        appliance: appliance?,
         capture: capture?,
         domestic: domestic.list.iter().copied().collect(),
         domestic_list: domestic.list,

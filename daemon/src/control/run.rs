@@ -117,7 +117,7 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
     // before anything is attached.
     let trail = match &cfg.audit {
         Some(a) => crate::audit::AuditLog::new(
-            Some(crate::audit::Trail::open(&a.dir, new_segment).map_err(RunError::Audit)?),
+            Some(crate::audit::Trail::open_as(&a.dir, new_segment, Some(&cfg.appliance)).map_err(RunError::Audit)?),
             &metrics,
         ),
         None => crate::audit::AuditLog::disabled(&metrics),

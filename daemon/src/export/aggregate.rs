@@ -95,6 +95,7 @@ impl Aggregator {
                     ("dst_port", Value::U16(port)),
                     ("flows", Value::U64(count)),
                 ],
+                ..Default::default()
             });
         }
         rows.push(View {
@@ -106,6 +107,7 @@ impl Aggregator {
                 ("min_count", Value::U64(u64::from(self.cfg.min_count))),
                 ("partial", Value::Str(partial.to_string())),
             ],
+            ..Default::default()
         });
         rows
     }

@@ -123,6 +123,7 @@ mod tests {
             let v = View {
                 key_epoch: "e".into(),
                 fields: vec![("packets_forward", Value::U64(i))],
+                ..Default::default()
             };
             let (_, evicted) = r.push(&v).unwrap();
             assert_eq!(evicted, i >= 3);
@@ -149,6 +150,7 @@ mod tests {
         r.push(&View {
             key_epoch: String::new(),
             fields: vec![],
+            ..Default::default()
         })
         .unwrap();
         let line = r.after(0, 1).0[0].clone();
@@ -162,6 +164,7 @@ mod tests {
         let v = View {
             key_epoch: "e".into(),
             fields: vec![],
+            ..Default::default()
         };
         let first = a.push(&v).unwrap().0;
         assert!(first > 1_600_000_000_000_000, "microseconds since 1970: {first}");

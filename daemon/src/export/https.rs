@@ -725,6 +725,7 @@ fn test_apps() -> Option<(tokio::runtime::Runtime, [Router; 2])> {
         let v = super::project::View {
             key_epoch: "e".into(),
             fields: vec![("packets_forward", super::project::Value::U64(i))],
+            ..Default::default()
         };
         ring.push(&v).ok()?;
     }

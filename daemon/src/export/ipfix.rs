@@ -101,10 +101,12 @@ pub fn elements(field: &str, v6: bool) -> Vec<Ie> {
     }
 }
 
-/// The template of a view's shape: its fields' elements plus the key epoch.
+/// The template of a view's shape: its fields' elements plus the key
+/// epoch and the appliance id (observationDomainName).
 pub fn template_for(fields: &[&str], v6: bool) -> Vec<Ie> {
     let mut t: Vec<Ie> = fields.iter().flat_map(|f| elements(f, v6)).collect();
     t.push(furui(furui_ie::KEY_EPOCH, VARLEN));
+    t.push(iana(300, VARLEN));
     t
 }
 
@@ -153,6 +155,7 @@ pub fn encode_record(view: &View, out: &mut Vec<u8>) {
         }
     }
     put_str(out, &view.key_epoch);
+    put_str(out, &view.appliance);
 }
 
 /// Appends a template record.
@@ -335,13 +338,16 @@ mod tests {
             epoch: "2026-11-22".into(),
             pan: CryptoPan::new(&[1; 32]),
         };
-        let view = project(&p::record(), &g, &key, &Default::default());
+        let mut view = project(&p::record(), &g, &key, &Default::default());
+        view.appliance = "tokyo-1".into();
         let t = template_for(&g.fields, view.is_v6());
-        assert_eq!(t.len(), 6);
+        assert_eq!(t.len(), 7);
+        assert_eq!((t[6].id, t[6].pen), (300, None), "observationDomainName last");
         let mut data = Vec::new();
         encode_record(&view, &mut data);
-        // 8 (ms) + 1 + 4 + 8 + (1 + "r1,r2") + (1 + "2026-11-22")
-        assert_eq!(data.len(), 8 + 1 + 4 + 8 + 6 + 11);
+        // 8 (ms) + 1 + 4 + 8 + (1 + "r1,r2") + (1 + "2026-11-22") + (1 + "tokyo-1")
+        assert_eq!(data.len(), 8 + 1 + 4 + 8 + 6 + 11 + 8);
+        assert_eq!(&data[data.len() - 8..], b"\x07tokyo-1");
         assert_eq!(u64::from_be_bytes(data[..8].try_into().unwrap()), 1_700_000_000_123);
         let mut b = MessageBuilder { domain: 7, sequence: 0 };
         let m = b.message(1_800_000_000, &[(256, &t)], Some((256, &data, 1)));
@@ -353,12 +359,12 @@ mod tests {
             "first message: sequence 0"
         );
         assert_eq!(u32::from_be_bytes(m[12..16].try_into().unwrap()), 7);
-        // Template set: id 2, template 256 with 6 fields; the reverse
+        // Template set: id 2, template 256 with 7 fields; the reverse
         // element carries the enterprise bit and PEN 29305.
         assert_eq!(u16::from_be_bytes([m[16], m[17]]), 2);
         let tlen = usize::from(u16::from_be_bytes([m[18], m[19]]));
         assert_eq!(u16::from_be_bytes([m[20], m[21]]), 256);
-        assert_eq!(u16::from_be_bytes([m[22], m[23]]), 6);
+        assert_eq!(u16::from_be_bytes([m[22], m[23]]), 7);
         assert!(
             m[20..16 + tlen].windows(6).any(|w| w == [0x80, 0x02, 0, 8, 0, 0]),
             "reverse packetDeltaCount"

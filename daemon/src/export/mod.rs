@@ -459,10 +459,11 @@ impl Exporters {
                 cfg.aggregates,
             );
             let (audit, stop) = (audit.clone(), stopping.clone());
+            let mut namer = Namer::new(&cfg.appliance);
             metrics.export_paused.with_label_values(&[&name]).set(0);
             let h = std::thread::Builder::new()
                 .name(format!("furui-x-{}", r.name))
-                .spawn(move || recipient_loop(&r, agg, sinks, q_rx, &keys, &sel, &m, &audit, &stop))
+                .spawn(move || recipient_loop(&r, agg, sinks, q_rx, &keys, &sel, &m, &audit, &stop, &mut namer))
                 .map_err(ExportStartError::Thread)?;
             handles.push(h);
         }
@@ -486,6 +487,32 @@ impl Exporters {
     }
 }
 
+/// Names a recipient's views and rows: the appliance id and a sequence
+/// number that starts at the start's Unix time in nanoseconds and counts
+/// up by one, so that names never repeat across restarts (a run would
+/// have to name more than 10^9 views a second to catch up with the next
+/// start's clock).
+pub struct Namer {
+    appliance: String,
+    next: u64,
+}
+
+impl Namer {
+    pub fn new(appliance: &str) -> Namer {
+        let now = OffsetDateTime::now_utc().unix_timestamp_nanos().max(1) as u64;
+        Namer {
+            appliance: appliance.to_string(),
+            next: now,
+        }
+    }
+
+    pub fn name(&mut self, v: &mut project::View) {
+        v.appliance.clone_from(&self.appliance);
+        v.seq = self.next;
+        self.next += 1;
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn recipient_loop(
     r: &Recipient,
@@ -497,6 +524,7 @@ fn recipient_loop(
     m: &Metrics,
     audit: &AuditLog,
     stopping: &AtomicBool,
+    namer: &mut Namer,
 ) {
     let name = r.name.as_str();
     let ctx = Ctx {
@@ -515,8 +543,10 @@ fn recipient_loop(
         .any(|g| g.aggregate)
         .then(|| aggregate::Aggregator::new(aggregates));
     let unix_now = || OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
-    let rows_out = |rows: Vec<project::View>, outlets: &mut Vec<Outlet>| {
-        for row in &rows {
+    let rows_out = |mut rows: Vec<project::View>, outlets: &mut Vec<Outlet>, namer: &mut Namer| {
+        for row in rows.iter_mut() {
+            namer.name(row);
+            let row = &*row;
             let measure = match row.get("measure") {
                 Some(project::Value::Str(s)) => Some(s.as_str()),
                 _ => None,
@@ -541,7 +571,7 @@ fn recipient_loop(
                     o.drain(c);
                 }
                 if let Some(a) = agg.as_mut() {
-                    rows_out(a.tick(unix_now()), &mut outlets);
+                    rows_out(a.tick(unix_now()), &mut outlets, namer);
                 }
                 // Rotate on schedule even without traffic: a new epoch's
                 // key is made and expired ones are destroyed.
@@ -601,8 +631,9 @@ fn recipient_loop(
             views.clear();
             continue;
         }
-        rows_out(rows, &mut outlets);
-        for (i, measure, view) in views.drain(..) {
+        rows_out(rows, &mut outlets, namer);
+        for (i, measure, mut view) in views.drain(..) {
+            namer.name(&mut view);
             for o in outlets.iter_mut() {
                 o.deliver(c, i, Some(measure), false, &view);
             }
@@ -614,7 +645,7 @@ fn recipient_loop(
     if let Some(a) = agg.as_mut() {
         let rows = a.flush(true);
         if audited(audit, r, &[], &rows, stopping, m) {
-            rows_out(rows, &mut outlets);
+            rows_out(rows, &mut outlets, namer);
         }
     }
     for o in outlets.iter_mut() {

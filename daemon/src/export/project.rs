@@ -27,11 +27,17 @@ pub enum Value {
     End(EndReason),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct View {
     /// The epoch of the pseudonymization key used (always present).
     pub key_epoch: String,
     pub fields: Vec<(&'static str, Value)>,
+    /// The appliance that exported it (`[appliance] id`; "" in tests).
+    pub appliance: String,
+    /// Its number among the recipient's views and rows (0: none). With
+    /// the appliance id it names the view (`Nats-Msg-Id`): a resend after
+    /// a lost acknowledgement carries the same name.
+    pub seq: u64,
 }
 
 impl View {
@@ -48,7 +54,15 @@ impl View {
 
 impl View {
     fn entries(&self) -> usize {
-        self.fields.len() + usize::from(!self.key_epoch.is_empty())
+        self.fields.len()
+            + usize::from(!self.key_epoch.is_empty())
+            + usize::from(!self.appliance.is_empty())
+            + usize::from(self.seq != 0)
+    }
+
+    /// The name a message bus de-duplicates it by: `<appliance>.<seq>`.
+    pub fn message_id(&self) -> String {
+        format!("{}.{}", self.appliance, self.seq)
     }
 
     fn serialize_entries<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
@@ -70,6 +84,12 @@ impl View {
         // Aggregate rows carry no address, hence no key epoch.
         if !self.key_epoch.is_empty() {
             m.serialize_entry("key_epoch", &self.key_epoch)?;
+        }
+        if !self.appliance.is_empty() {
+            m.serialize_entry("appliance", &self.appliance)?;
+        }
+        if self.seq != 0 {
+            m.serialize_entry("seq", &self.seq)?;
         }
         Ok(())
     }
@@ -144,6 +164,7 @@ pub fn project(r: &MechanicalRecord, grant: &Grant, key: &EpochKey, domestic: &P
     View {
         key_epoch: key.epoch.clone(),
         fields,
+        ..View::default()
     }
 }
 
@@ -246,5 +267,24 @@ pub(crate) mod tests {
         for absent in ["4444", "t13d", "c2", "v9"] {
             assert!(!json.contains(absent), "{absent} leaked: {json}");
         }
+    }
+
+    /// A named view carries its appliance and sequence number after the
+    /// key epoch; the message id joins them.
+    #[test]
+    fn named_views_say_where_they_come_from() {
+        let g = grant(&["protocol"], AddressPolicy::Pseudonymize);
+        let mut v = project(&record(), &g, &key(), &PrefixSet::default());
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"protocol":6,"key_epoch":"2026-11-22"}"#
+        );
+        v.appliance = "tokyo-1".into();
+        v.seq = 1_764_900_000_000_000_001;
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"protocol":6,"key_epoch":"2026-11-22","appliance":"tokyo-1","seq":1764900000000000001}"#
+        );
+        assert_eq!(v.message_id(), "tokyo-1.1764900000000000001");
     }
 }

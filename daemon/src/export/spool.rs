@@ -46,6 +46,12 @@ pub struct Entry {
     pub row: bool,
     pub key_epoch: String,
     pub fields: Vec<(String, Value)>,
+    /// The view's appliance id and sequence number (absent from spools
+    /// written before they existed).
+    #[serde(default)]
+    pub appliance: String,
+    #[serde(default)]
+    pub seq: u64,
 }
 
 impl Entry {
@@ -56,6 +62,8 @@ impl Entry {
             row,
             key_epoch: view.key_epoch.clone(),
             fields: view.fields.iter().map(|(n, v)| (n.to_string(), v.clone())).collect(),
+            appliance: view.appliance.clone(),
+            seq: view.seq,
         }
     }
 
@@ -76,6 +84,8 @@ impl Entry {
                 .iter()
                 .filter_map(|(n, v)| known(n).map(|f| (f, v.clone())))
                 .collect(),
+            appliance: self.appliance.clone(),
+            seq: self.seq,
         }
     }
 }
@@ -368,6 +378,7 @@ mod tests {
                 ("packets_forward", Value::U64(n)),
                 ("initiator", Value::Addr("192.0.2.1".parse().unwrap())),
             ],
+            ..Default::default()
         }
     }
 

@@ -115,6 +115,7 @@ fn row() -> View {
             ("dst_port", Value::U16(22)),
             ("flows", Value::U64(7)),
         ],
+        ..Default::default()
     }
 }
 

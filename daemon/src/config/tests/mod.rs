@@ -309,3 +309,20 @@ fn busy_polling_is_bounded() {
         "{errs}"
     );
 }
+
+#[test]
+fn the_appliance_id_defaults_to_the_host_name_and_is_checked() {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.appliance, host.trim());
+    assert_eq!(c.export.appliance, host.trim());
+    let c = parse(&format!("[appliance]\nid = \"tokyo-1\"\n{GOOD}")).unwrap();
+    assert_eq!(
+        (c.appliance.as_str(), c.export.appliance.as_str()),
+        ("tokyo-1", "tokyo-1")
+    );
+    let e = parse(&format!("[appliance]\nid = \"tokyo 1\"\n{GOOD}")).unwrap_err();
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!(e.0[0].line, 2);
+    assert!(e.0[0].message.contains("appliance id `tokyo 1`"), "{e}");
+}
