@@ -220,7 +220,10 @@ fn export(c: &mut Criterion) {
         })
     });
 
-    // NATS JetStream with acknowledged publishes, if a server can be run.
+    // NATS JetStream with acknowledged publishes, if a server can be run:
+    // one at a time (each publish waits for its acknowledgement), and a
+    // batch of 1,024 views with up to 256 acknowledgements outstanding
+    // (what the exporter does with a queue's batch), side by side.
     let store = tempfile::tempdir().expect("tempdir");
     if let Ok(mut server) = std::process::Command::new("nats-server")
         .args(["-js", "-a", "127.0.0.1", "-p", "14222", "-sd"])
@@ -230,22 +233,35 @@ fn export(c: &mut Criterion) {
         .spawn()
     {
         std::thread::sleep(std::time::Duration::from_millis(800));
-        let mut nats = furui::export::nats::NatsJetStream::open(
-            "127.0.0.1:14222",
-            "FURUIBENCH",
-            "furui.bench.r",
-            None,
-            furui::config::sinks::NatsAuth::None,
-        )
-        .expect("nats");
-        if nats
-            .send(0, &furui::export::project::project(&rec, &grant, &key, &domestic))
-            .is_ok()
-        {
+        let cfg = furui::config::sinks::NatsSink {
+            servers: vec!["127.0.0.1:14222".into()],
+            stream: "FURUIBENCH".into(),
+            subject: "furui.bench.r".into(),
+            replicas: 1,
+            ack_window: furui::config::sinks::DEFAULT_ACK_WINDOW,
+            dedup_window: std::time::Duration::from_secs(120),
+            tls: None,
+            auth: furui::config::sinks::NatsAuth::None,
+        };
+        let mut nats = furui::export::nats::NatsJetStream::open(&cfg).expect("nats");
+        let mut namer = furui::export::Namer::new("bench");
+        let mut named = || {
+            let mut v = furui::export::project::project(&rec, &grant, &key, &domestic);
+            namer.name(&mut v);
+            v
+        };
+        if nats.send(0, &named()).is_ok() {
             g.bench_function("project_publish_ack/nats", |b| {
+                b.iter(|| nats.send(0, &named()).expect("publish"))
+            });
+            const N: usize = 1024;
+            g.throughput(Throughput::Elements(N as u64));
+            g.bench_function("project_publish_pipelined_1024/nats", |b| {
                 b.iter(|| {
-                    let view = furui::export::project::project(&rec, &grant, &key, &domestic);
-                    nats.send(0, &view).expect("publish");
+                    let views: Vec<_> = (0..N).map(|_| named()).collect();
+                    let batch: Vec<_> = views.iter().map(|v| (0, v)).collect();
+                    let r = nats.send_batch(&batch);
+                    assert!(r.iter().all(Result::is_ok), "publish");
                 })
             });
         }

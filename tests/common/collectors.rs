@@ -286,6 +286,79 @@ pub fn nats_server_conf(rig: &Rig, conf: &std::path::Path) -> KillOnDrop {
 }
 
 fn nats_server_with(rig: &Rig, args: &[&str]) -> KillOnDrop {
+    nats_server_on(rig, args, 4222)
+}
+
+/// Client ports of the three nodes `nats_cluster` starts.
+pub const CLUSTER_PORTS: [u16; 3] = [4222, 4223, 4224];
+
+/// A three-node JetStream cluster on loopback in the capture namespace:
+/// node `n<i>` takes clients on `CLUSTER_PORTS[i]` and routes on 6222+i,
+/// its store under `dir/n<i>`. Returns once every node listens and the
+/// cluster has a JetStream meta leader.
+pub fn nats_cluster(rig: &Rig, dir: &std::path::Path) -> Vec<KillOnDrop> {
+    let mut nodes = Vec::new();
+    for (i, port) in CLUSTER_PORTS.iter().enumerate() {
+        let routes: Vec<String> = (0..3)
+            .filter(|j| *j != i)
+            .map(|j| format!("\"nats-route://127.0.0.1:{}\"", 6222 + j))
+            .collect();
+        let conf = dir.join(format!("n{i}.conf"));
+        std::fs::create_dir_all(dir.join(format!("n{i}"))).unwrap();
+        std::fs::write(
+            &conf,
+            format!(
+                "server_name: n{i}\nlisten: \"127.0.0.1:{port}\"\njetstream {{ store_dir: \"{}\" }}\ncluster {{\n  name: furui-test\n  listen: \"127.0.0.1:{}\"\n  routes: [{}]\n}}\n",
+                dir.join(format!("n{i}")).display(),
+                6222 + i,
+                routes.join(", ")
+            ),
+        )
+        .unwrap();
+        nodes.push(nats_server_on(rig, &["-c", &conf.display().to_string()], *port));
+    }
+    // JetStream answers once the nodes have elected a meta leader.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while nats_request(&rig.ns_cap, 4222, "$JS.API.INFO", "")
+        .ok()
+        .and_then(|v| v.get("error").is_none().then_some(()))
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the NATS cluster elected no JetStream leader"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    nodes
+}
+
+/// A request to the server on `port` in namespace `ns`; its JSON answer.
+pub fn nats_request(ns: &str, port: u16, subject: &str, body: &str) -> Result<serde_json::Value, String> {
+    let (subject, body) = (subject.to_string(), body.to_string());
+    in_netns(ns, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let client = async_nats::ConnectOptions::new()
+                .connection_timeout(Duration::from_secs(2))
+                .connect(format!("127.0.0.1:{port}"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let ask = client.request(subject, body.into_bytes().into());
+            let m = tokio::time::timeout(Duration::from_secs(3), ask)
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            serde_json::from_slice(&m.payload).map_err(|e| e.to_string())
+        })
+    })
+}
+
+/// nats-server with `args`, returned once it listens on `port`.
+fn nats_server_on(rig: &Rig, args: &[&str], port: u16) -> KillOnDrop {
     let child = Command::new("ip")
         .args(["netns", "exec", &rig.ns_cap, "nats-server"])
         .args(args)
@@ -294,11 +367,9 @@ fn nats_server_with(rig: &Rig, args: &[&str]) -> KillOnDrop {
         .spawn()
         .expect("nats-server (make deps installs it)");
     let tcp = format!("/proc/{}/net/tcp", child.id());
+    let listening = format!("0100007F:{port:04X} 00000000:0000 0A");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&tcp)
-        .unwrap_or_default()
-        .contains("0100007F:107E")
-    {
+    while !std::fs::read_to_string(&tcp).unwrap_or_default().contains(&listening) {
         assert!(Instant::now() < deadline, "nats-server did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -311,10 +382,25 @@ pub fn nats_read(ns: &str, stream: &str, subject: &str) -> Vec<serde_json::Value
     nats_read_as(ns, async_nats::ConnectOptions::new(), stream, subject).expect("the stream can be read")
 }
 
+/// `nats_read` through the server on `port`.
+pub fn nats_read_at(ns: &str, port: u16, stream: &str, subject: &str) -> Vec<serde_json::Value> {
+    nats_read_from(ns, port, async_nats::ConnectOptions::new(), stream, subject).expect("the stream can be read")
+}
+
 /// Every message on `subject` in `stream` as the client `options`
 /// describe; the error if the server refuses.
 pub fn nats_read_as(
     ns: &str,
+    options: async_nats::ConnectOptions,
+    stream: &str,
+    subject: &str,
+) -> Result<Vec<serde_json::Value>, String> {
+    nats_read_from(ns, 4222, options, stream, subject)
+}
+
+fn nats_read_from(
+    ns: &str,
+    port: u16,
     options: async_nats::ConnectOptions,
     stream: &str,
     subject: &str,
@@ -326,7 +412,10 @@ pub fn nats_read_as(
             .build()
             .unwrap();
         rt.block_on(async move {
-            let client = options.connect("127.0.0.1:4222").await.map_err(|e| e.to_string())?;
+            let client = options
+                .connect(format!("127.0.0.1:{port}"))
+                .await
+                .map_err(|e| e.to_string())?;
             let js = async_nats::jetstream::new(client);
             let get = tokio::time::timeout(Duration::from_secs(3), js.get_stream(stream.as_str()));
             let mut st = get.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;

@@ -155,7 +155,7 @@ pub(super) fn validate(
         .iter()
         .filter_map(|s| sinks::validate(s, &name, ctx.api_configured, &ctx.nats, ctx.base, c))
         .collect();
-    if grants.iter().any(|g| g.aggregate) && !sinks.iter().any(|s| matches!(s, SinkKind::Api | SinkKind::Nats { .. })) {
+    if grants.iter().any(|g| g.aggregate) && !sinks.iter().any(|s| matches!(s, SinkKind::Api | SinkKind::Nats(_))) {
         c.at(
             r.name.span(),
             format!("recipient `{name}` has an aggregate grant: aggregates go out over `nats` or `api` sinks, and it has neither"),

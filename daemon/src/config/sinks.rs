@@ -27,6 +27,23 @@ pub struct SinkSection {
     pub subject: Option<Spanned<String>>,
     #[serde(default)]
     pub stream: Option<Spanned<String>>,
+    /// NATS: every server of a cluster (instead of `address`); furui
+    /// connects to any and moves to another when it fails.
+    #[serde(default)]
+    pub servers: Option<Spanned<Vec<Spanned<String>>>>,
+    /// NATS: copies of the stream the cluster keeps (1-5; default 1). A
+    /// view counts as sent once the stream's leader has it stored on a
+    /// majority of them.
+    #[serde(default)]
+    pub replicas: Option<Spanned<i64>>,
+    /// NATS: publishes awaiting their acknowledgement at once (1-65536;
+    /// default 256).
+    #[serde(default)]
+    pub ack_window: Option<Spanned<i64>>,
+    /// NATS: how long the stream remembers message ids to drop a resend
+    /// (seconds, 1-86400; default 120).
+    #[serde(default)]
+    pub dedup_window_secs: Option<Spanned<i64>>,
     /// `ipfix-tls`: the CA that signs the collector's certificate, the name
     /// to verify (default: the address's IP), and furui's certificate.
     #[serde(default)]
@@ -58,6 +75,24 @@ pub struct NatsTls {
     pub client: Option<(PathBuf, PathBuf)>,
 }
 
+/// A NATS JetStream sink: the servers (one, or every node of a cluster),
+/// the recipient's stream and subject, how the stream is replicated and
+/// de-duplicated, and how furui connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsSink {
+    pub servers: Vec<String>,
+    pub stream: String,
+    pub subject: String,
+    pub replicas: usize,
+    pub ack_window: usize,
+    pub dedup_window: std::time::Duration,
+    pub tls: Option<NatsTls>,
+    pub auth: NatsAuth,
+}
+
+pub const DEFAULT_ACK_WINDOW: usize = 256;
+pub const DEFAULT_DEDUP_WINDOW_SECS: i64 = 120;
+
 /// How furui proves who it is to a NATS server (files, never the secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NatsAuth {
@@ -87,13 +122,7 @@ pub enum SinkKind {
         client_cert: PathBuf,
         client_key: PathBuf,
     },
-    Nats {
-        address: String,
-        stream: String,
-        subject: String,
-        tls: Option<NatsTls>,
-        auth: NatsAuth,
-    },
+    Nats(NatsSink),
     /// Views kept for the HTTPS API (`[api]`).
     Api,
 }
@@ -104,7 +133,7 @@ impl SinkKind {
             SinkKind::IpfixUdp { .. } => "ipfix-udp",
             SinkKind::IpfixTcp { .. } => "ipfix-tcp",
             SinkKind::IpfixTls { .. } => "ipfix-tls",
-            SinkKind::Nats { .. } => "nats",
+            SinkKind::Nats(_) => "nats",
             SinkKind::Api => "api",
         }
     }
@@ -128,13 +157,28 @@ pub(super) fn validate(
     if kind == "api" {
         return Some(api(s, api_configured, c));
     }
+    if kind != "nats" {
+        if let Some(v) = s.servers.as_ref() {
+            c.at(
+                v.span(),
+                format!("`servers` is for NATS sinks; a `{kind}` sink has one `address`"),
+            );
+        }
+        for v in [&s.replicas, &s.ack_window, &s.dedup_window_secs].into_iter().flatten() {
+            c.at(
+                v.span(),
+                format!("`replicas`, `ack_window` and `dedup_window_secs` are for NATS sinks, not `{kind}`"),
+            );
+        }
+    }
+    if kind == "nats" {
+        let servers = nats_servers(s, c)?;
+        return Some(nats(s, servers, recipient, claims, base, c));
+    }
     let Some(address) = &s.address else {
         c.at(s.kind.span(), format!("a `{kind}` sink needs an `address`"));
         return None;
     };
-    if kind == "nats" {
-        return Some(nats(s, address.get_ref(), recipient, claims, base, c));
-    }
     let to = address.get_ref().parse::<SocketAddr>();
     if to.is_err() {
         c.at(
@@ -170,9 +214,64 @@ fn api(s: &SinkSection, api_configured: bool, c: &mut Collector<'_>) -> SinkKind
     SinkKind::Api
 }
 
+/// A NATS sink's servers: `address` (one) or `servers` (a cluster's).
+fn nats_servers(s: &SinkSection, c: &mut Collector<'_>) -> Option<Vec<Spanned<String>>> {
+    let servers = match (&s.address, &s.servers) {
+        (Some(a), None) => vec![a.clone()],
+        (None, Some(list)) if !list.get_ref().is_empty() => list.get_ref().clone(),
+        (None, Some(list)) => {
+            c.at(list.span(), "`servers` lists no server");
+            return None;
+        }
+        (None, None) => {
+            c.at(s.kind.span(), "a `nats` sink needs an `address` or a list of `servers`");
+            return None;
+        }
+        (Some(a), Some(_)) => {
+            c.at(a.span(), "a `nats` sink takes `address` or `servers`, not both");
+            return None;
+        }
+    };
+    let mut ok = true;
+    for v in &servers {
+        if v.get_ref().parse::<async_nats::ServerAddr>().is_err() {
+            c.at(
+                v.span(),
+                format!(
+                    "`{}` is not a NATS server address (host:port or nats://host:port)",
+                    v.get_ref()
+                ),
+            );
+            ok = false;
+        }
+    }
+    ok.then_some(servers)
+}
+
+/// `v` as an integer within `range`, or `default` if absent.
+fn bounded(
+    v: &Option<Spanned<i64>>,
+    what: &str,
+    range: std::ops::RangeInclusive<i64>,
+    default: i64,
+    c: &mut Collector<'_>,
+) -> i64 {
+    match v {
+        None => default,
+        Some(x) if range.contains(x.get_ref()) => *x.get_ref(),
+        Some(x) => {
+            c.at(
+                x.span(),
+                format!("{what} must be between {} and {}", range.start(), range.end()),
+            );
+            default
+        }
+    }
+}
+
 fn nats(
     s: &SinkSection,
-    address: &str,
+    servers: Vec<Spanned<String>>,
     recipient: &str,
     claims: &NatsClaims,
     base: &Path,
@@ -186,6 +285,9 @@ fn nats(
         .stream
         .as_ref()
         .map_or(format!("FURUI-{recipient}"), |x| x.get_ref().clone());
+    let servers: Vec<String> = servers.into_iter().map(Spanned::into_inner).collect();
+    let address = servers.join(",");
+    let address = address.as_str();
     let ok_token = |t: &str| !t.is_empty() && !t.contains(|ch: char| ch.is_whitespace() || ch == '*' || ch == '>');
     if !subject.contains('.') || !subject.split('.').all(ok_token) {
         let span = s.subject.as_ref().map_or(s.kind.span(), |x| x.span());
@@ -273,13 +375,25 @@ fn nats(
             "NATS credentials without TLS would cross the network in clear: set server_ca (the CA that signs the server's certificate)",
         );
     }
-    SinkKind::Nats {
-        address: address.to_string(),
+    let replicas = bounded(&s.replicas, "replicas", 1..=5, 1, c) as usize;
+    let ack_window = bounded(&s.ack_window, "ack_window", 1..=65536, DEFAULT_ACK_WINDOW as i64, c) as usize;
+    let dedup = bounded(
+        &s.dedup_window_secs,
+        "dedup_window_secs",
+        1..=86400,
+        DEFAULT_DEDUP_WINDOW_SECS,
+        c,
+    );
+    SinkKind::Nats(NatsSink {
+        servers,
         stream,
         subject,
+        replicas,
+        ack_window,
+        dedup_window: std::time::Duration::from_secs(dedup as u64),
         tls,
         auth,
-    }
+    })
 }
 
 /// A file furui reads (a certificate or CA): it must exist.

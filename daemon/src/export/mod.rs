@@ -48,6 +48,29 @@ pub trait Sink: Send {
     fn kind(&self) -> &'static str;
     /// Sends one view projected under grant number `grant`.
     fn send(&mut self, grant: usize, view: &project::View) -> std::io::Result<()>;
+    /// Sends several views; one result per view, in order. A sink that
+    /// can have many in flight (NATS: pipelined acknowledgements)
+    /// overrides it; this one sends them one by one and, after the first
+    /// failure that is not `unencodable`, does not try the rest.
+    fn send_batch(&mut self, views: &[(usize, &project::View)]) -> Vec<std::io::Result<()>> {
+        let mut out = Vec::with_capacity(views.len());
+        let mut failed = false;
+        for (grant, view) in views {
+            if failed {
+                out.push(Err(std::io::Error::new(std::io::ErrorKind::NotConnected, "not tried")));
+                continue;
+            }
+            let r = self.send(*grant, view);
+            failed = r.as_ref().is_err_and(|e| !unencodable(e));
+            out.push(r);
+        }
+        out
+    }
+    /// Views the collector said it already had (a resend de-duplicated)
+    /// since last asked.
+    fn duplicates(&mut self) -> u64 {
+        0
+    }
     /// Whether the sink carries Art. 29 aggregate rows (JSON sinks do;
     /// IPFIX templates describe records only).
     fn takes_rows(&self) -> bool {
@@ -147,13 +170,7 @@ fn open_sink(
             let tls = https::tls_client(server_ca, server_name, client_cert, client_key)?;
             Ok(Box::new(tcp::IpfixTcp::open(*to, r, Some(tls))))
         }
-        SinkKind::Nats {
-            address,
-            stream,
-            subject,
-            tls,
-            auth,
-        } => nats::NatsJetStream::open(address, stream, subject, tls.clone(), auth.clone())
+        SinkKind::Nats(n) => nats::NatsJetStream::open(n)
             .map(|x| Box::new(x) as Box<dyn Sink>)
             .map_err(|source| ExportStartError::Sink {
                 recipient: r.name.clone(),
@@ -161,6 +178,15 @@ fn open_sink(
                 source,
             }),
     }
+}
+
+/// One view to deliver: the grant it was projected under, its record's
+/// measure (None for a row), whether it is an aggregate row.
+struct Item<'a> {
+    grant: usize,
+    measure: Option<&'a str>,
+    row: bool,
+    view: &'a project::View,
 }
 
 /// A sink with its spool: views go to the collector, or — while it is
@@ -263,6 +289,7 @@ impl Outlet {
                 Err(err) => Err(err),
             },
         });
+        self.count_duplicates(c);
         match drained {
             Ok(d) => {
                 if d.sent > 0 {
@@ -283,40 +310,63 @@ impl Outlet {
             .set(self.spool.bytes() as i64);
     }
 
-    /// Sends `view` (projected under grant number `grant`, of a record of
-    /// `measure`; `row`: an aggregate row), or spools it.
-    fn deliver(&mut self, c: &Ctx<'_>, grant: usize, measure: Option<&str>, row: bool, view: &project::View) {
+    /// Sends `items` (views projected under a grant number, of a record
+    /// of a measure or an aggregate row), or spools them: from the first
+    /// that failed on, in order. (A view after it that the collector did
+    /// take is sent again from the spool; NATS drops such a resend by its
+    /// message id.)
+    fn deliver(&mut self, c: &Ctx<'_>, items: &[Item<'_>]) {
+        if items.is_empty() {
+            return;
+        }
         self.drain(c);
         let (name, m) = (c.r.name.as_str(), c.m);
         let kind = self.sink.kind();
+        let mut from = 0;
         if self.spool.is_empty() {
-            match self.sink.send(grant, view) {
-                Ok(()) => {
-                    m.export_records.with_label_values(&[name, kind]).inc();
-                    return;
-                }
-                Err(e) if unencodable(&e) => {
-                    count_dropped(c, kind, &[("unencodable", 1)]);
-                    return;
-                }
-                Err(e) => {
-                    m.export_errors.with_label_values(&[name, "send"]).inc();
-                    tracing::debug!(recipient = name, sink = kind, error = %e, "export send failed; spooling");
+            let views: Vec<(usize, &project::View)> = items.iter().map(|i| (i.grant, i.view)).collect();
+            let results = self.sink.send_batch(&views);
+            let (mut sent, mut unencodable_n) = (0u64, 0u64);
+            from = items.len();
+            for (k, r) in results.into_iter().enumerate() {
+                match r {
+                    Ok(()) => sent += 1,
+                    Err(e) if unencodable(&e) => unencodable_n += 1,
+                    Err(e) => {
+                        m.export_errors.with_label_values(&[name, "send"]).inc();
+                        tracing::debug!(recipient = name, sink = kind, error = %e, "export send failed; spooling");
+                        from = k;
+                        break;
+                    }
                 }
             }
+            m.export_records.with_label_values(&[name, kind]).inc_by(sent);
+            count_dropped(c, kind, &[("unencodable", unencodable_n)]);
+            self.count_duplicates(c);
         }
-        let entry = spool::Entry::new(&c.ids[grant], measure, row, view);
-        match self.spool.push(&entry) {
-            Ok(()) => m.export_spooled.with_label_values(&[name, kind]).inc(),
-            Err(spool::SpoolError::Full) => m.export_dropped.with_label_values(&[name, "spool_full"]).inc(),
-            Err(e) => {
-                m.export_dropped.with_label_values(&[name, "spool_error"]).inc();
-                tracing::error!(recipient = name, sink = kind, error = %e, "spooling failed; record dropped");
+        for i in &items[from..] {
+            let entry = spool::Entry::new(&c.ids[i.grant], i.measure, i.row, i.view);
+            match self.spool.push(&entry) {
+                Ok(()) => m.export_spooled.with_label_values(&[name, kind]).inc(),
+                Err(spool::SpoolError::Full) => m.export_dropped.with_label_values(&[name, "spool_full"]).inc(),
+                Err(e) => {
+                    m.export_dropped.with_label_values(&[name, "spool_error"]).inc();
+                    tracing::error!(recipient = name, sink = kind, error = %e, "spooling failed; record dropped");
+                }
             }
         }
         m.export_spool_bytes
             .with_label_values(&[name, kind])
             .set(self.spool.bytes() as i64);
+    }
+
+    fn count_duplicates(&mut self, c: &Ctx<'_>) {
+        let d = self.sink.duplicates();
+        if d > 0 {
+            c.m.export_duplicates
+                .with_label_values(&[c.r.name.as_str(), self.sink.kind()])
+                .inc_by(d);
+        }
     }
 }
 
@@ -445,6 +495,7 @@ impl Exporters {
             for o in &sinks {
                 metrics.export_records.with_label_values(&[&name, o.sink.kind()]);
                 metrics.export_spooled.with_label_values(&[&name, o.sink.kind()]);
+                metrics.export_duplicates.with_label_values(&[&name, o.sink.kind()]);
                 metrics
                     .export_spool_bytes
                     .with_label_values(&[&name, o.sink.kind()])
@@ -546,14 +597,21 @@ fn recipient_loop(
     let rows_out = |mut rows: Vec<project::View>, outlets: &mut Vec<Outlet>, namer: &mut Namer| {
         for row in rows.iter_mut() {
             namer.name(row);
-            let row = &*row;
-            let measure = match row.get("measure") {
-                Some(project::Value::Str(s)) => Some(s.as_str()),
-                _ => None,
-            };
-            for o in outlets.iter_mut().filter(|o| o.sink.takes_rows()) {
-                o.deliver(c, row_grant, measure, true, row);
-            }
+        }
+        let items: Vec<Item<'_>> = rows
+            .iter()
+            .map(|row| Item {
+                grant: row_grant,
+                measure: match row.get("measure") {
+                    Some(project::Value::Str(s)) => Some(s.as_str()),
+                    _ => None,
+                },
+                row: true,
+                view: row,
+            })
+            .collect();
+        for o in outlets.iter_mut().filter(|o| o.sink.takes_rows()) {
+            o.deliver(c, &items);
         }
     };
     let mut witnessed: Option<String> = None;
@@ -632,12 +690,23 @@ fn recipient_loop(
             continue;
         }
         rows_out(rows, &mut outlets, namer);
-        for (i, measure, mut view) in views.drain(..) {
-            namer.name(&mut view);
-            for o in outlets.iter_mut() {
-                o.deliver(c, i, Some(measure), false, &view);
-            }
+        for (_, _, view) in views.iter_mut() {
+            namer.name(view);
         }
+        let items: Vec<Item<'_>> = views
+            .iter()
+            .map(|(grant, measure, view)| Item {
+                grant: *grant,
+                measure: Some(measure),
+                row: false,
+                view,
+            })
+            .collect();
+        for o in outlets.iter_mut() {
+            o.deliver(c, &items);
+        }
+        drop(items);
+        views.clear();
     }
     // Shutdown: the period so far (marked partial), then one last try for
     // what is spooled; the rest stays on disk and is sent first after the

@@ -137,11 +137,11 @@ fn spool_five(dir: &std::path::Path, m: &Metrics, audit: &AuditLog) -> Vec<View>
             let mut rec = p::record();
             rec.packets_forward = 100 + n;
             let v = project(&rec, g, &key, &Default::default());
-            o.deliver(&c, i, Some("inbound"), false, &v);
+            o.deliver(&c, &[item(i, Some("inbound"), false, &v)]);
             views.push(v);
         }
     }
-    o.deliver(&c, 2, Some("inbound"), true, &row());
+    o.deliver(&c, &[item(2, Some("inbound"), true, &row())]);
     views.push(row());
     assert!(got.lock().unwrap().is_empty());
     assert_eq!(m.export_spooled.with_label_values(&["rcpt", "ipfix-tcp"]).get(), 5);
@@ -288,4 +288,105 @@ fn an_unencodable_view_is_dropped_not_retried_forever() {
     assert_eq!(got.lock().unwrap().len(), 4);
     assert_eq!(dropped(&m, "unencodable"), 1);
     assert!(o.spool.is_empty());
+}
+
+fn item<'a>(grant: usize, measure: Option<&'a str>, row: bool, view: &'a View) -> Item<'a> {
+    Item {
+        grant,
+        measure,
+        row,
+        view,
+    }
+}
+
+/// A collector that answers a batch as scripted (a lost acknowledgement
+/// in the middle), then takes everything and reports the resends it
+/// already had as duplicates, as NATS does by message id.
+struct Scripted {
+    first: Option<Vec<bool>>,
+    stored: Arc<Mutex<Vec<u64>>>,
+    duplicates: u64,
+}
+
+impl Sink for Scripted {
+    fn kind(&self) -> &'static str {
+        "nats"
+    }
+    fn send(&mut self, _grant: usize, view: &View) -> std::io::Result<()> {
+        let mut s = self.stored.lock().unwrap();
+        if s.contains(&view.seq) {
+            self.duplicates += 1;
+        } else {
+            s.push(view.seq);
+        }
+        Ok(())
+    }
+    fn send_batch(&mut self, views: &[(usize, &View)]) -> Vec<std::io::Result<()>> {
+        let Some(script) = self.first.take() else {
+            return views.iter().map(|(g, v)| self.send(*g, v)).collect();
+        };
+        views
+            .iter()
+            .zip(script)
+            .map(|((g, v), ok)| {
+                // Stored either way; only the acknowledgement is lost.
+                self.send(*g, v)?;
+                if ok {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no acknowledgement"))
+                }
+            })
+            .collect()
+    }
+    fn duplicates(&mut self) -> u64 {
+        std::mem::take(&mut self.duplicates)
+    }
+}
+
+/// A batch whose second view lost its acknowledgement: the first counts
+/// as sent, the second and third are spooled (in order) and resent; the
+/// collector keeps each view once and the resends it had are counted.
+#[test]
+fn a_lost_acknowledgement_spools_from_there_and_resends_are_counted_as_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, audit) = (Metrics::new(), AuditLog::disabled(&Metrics::new()));
+    let r = recipient(vec![fields_grant()], sink_to(4739));
+    let c = ctx(&r, &m, &audit);
+    let stored = Arc::new(Mutex::new(Vec::new()));
+    let path = dir.path().join("rcpt").join("nats.spool");
+    let mut o = Outlet {
+        sink: Box::new(Scripted {
+            first: Some(vec![true, false, true]),
+            stored: stored.clone(),
+            duplicates: 0,
+        }),
+        spool: spool::Spool::open(&path, 1 << 20).unwrap(),
+    };
+    let mut namer = Namer::new("tokyo-1");
+    let views: Vec<View> = (0..3)
+        .map(|_| {
+            let mut v = project(&p::record(), &fields_grant(), &key(), &Default::default());
+            namer.name(&mut v);
+            v
+        })
+        .collect();
+    let items: Vec<Item<'_>> = views.iter().map(|v| item(0, Some("inbound"), false, v)).collect();
+    o.deliver(&c, &items);
+    let sent = || m.export_records.with_label_values(&["rcpt", "nats"]).get();
+    assert_eq!(sent(), 1);
+    assert_eq!(m.export_spooled.with_label_values(&["rcpt", "nats"]).get(), 2);
+    o.drain_at(&c, now());
+    assert_eq!(sent(), 3);
+    assert_eq!(m.export_duplicates.with_label_values(&["rcpt", "nats"]).get(), 2);
+    let want: Vec<u64> = views.iter().map(|v| v.seq).collect();
+    assert_eq!(*stored.lock().unwrap(), want, "each view stored once, in order");
+    assert!(o.spool.is_empty());
+}
+
+fn key() -> EpochKey {
+    EpochKey {
+        epoch: "2026-12-05".into(),
+        pan: CryptoPan::new(&[7; 32]),
+    }
 }

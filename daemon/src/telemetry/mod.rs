@@ -70,6 +70,7 @@ pub struct Metrics {
     pub export_errors: IntCounterVec,
     pub export_spool_bytes: IntGaugeVec,
     pub export_spooled: IntCounterVec,
+    pub export_duplicates: IntCounterVec,
     pub api_requests: IntCounterVec,
     pub api_connections: IntGauge,
     pub api_connections_refused: IntCounterVec,
@@ -374,6 +375,12 @@ impl Metrics {
             "Views written to a sink's spool because its collector was unreachable (or the spool was not yet empty).",
             &["recipient", "sink"],
         );
+        let export_duplicates = counter_vec(
+            &r,
+            EXPORT_DUPLICATES,
+            "Views sent again (from the spool, after a lost acknowledgement) that the collector already had and dropped by their message id, by recipient and sink.",
+            &["recipient", "sink"],
+        );
         let api_requests = counter_vec(
             &r,
             API_REQUESTS,
@@ -518,6 +525,7 @@ impl Metrics {
             export_errors,
             export_spool_bytes,
             export_spooled,
+            export_duplicates,
             api_requests,
             api_connections,
             api_connections_refused,

@@ -50,6 +50,7 @@ pub const EXPORT_QUEUE_DEPTH: &str = "furui_export_queue_depth";
 pub const EXPORT_ERRORS: &str = "furui_export_errors_total";
 pub const EXPORT_SPOOL_BYTES: &str = "furui_export_spool_bytes";
 pub const EXPORT_SPOOLED: &str = "furui_export_spooled_total";
+pub const EXPORT_DUPLICATES: &str = "furui_export_duplicates_total";
 pub const API_REQUESTS: &str = "furui_api_requests_total";
 pub const API_CONNECTIONS: &str = "furui_api_connections";
 pub const API_CONNECTIONS_REFUSED: &str = "furui_api_connections_refused_total";

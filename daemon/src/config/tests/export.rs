@@ -217,7 +217,7 @@ fn nats_credentials_need_tls_private_files_and_a_stream_of_their_own() {
         .recipients
         .iter()
         .map(|r| match &r.sinks[0] {
-            crate::config::sinks::SinkKind::Nats { stream, tls, auth, .. } => {
+            crate::config::sinks::SinkKind::Nats(crate::config::sinks::NatsSink { stream, tls, auth, .. }) => {
                 format!(
                     "{stream} {} {}",
                     tls.is_some(),
@@ -249,4 +249,89 @@ fn nats_credentials_need_tls_private_files_and_a_stream_of_their_own() {
     ] {
         assert!(text.contains(what), "no `{what}` in:\n{text}");
     }
+}
+
+/// A cluster's servers, replicas, acknowledgement window and
+/// de-duplication window: defaults, and each mistake with its line.
+#[test]
+fn nats_cluster_settings_have_defaults_and_each_mistake_its_line() {
+    let sink = |extra: &str| {
+        format!(
+            "{BASE}[[purposes]]\nid = \"dp\"\ndamage_prevention = true\n[[recipients]]\nname = \"a\"\nrole = \"analyst\"\nidentity = \"sha256:{}\"\n[[recipients.grants]]\nmeasures = [\"inbound\"]\nfields = [\"initiator\"]\npurpose = \"dp\"\n[[recipients.sinks]]\nkind = \"nats\"\n{extra}",
+            "01".repeat(32)
+        )
+    };
+    let nats = |text: &str| match &Config::parse(Path::new("/etc/furui/f.toml"), text)
+        .unwrap()
+        .export
+        .recipients[0]
+        .sinks[0]
+    {
+        crate::config::sinks::SinkKind::Nats(n) => n.clone(),
+        other => panic!("{other:?}"),
+    };
+    let one = nats(&sink("address = \"127.0.0.1:4222\"\n"));
+    assert_eq!(
+        (
+            one.servers.clone(),
+            one.replicas,
+            one.ack_window,
+            one.dedup_window.as_secs()
+        ),
+        (vec!["127.0.0.1:4222".to_string()], 1, 256, 120)
+    );
+    let three = nats(&sink(
+        "servers = [\"nats://10.0.0.1:4222\", \"10.0.0.2:4222\", \"10.0.0.3:4222\"]\nreplicas = 3\nack_window = 64\ndedup_window_secs = 600\n",
+    ));
+    assert_eq!(
+        (
+            three.servers.len(),
+            three.replicas,
+            three.ack_window,
+            three.dedup_window.as_secs()
+        ),
+        (3, 3, 64, 600)
+    );
+    // Line 18 is the first line after `kind = "nats"`.
+    for (extra, line, what) in [
+        ("servers = []\n", 18, "lists no server"),
+        (
+            "address = \"127.0.0.1:4222\"\nservers = [\"127.0.0.1:4223\"]\n",
+            18,
+            "not both",
+        ),
+        (
+            "servers = [\"127.0.0.1:4222\", \"no such:thing:1\"]\n",
+            18,
+            "not a NATS server address",
+        ),
+        (
+            "address = \"127.0.0.1:4222\"\nreplicas = 7\n",
+            19,
+            "replicas must be between 1 and 5",
+        ),
+        (
+            "address = \"127.0.0.1:4222\"\nack_window = 0\n",
+            19,
+            "ack_window must be between 1 and 65536",
+        ),
+        (
+            "address = \"127.0.0.1:4222\"\ndedup_window_secs = -1\n",
+            19,
+            "dedup_window_secs must be between",
+        ),
+        ("", 17, "needs an `address` or a list of `servers`"),
+    ] {
+        let e = Config::parse(Path::new("/etc/furui/f.toml"), &sink(extra)).unwrap_err();
+        assert!(
+            e.0.iter().any(|x| x.line == line && x.message.contains(what)),
+            "{extra}: want line {line} `{what}`:\n{e}"
+        );
+    }
+    let e = Config::parse(
+        Path::new("/etc/furui/f.toml"),
+        &sink("address = \"127.0.0.1:4222\"\n").replace("kind = \"nats\"", "kind = \"ipfix-udp\"\nreplicas = 3"),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("are for NATS sinks"), "{e}");
 }
