@@ -21,6 +21,11 @@ pub struct DeidSection {
     /// Key files kept, the current epoch's included; older ones are deleted.
     #[serde(default = "default_keep")]
     pub keep_epochs: Spanned<u32>,
+    /// Fleet keys: the file a fleet seed is delivered in (64 hex digits,
+    /// 0600). Imported into `<key_dir>/fleet.chain` and erased at the
+    /// first start; a new seed there later re-seeds.
+    #[serde(default)]
+    pub fleet_seed_file: Option<Spanned<String>>,
 }
 
 impl Default for DeidSection {
@@ -29,6 +34,7 @@ impl Default for DeidSection {
             key_dir: default_key_dir(),
             epoch: default_epoch(),
             keep_epochs: default_keep(),
+            fleet_seed_file: None,
         }
     }
 }
@@ -48,6 +54,8 @@ pub struct Deid {
     pub key_dir: PathBuf,
     pub epoch: EpochPeriod,
     pub keep_epochs: usize,
+    /// Some: keys derived from the fleet chain (`deid::fleet`).
+    pub fleet_seed_file: Option<PathBuf>,
 }
 
 pub(super) fn validate(s: DeidSection, base: &Path, c: &mut Collector<'_>) -> Deid {
@@ -61,5 +69,6 @@ pub(super) fn validate(s: DeidSection, base: &Path, c: &mut Collector<'_>) -> De
         key_dir: prefixes::resolve(base, s.key_dir.get_ref()),
         epoch: s.epoch,
         keep_epochs: *s.keep_epochs.get_ref() as usize,
+        fleet_seed_file: s.fleet_seed_file.map(|f| prefixes::resolve(base, f.get_ref())),
     }
 }

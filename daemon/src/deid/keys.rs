@@ -59,6 +59,8 @@ pub enum KeyError {
     Symlink { path: PathBuf },
     #[error("key file {path} is owned by uid {owner}, not by the daemon's user (uid {me})")]
     Owner { path: PathBuf, owner: u32, me: u32 },
+    #[error("{0}")]
+    Fleet(String),
     #[error("cannot read or write key file {path}")]
     Io {
         path: PathBuf,
@@ -80,12 +82,15 @@ impl std::fmt::Debug for EpochKey {
 }
 
 /// Epoch keys in a directory; holds the current epoch's key in memory.
+/// Each epoch's key is random (per appliance), or derived from the fleet
+/// chain (`fleet`), the same on every appliance of the fleet.
 #[derive(Debug)]
 pub struct KeyStore {
     dir: PathBuf,
     period: EpochPeriod,
     keep: usize,
     current: Option<Arc<EpochKey>>,
+    fleet: Option<super::fleet::Chain>,
 }
 
 fn random_key() -> std::io::Result<[u8; 32]> {
@@ -106,6 +111,11 @@ fn random_key() -> std::io::Result<[u8; 32]> {
 /// regular file, is not owned by the daemon's user, can be read by anyone
 /// else, or is not 32 bytes.
 pub fn key_file(path: &Path) -> Result<[u8; 32], KeyError> {
+    key_file_with(path, random_key)
+}
+
+/// `key_file`, with the bytes of a new key from `make`.
+fn key_file_with(path: &Path, make: impl FnOnce() -> std::io::Result<[u8; 32]>) -> Result<[u8; 32], KeyError> {
     let io = |source| KeyError::Io {
         path: path.to_path_buf(),
         source,
@@ -114,7 +124,7 @@ pub fn key_file(path: &Path) -> Result<[u8; 32], KeyError> {
         Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
         other => return other,
     }
-    let mut key = random_key().map_err(io)?;
+    let mut key = make().map_err(io)?;
     // Unique within this process (threads may create keys at once); a
     // file of the same name can only be a dead process's leftover.
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -153,6 +163,19 @@ pub fn key_file(path: &Path) -> Result<[u8; 32], KeyError> {
 
 /// Reads an existing key file (see `key_file` for what is refused).
 fn read_key(path: &Path) -> Result<[u8; 32], KeyError> {
+    let buf = read_secret_file(path, 32..=32)?;
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&buf);
+    Ok(key)
+}
+
+/// Reads a secret file whose length is in `len`: refused if it is a
+/// symlink, not a regular file, not the daemon user's, or readable by
+/// anyone else (`BadLength` if its length is out of range).
+pub(crate) fn read_secret_file(
+    path: &Path,
+    len: std::ops::RangeInclusive<usize>,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, KeyError> {
     let io = |source| KeyError::Io {
         path: path.to_path_buf(),
         source,
@@ -187,22 +210,14 @@ fn read_key(path: &Path) -> Result<[u8; 32], KeyError> {
             mode,
         });
     }
-    let mut buf = Vec::with_capacity(33);
-    let read = (&mut f).take(33).read_to_end(&mut buf);
-    if let Err(e) = read {
-        erase(&mut buf);
-        return Err(io(e));
-    }
-    if buf.len() != 32 {
-        erase(&mut buf);
+    let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(len.end() + 1));
+    (&mut f).take(*len.end() as u64 + 1).read_to_end(&mut buf).map_err(io)?;
+    if !len.contains(&buf.len()) {
         return Err(KeyError::BadLength {
             path: path.to_path_buf(),
         });
     }
-    let mut key = [0u8; 32];
-    key.copy_from_slice(&buf);
-    erase(&mut buf);
-    Ok(key)
+    Ok(buf)
 }
 
 impl KeyStore {
@@ -218,7 +233,16 @@ impl KeyStore {
             period,
             keep: keep.max(1),
             current: None,
+            fleet: None,
         })
+    }
+
+    /// `open`, deriving each epoch's key from the fleet chain fed by the
+    /// seed file `seed_file` (see `deid::fleet`).
+    pub fn open_fleet(dir: &Path, period: EpochPeriod, keep: usize, seed_file: &Path) -> Result<KeyStore, KeyError> {
+        let mut ks = KeyStore::open(dir, period, keep)?;
+        ks.fleet = Some(super::fleet::Chain::new(dir, seed_file, period));
+        Ok(ks)
     }
 
     fn path(&self, epoch: &str) -> PathBuf {
@@ -232,7 +256,10 @@ impl KeyStore {
         match &self.current {
             Some(k) if k.epoch == epoch => Ok(k.clone()),
             _ => {
-                let pan = self.load_or_create(&epoch)?;
+                let pan = match self.fleet.is_some() {
+                    true => self.derive(&epoch, super::fleet::epoch_index(self.period, t))?,
+                    false => self.load_or_create(&epoch)?,
+                };
                 let k = Arc::new(EpochKey { epoch, pan });
                 if crate::sys::lock_value_in_ram(&k.pan).is_err() {
                     tracing::warn!(
@@ -250,6 +277,28 @@ impl KeyStore {
         let mut key = key_file(&self.path(epoch))?;
         let pan = CryptoPan::new(&key);
         erase(&mut key);
+        Ok(pan)
+    }
+
+    /// The fleet key of epoch `index` (named `epoch`), kept in its key
+    /// file like a random one. A key file that holds another key (the
+    /// fleet was re-seeded) is replaced.
+    fn derive(&mut self, epoch: &str, index: u64) -> Result<CryptoPan, KeyError> {
+        let chain = self.fleet.as_mut().expect("fleet mode");
+        let want = chain.at(index)?.epoch_key();
+        let path = self.path(epoch);
+        let mut have = key_file_with(&path, || Ok(*want))?;
+        if have != *want {
+            erase(&mut have);
+            tracing::warn!(
+                epoch,
+                "this epoch's key file is not the fleet's key (re-seeded): replaced"
+            );
+            let _ = std::fs::remove_file(&path);
+            have = key_file_with(&path, || Ok(*want))?;
+        }
+        let pan = CryptoPan::new(&have);
+        erase(&mut have);
         Ok(pan)
     }
 

@@ -13,6 +13,7 @@
 //! bytes stay inside `keys`.
 
 pub mod cryptopan;
+pub mod fleet;
 pub mod keys;
 
 use std::net::IpAddr;

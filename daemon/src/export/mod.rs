@@ -450,11 +450,10 @@ impl Exporters {
                 tx,
             ));
         }
-        let keys = Arc::new(Mutex::new(KeyStore::open(
-            &cfg.deid.key_dir,
-            cfg.deid.epoch,
-            cfg.deid.keep_epochs,
-        )?));
+        let keys = Arc::new(Mutex::new(match &cfg.deid.fleet_seed_file {
+            Some(seed) => KeyStore::open_fleet(&cfg.deid.key_dir, cfg.deid.epoch, cfg.deid.keep_epochs, seed)?,
+            None => KeyStore::open(&cfg.deid.key_dir, cfg.deid.epoch, cfg.deid.keep_epochs)?,
+        }));
         // Fail at start, not on the first record, if the key store is unusable.
         keys.lock()
             .map_err(|_| ExportStartError::Thread(std::io::Error::other("key store")))?
