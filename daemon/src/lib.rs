@@ -8,7 +8,7 @@
 //! → `select` (5, its reassembly memory in `budget`) → `erase` (6). Selected
 //! records leave through the `sink` (7) on two branches (8): `deid` and
 //! `export` to the recipients, and the retention `store` the sink commits
-//! to. Then what oversight reads (`audit`, `report`), what runs the
+//! to. Then what oversight reads (`audit`, `approvals`, `report`), what runs the
 //! appliance around the data path (`config`, `feeds`, `control`, `telemetry`,
 //! `sys`, `hex`, `offline`), and what is not the product, compiled only for
 //! tests, benches and fuzzing (feature `testkit`: `benchkit`, `craft`,
@@ -31,6 +31,7 @@ pub mod export;
 pub mod store;
 
 pub mod audit;
+pub mod approvals;
 pub mod report;
 
 pub mod config;

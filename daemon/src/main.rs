@@ -36,6 +36,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: AuditCmd,
     },
+    /// For the approving authority: make its key, sign approval documents
+    /// (what opens a measure's window under `[approvals]`), verify one.
+    Approval {
+        #[command(subcommand)]
+        cmd: ApprovalCmd,
+    },
     /// Transparency report of aggregate figures (per period and measure)
     /// from a verified audit trail: DIR/report.json and a self-contained
     /// DIR/report.html with charts, written to --out.
@@ -117,14 +123,59 @@ enum Cmd {
 /// systemd unit sets it). No log line carries packet bytes or addresses of
 /// unselected traffic: the data path logs counters and states only.
 #[derive(clap::Subcommand)]
+enum ApprovalCmd {
+    /// Create the authority's Ed25519 key in KEY (0600; refused if it
+    /// exists readable by others) and its public half in KEY.pub; print
+    /// the public key.
+    Keygen { key: PathBuf },
+    /// Sign an approval; the document goes to --out (or stdout).
+    Sign {
+        /// The authority's key (from `keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The approval's reference (the committee's decision number).
+        #[arg(long = "ref")]
+        reference: String,
+        #[arg(long, value_parser = ["transit", "inbound", "outbound"])]
+        measure: String,
+        /// RFC 3339, inclusive.
+        #[arg(long)]
+        not_before: String,
+        /// RFC 3339, exclusive.
+        #[arg(long)]
+        not_after: String,
+        /// An appliance id it covers (repeat; none: every appliance).
+        #[arg(long = "appliance")]
+        appliances: Vec<String>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Verify a document against the authority's public key (and, if
+    /// given, a measure and an appliance); exit 1 if it does not hold now.
+    Verify {
+        doc: PathBuf,
+        #[arg(long)]
+        authority: PathBuf,
+        #[arg(long)]
+        measure: Option<String>,
+        #[arg(long)]
+        appliance: Option<String>,
+    },
+}
+
+#[derive(clap::Subcommand)]
 enum AuditCmd {
     /// Verify the hash chain and every signature of DIR/trail.jsonl; print
-    /// PASS with the figures, or FAIL and the first bad entry. Exit 1 on FAIL.
+    /// PASS with the figures, or FAIL and the first bad entry. DIR may
+    /// also be a fleet's: one directory per appliance, each with its
+    /// trail.jsonl and appliance.pub (PASS/FAIL per appliance and for the
+    /// fleet). Exit 1 on FAIL.
     Verify {
         dir: PathBuf,
-        /// The appliance's public key (DIR/appliance.pub on the appliance).
+        /// The appliance's public key (DIR/appliance.pub on the appliance);
+        /// required for one appliance's trail.
         #[arg(long)]
-        pubkey: PathBuf,
+        pubkey: Option<PathBuf>,
         /// A checkpoint entry a recipient kept: the trail must still hold it.
         #[arg(long)]
         witness: Option<PathBuf>,
@@ -138,9 +189,15 @@ enum AuditCmd {
     Check {
         #[arg(value_parser = ["erasure", "capture", "exports", "retention"])]
         what: String,
+        /// One appliance's audit directory, or a fleet's (see `verify`).
         dir: PathBuf,
+        /// Required for one appliance's trail.
         #[arg(long)]
-        pubkey: PathBuf,
+        pubkey: Option<PathBuf>,
+        /// capture: the approving authority's public key; every interval
+        /// with redirected packets must then lie under a signed approval.
+        #[arg(long)]
+        authority: Option<PathBuf>,
         /// retention: how many seconds after expiry a purge still counts as on time.
         #[arg(long, default_value_t = 60)]
         grace_secs: u64,
@@ -158,6 +215,111 @@ fn init_logging() {
         b.json().flatten_event(true).init();
     } else {
         b.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+}
+
+/// `furui approval …`.
+fn approval(cmd: ApprovalCmd) -> ExitCode {
+    use furui::approvals::{Approval, Signed};
+    let fail = |e: String| {
+        eprintln!("furui approval: {e}");
+        ExitCode::from(1)
+    };
+    match cmd {
+        ApprovalCmd::Keygen { key } => match furui::audit::keygen(&key) {
+            Ok(public) => {
+                println!("{public}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e.to_string()),
+        },
+        ApprovalCmd::Sign {
+            key,
+            reference,
+            measure,
+            not_before,
+            not_after,
+            appliances,
+            out,
+        } => {
+            let a = Approval {
+                reference,
+                measure,
+                not_before,
+                not_after,
+                appliances,
+            };
+            if let Err(e) = a.interval() {
+                return fail(e.to_string());
+            }
+            if let Some(bad) = a.appliances.iter().find(|x| !furui::config::appliance::valid_id(x)) {
+                return fail(format!("`{bad}` is not an appliance id"));
+            }
+            let signing = match furui::audit::signing_key(&key) {
+                Ok(k) => k,
+                Err(e) => return fail(e.to_string()),
+            };
+            let text = serde_json::to_string_pretty(&a.sign(&signing)).unwrap_or_default() + "\n";
+            match out {
+                Some(p) => match std::fs::write(&p, text) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => fail(format!("{}: {e}", p.display())),
+                },
+                None => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+            }
+        }
+        ApprovalCmd::Verify {
+            doc,
+            authority,
+            measure,
+            appliance,
+        } => {
+            let run = || -> Result<String, String> {
+                let key = furui::approvals::read_authority(&authority)?;
+                let d = Signed::read(&doc).map_err(|e| e.to_string())?;
+                let a = &d.approval;
+                let now = time::OffsetDateTime::now_utc();
+                let m = measure.as_deref().unwrap_or(&a.measure);
+                let who = appliance
+                    .as_deref()
+                    .unwrap_or(a.appliances.first().map_or("", String::as_str));
+                d.verify(&key, m, who, now).map_err(|e| e.to_string())?;
+                Ok(format!(
+                    "valid: approval `{}` for {} from {} to {}, {}",
+                    a.reference,
+                    a.measure,
+                    a.not_before,
+                    a.not_after,
+                    if a.appliances.is_empty() {
+                        "every appliance".to_string()
+                    } else {
+                        format!("appliances {}", a.appliances.join(", "))
+                    }
+                ))
+            };
+            match run() {
+                Ok(line) => {
+                    println!("{line}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+    }
+}
+
+/// Prints an audit outcome; exit 1 on FAIL.
+fn outcome(o: furui::audit::fleet::Outcome) -> ExitCode {
+    for l in &o.lines {
+        println!("{l}");
+    }
+    if o.pass {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 
@@ -299,38 +461,14 @@ fn main() -> ExitCode {
         Cmd::Audit {
             cmd: AuditCmd::Verify { dir, pubkey, witness },
         } => {
-            let run = || -> Result<furui::audit::Verified, furui::audit::AuditError> {
-                let key = furui::audit::read_pubkey(&pubkey)?;
-                let w = match &witness {
-                    Some(p) => Some(
-                        std::fs::read_to_string(p).map_err(|source| furui::audit::AuditError::Io {
-                            path: p.clone(),
-                            source,
-                        })?,
-                    ),
-                    None => None,
-                };
-                furui::audit::verify(&dir.join(furui::audit::TRAIL), &key, w.as_deref())
-            };
-            match run() {
-                Ok(v) => {
-                    println!(
-                        "PASS: {} entries, {} signed checkpoints, chain and signatures intact{}",
-                        v.entries,
-                        v.checkpoints,
-                        if witness.is_some() {
-                            ", witness checkpoint present"
-                        } else {
-                            ""
-                        }
-                    );
-                    ExitCode::SUCCESS
-                }
+            let w = match witness.as_ref().map(std::fs::read_to_string).transpose() {
+                Ok(w) => w,
                 Err(e) => {
-                    println!("FAIL: {e}");
-                    ExitCode::from(1)
+                    println!("FAIL: the witness cannot be read: {e}");
+                    return ExitCode::from(1);
                 }
-            }
+            };
+            outcome(furui::audit::fleet::verify(&dir, pubkey.as_deref(), w.as_deref()))
         }
         Cmd::Audit {
             cmd:
@@ -338,32 +476,26 @@ fn main() -> ExitCode {
                     what,
                     dir,
                     pubkey,
+                    authority,
                     grace_secs,
                 },
         } => {
-            let entries = match furui::audit::read_verified(&dir, &pubkey) {
-                Ok((_, entries)) => entries,
+            let authority = match authority.as_deref().map(furui::approvals::read_authority).transpose() {
+                Ok(a) => a,
                 Err(e) => {
-                    println!("FAIL: the trail does not verify, so nothing in it can be trusted: {e}");
+                    println!("FAIL: --authority: {e}");
                     return ExitCode::from(1);
                 }
             };
-            let v = match what.as_str() {
-                "erasure" => furui::audit::check::erasure(&entries),
-                "capture" => furui::audit::check::capture(&entries),
-                "exports" => furui::audit::check::exports(&entries),
-                _ => furui::audit::check::retention(&entries, std::time::Duration::from_secs(grace_secs)),
-            };
-            println!("{}: {what}", if v.pass { "PASS" } else { "FAIL" });
-            for l in &v.lines {
-                println!("  {l}");
-            }
-            if v.pass {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
+            outcome(furui::audit::fleet::check(
+                &what,
+                &dir,
+                pubkey.as_deref(),
+                authority.as_ref(),
+                std::time::Duration::from_secs(grace_secs),
+            ))
         }
+        Cmd::Approval { cmd } => approval(cmd),
         Cmd::Report {
             from,
             to,

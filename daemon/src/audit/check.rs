@@ -15,6 +15,8 @@
 
 use std::collections::BTreeMap;
 
+mod approvals;
+
 use std::time::Duration;
 
 use super::{rfc3339, time_of};
@@ -76,7 +78,11 @@ pub fn erasure(entries: &[Value]) -> Verdict {
 const NEVER: [&str; 5] = ["domestic", "non_ip", "malformed", "undecided", "too_deep"];
 const MEASURED: [(&str, &str); 3] = [("inbound", "inbound"), ("outbound", "outbound"), ("transit", "transit")];
 
-pub fn capture(entries: &[Value]) -> Verdict {
+/// `authority`: the approving authority's public key; with it, every
+/// interval in which a measure's packets were redirected must lie under a
+/// signed approval the trail holds (`check::approvals`).
+pub fn capture(entries: &[Value], authority: Option<&ed25519_dalek::VerifyingKey>) -> Verdict {
+    let mut approvals = approvals::Approvals::default();
     let mut lines = Vec::new();
     let mut checked = 0u64;
     let mut redirected = 0u64;
@@ -91,10 +97,15 @@ pub fn capture(entries: &[Value]) -> Verdict {
                 last.clear();
                 open_now.clear();
                 open_since_last.clear();
+                approvals.start(e);
             }
+            Some("reload") if e["data"]["accepted"] == true => approvals.policy(e),
             Some("window") => {
                 let m = e["data"]["measure"].as_str().unwrap_or("").to_string();
                 let on = e["data"]["authorized"].as_bool().unwrap_or(false);
+                if on {
+                    approvals.window(&m, e["data"]["approval"].as_str().unwrap_or(""));
+                }
                 open_now.insert(m.clone(), on);
                 if on {
                     open_since_last.insert(m, true);
@@ -128,9 +139,13 @@ pub fn capture(entries: &[Value]) -> Verdict {
                             e["seq"]
                         ));
                     }
+                    if let Some(key) = authority.filter(|_| delta > 0) {
+                        lines.extend(approvals.redirected(e, measure, delta, key));
+                    }
                     last.insert(class.to_string(), n);
                 }
                 open_since_last = open_now.clone();
+                approvals.checkpoint(e);
                 checked += 1;
             }
             _ => {}
@@ -144,6 +159,15 @@ pub fn capture(entries: &[Value]) -> Verdict {
         0,
         format!("{checked} signed checkpoints checked; {redirected} packets of authorized measures redirected; none of another class"),
     );
+    if authority.is_some() {
+        lines.insert(
+            1,
+            format!(
+                "{} intervals with redirected packets checked against the authority's signed approvals",
+                approvals.checked
+            ),
+        );
+    }
     Verdict { pass, lines }
 }
 
@@ -345,22 +369,22 @@ mod tests {
     #[test]
     fn capture_fails_on_a_domestic_redirect_or_one_outside_a_window() {
         let redirect = |class: &str, n: u64| json!({ format!("furui_xdp_packets_total{{action=\"redirect\",class=\"{class}\"}}"): n });
-        assert!(capture(&run(&[("inbound", true)], &[redirect("inbound", 10)])).pass);
-        let v = capture(&run(&[("inbound", true)], &[redirect("domestic", 1)]));
+        assert!(capture(&run(&[("inbound", true)], &[redirect("inbound", 10)]), None).pass);
+        let v = capture(&run(&[("inbound", true)], &[redirect("domestic", 1)]), None);
         assert!(
             !v.pass && v.lines.iter().any(|l| l.contains("1 domestic packets redirected")),
             "{v:?}"
         );
-        let v = capture(&run(&[("inbound", true)], &[redirect("transit", 5)]));
+        let v = capture(&run(&[("inbound", true)], &[redirect("transit", 5)]), None);
         assert!(
             !v.pass && v.lines.iter().any(|l| l.contains("transit measure was not authorized")),
             "{v:?}"
         );
         // Redirected while open, then the window closed: later growth fails.
-        let v = capture(&run(
-            &[("inbound", true), ("inbound", false)],
-            &[redirect("inbound", 3)],
-        ));
+        let v = capture(
+            &run(&[("inbound", true), ("inbound", false)], &[redirect("inbound", 3)]),
+            None,
+        );
         assert!(v.pass, "open during the interval: {v:?}");
         let dir = tempfile::tempdir().unwrap();
         let mut t = Trail::open(dir.path(), false).unwrap();
@@ -372,9 +396,103 @@ mod tests {
             .unwrap();
         t.append("checkpoint", redirect("inbound", 3), true).unwrap();
         t.append("checkpoint", redirect("inbound", 4), true).unwrap();
-        let v = capture(&entries(dir.path()));
+        let v = capture(&entries(dir.path()), None);
         assert!(
             !v.pass && v.lines.iter().any(|l| l.contains("1 inbound packets redirected while")),
+            "{v:?}"
+        );
+    }
+
+    /// With the authority's key: redirects under a signed approval the
+    /// trail holds pass; under a tampered one, one signed with another
+    /// key, another measure's, another appliance's, or outside its
+    /// interval, they fail, each named.
+    #[test]
+    fn capture_with_the_authority_checks_every_interval_against_a_signed_approval() {
+        use crate::approvals::Approval;
+        use ed25519_dalek::SigningKey;
+        let authority = SigningKey::from_bytes(&[3; 32]);
+        let redirect = |n: u64| json!({ "furui_xdp_packets_total{action=\"redirect\",class=\"inbound\"}": n });
+        let doc = |measure: &str, nb: &str, na: &str, appliances: &[&str], key: &SigningKey| {
+            Approval {
+                reference: "PPC-1".into(),
+                measure: measure.into(),
+                not_before: nb.into(),
+                not_after: na.into(),
+                appliances: appliances.iter().map(|a| a.to_string()).collect(),
+            }
+            .sign(key)
+            .to_json()
+        };
+        let trail = |doc: Value, appliance: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut t = Trail::open_as(dir.path(), false, Some(appliance)).unwrap();
+            t.append("start", json!({ "approvals": [doc] }), false).unwrap();
+            t.append(
+                "window",
+                json!({"measure": "inbound", "authorized": true, "approval": "PPC-1"}),
+                false,
+            )
+            .unwrap();
+            t.append("checkpoint", redirect(5), true).unwrap();
+            entries(dir.path())
+        };
+        let (past, future) = ("2020-01-01T00:00:00Z", "2099-01-01T00:00:00Z");
+        let key = authority.verifying_key();
+        let v = capture(
+            &trail(doc("inbound", past, future, &["tokyo-1"], &authority), "tokyo-1"),
+            Some(&key),
+        );
+        assert!(v.pass, "{v:?}");
+        assert!(
+            v.lines[1].starts_with("1 intervals with redirected packets checked"),
+            "{v:?}"
+        );
+        let mut tampered = doc("inbound", past, "2030-01-01T00:00:00Z", &[], &authority);
+        tampered["approval"]["not_after"] = json!(future);
+        let other = SigningKey::from_bytes(&[4; 32]);
+        for (d, appliance, why) in [
+            (tampered, "tokyo-1", "altered, or signed with another key"),
+            (
+                doc("inbound", past, future, &[], &other),
+                "tokyo-1",
+                "altered, or signed with another key",
+            ),
+            (
+                doc("transit", past, future, &[], &authority),
+                "tokyo-1",
+                "which is for transit",
+            ),
+            (
+                doc("inbound", past, future, &["osaka-1"], &authority),
+                "tokyo-1",
+                "does not cover",
+            ),
+            (
+                doc("inbound", past, "2021-01-01T00:00:00Z", &[], &authority),
+                "tokyo-1",
+                "outside approval `PPC-1`",
+            ),
+        ] {
+            let v = capture(&trail(d, appliance), Some(&key));
+            assert!(!v.pass && v.lines.iter().any(|l| l.contains(why)), "{why}: {v:?}");
+        }
+        // Without the key the check is what it was.
+        assert!(capture(&trail(doc("transit", past, future, &[], &other), "x"), None).pass);
+        // A window opened under an approval the trail does not hold.
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Trail::open(dir.path(), false).unwrap();
+        t.append("start", json!({}), false).unwrap();
+        t.append(
+            "window",
+            json!({"measure": "inbound", "authorized": true, "approval": "PPC-9"}),
+            false,
+        )
+        .unwrap();
+        t.append("checkpoint", redirect(2), true).unwrap();
+        let v = capture(&entries(dir.path()), Some(&key));
+        assert!(
+            !v.pass && v.lines.iter().any(|l| l.contains("does not hold as a signed document")),
             "{v:?}"
         );
     }

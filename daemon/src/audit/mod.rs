@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use crate::erase::erase;
 
 pub mod check;
+pub mod fleet;
 mod log;
 pub mod policy;
 
@@ -99,6 +100,45 @@ pub fn load_or_create_key(dir: &Path) -> Result<SigningKey, AuditError> {
             source,
         }
     })?;
+    Ok(key)
+}
+
+/// A signing key file as `load_or_create_key` keeps one (32 bytes, 0600),
+/// read; it must exist.
+pub fn signing_key(path: &Path) -> Result<SigningKey, AuditError> {
+    if !path.is_file() {
+        return Err(AuditError::Bad(format!(
+            "{} does not exist (make it with `furui approval keygen`)",
+            path.display()
+        )));
+    }
+    signing_key_created(path)
+}
+
+/// Creates a new signing key in `path` (refused if the file exists) and
+/// its public half in `path`.pub; returns the public key in hex.
+pub fn keygen(path: &Path) -> Result<String, AuditError> {
+    if path.exists() {
+        return Err(AuditError::Bad(format!(
+            "{} exists: a key is never overwritten",
+            path.display()
+        )));
+    }
+    let key = signing_key_created(path)?;
+    let public = hex(key.verifying_key().as_bytes());
+    let mut pubpath = path.as_os_str().to_os_string();
+    pubpath.push(".pub");
+    std::fs::write(&pubpath, format!("{public}\n")).map_err(|source| AuditError::Io {
+        path: pubpath.into(),
+        source,
+    })?;
+    Ok(public)
+}
+
+fn signing_key_created(path: &Path) -> Result<SigningKey, AuditError> {
+    let mut bytes = crate::deid::key_file(path).map_err(|e| AuditError::Bad(e.to_string()))?;
+    let key = SigningKey::from_bytes(&bytes);
+    erase(&mut bytes);
     Ok(key)
 }
 

@@ -7,6 +7,7 @@
 // Sections in the order of a config file; each file holds a section's
 // TOML shape, its validated type and its validation.
 pub mod appliance;
+pub mod approvals;
 pub mod capture;
 pub mod decap;
 pub mod domestic;
@@ -59,6 +60,8 @@ pub struct Config {
     pub path: PathBuf,
     /// `[appliance] id` (default: the host's name).
     pub appliance: String,
+    /// `[approvals]`: windows open only under signed approvals.
+    pub approvals: Option<approvals::Approvals>,
     pub capture: Capture,
     /// Domestic prefixes as configured (for the BPF tries) ...
     pub domestic_list: Vec<IpNet>,
@@ -141,6 +144,15 @@ impl Config {
         }
     }
 
+    /// The signed approvals the windows were cut to, as the audit trail
+    /// keeps them (in `start` and `reload` entries).
+    pub fn signed_approvals(&self) -> Vec<serde_json::Value> {
+        self.measures
+            .values()
+            .filter_map(|w| w.signed.as_ref().map(crate::approvals::Signed::to_json))
+            .collect()
+    }
+
     /// Which measures are authorized at `now`.
     pub fn authorized_at(&self, now: OffsetDateTime) -> BTreeMap<Measure, bool> {
         Measure::ALL
@@ -190,7 +202,14 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
     let mut warnings = Vec::new();
     let decap = decap::validate(s.decap, c, &mut warnings);
     let domestic = domestic::validate(s.domestic.unwrap_or_default(), &base, c);
-    let measures = measures::validate(s.measures, c);
+    let approvals = approvals::validate(s.approvals.take(), &base, c);
+    let measures = measures::validate(
+        s.measures,
+        approvals.as_ref(),
+        appliance.as_deref().unwrap_or(""),
+        c,
+        &mut warnings,
+    );
     domestic::check_covers_enabled_measures(&domestic, measures.as_ref(), s.domestic_span, c);
     let indicators = selection::validate_indicators(s.indicators, &base, c);
     let rules_dir = s
@@ -221,6 +240,7 @@ fn parse_into(path: &Path, text: &str, c: &mut Collector<'_>) -> Option<Config> 
     Some(Config {
         path: path.to_path_buf(),
         appliance: appliance?,
+        approvals,
         capture: capture?,
         domestic: domestic.list.iter().copied().collect(),
         domestic_list: domestic.list,

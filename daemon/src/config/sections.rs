@@ -8,6 +8,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::appliance::ApplianceSection;
+use super::approvals::ApprovalsSection;
 use super::audit::AuditSection;
 use super::capture::CaptureSection;
 use super::control::{ControlSection, MetricsSection};
@@ -24,13 +25,14 @@ use super::selection::{IndicatorSection, SelectionSection};
 use crate::classify::Measure;
 
 const SECTIONS: &str =
-    "appliance, capture, decap, domestic, measures, indicators, selection, flows, records, metrics, control, deid, export, api, aggregates, audit, retention, purposes, consents, recipients";
+    "appliance, approvals, capture, decap, domestic, measures, indicators, selection, flows, records, metrics, control, deid, export, api, aggregates, audit, retention, purposes, consents, recipients";
 
 /// Every section as written. `ok` is false when one could not be read, so
 /// that no `Config` is built from a default standing in for it.
 #[derive(Default)]
 pub(super) struct Sections {
     pub appliance: ApplianceSection,
+    pub approvals: Option<ApprovalsSection>,
     pub capture: Option<CaptureSection>,
     pub decap: Option<DecapSection>,
     pub domestic: Option<DomesticSection>,
@@ -78,6 +80,7 @@ impl Sections {
         let x = &mut self.export;
         match key.get_ref().as_ref() {
             "appliance" => self.appliance = de_or_default(value, ok, c),
+            "approvals" => self.approvals = de_optional(value, ok, c),
             "capture" => self.capture = de(value, c),
             "decap" => self.decap = de_optional(value, ok, c),
             "domestic" => {

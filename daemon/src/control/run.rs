@@ -134,6 +134,7 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
             "ruleset_imports": &cfg.rules.imports.counts,
             "interface": cfg.capture.interface,
             "recipients": crate::audit::policy::of(&cfg.export),
+            "approvals": cfg.signed_approvals(),
         }),
         false,
     );
@@ -723,6 +724,7 @@ fn audit_reload(trail: &crate::audit::AuditLog, cfg: &Config, ask: ReloadAsk, re
             "ruleset_version": cfg.rules.version.to_string(),
             "ruleset_sha256": cfg.rules.sha256,
             "recipients": crate::audit::policy::of(&cfg.export),
+            "approvals": cfg.signed_approvals(),
         }),
         false,
     );

@@ -27,7 +27,7 @@ pub fn check(data: &[u8]) {
         .filter_map(|l| serde_json::from_slice(l).ok())
         .collect();
     let _ = crate::audit::check::erasure(&entries);
-    let _ = crate::audit::check::capture(&entries);
+    let _ = crate::audit::check::capture(&entries, None);
     let _ = crate::audit::check::exports(&entries);
     let _ = crate::audit::check::retention(&entries, std::time::Duration::from_secs(60));
 }
