@@ -43,8 +43,10 @@ enum Cmd {
         cmd: ApprovalCmd,
     },
     /// Transparency report of aggregate figures (per period and measure)
-    /// from a verified audit trail: DIR/report.json and a self-contained
-    /// DIR/report.html with charts, written to --out.
+    /// from a verified audit trail: report.json and a self-contained
+    /// report.html with charts, written to --out. Given a fleet directory
+    /// (one subdirectory per appliance), each appliance's report goes to
+    /// OUT/NAME/ and the fleet's (per appliance and in total) to OUT.
     Report {
         /// Start of the reported time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
         #[arg(long)]
@@ -52,9 +54,10 @@ enum Cmd {
         /// End of the reported time (RFC 3339, exclusive).
         #[arg(long)]
         to: String,
-        /// The audit directory (or a copy of it).
+        /// The audit directory (or a copy of it), or a fleet's directory of them.
         dir: PathBuf,
-        /// The appliance's public key; DIR/appliance.pub if not given.
+        /// The appliance's public key; DIR/appliance.pub if not given (a
+        /// fleet's members always use their own).
         #[arg(long)]
         pubkey: Option<PathBuf>,
         /// Where report.json and report.html are written.
@@ -597,36 +600,83 @@ fn report(
         eprintln!("--to must be later than --from");
         return ExitCode::from(2);
     }
-    let pubkey = pubkey.unwrap_or_else(|| dir.join(furui::audit::PUBKEY));
-    let (verified, entries) = match furui::audit::read_verified(dir, &pubkey) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("no report: the trail does not verify, so its figures cannot be trusted: {e}");
-            return ExitCode::from(1);
-        }
-    };
     let period = if period == "hour" {
         furui::report::Period::Hour
     } else {
         furui::report::Period::Day
     };
-    let r = furui::report::build(&entries, from, to, period, &verified.last_hash);
-    let json = serde_json::to_string_pretty(&r).unwrap_or_default();
-    let write = |name: &str, text: &str| {
-        let p = out.join(name);
-        std::fs::create_dir_all(out)
-            .and_then(|_| std::fs::write(&p, text))
-            .map(|_| p.clone())
-            .map_err(|e| eprintln!("cannot write {}: {e}", p.display()))
+    let one = |dir: &std::path::Path, pubkey: &std::path::Path| {
+        furui::audit::read_verified(dir, pubkey).map(|(verified, entries)| {
+            let r = furui::report::build(&entries, from, to, period, &verified.last_hash);
+            (verified.appliances, r)
+        })
     };
-    match (
-        write("report.json", &json),
-        write("report.html", &furui::report::html::render(&r)),
-    ) {
-        (Ok(j), Ok(h)) => {
-            println!("{}\n{}", j.display(), h.display());
-            ExitCode::SUCCESS
+    let write = |out: &std::path::Path, json: &str, html: &str| -> Result<(), ()> {
+        for (name, text) in [("report.json", json), ("report.html", html)] {
+            let p = out.join(name);
+            std::fs::create_dir_all(out)
+                .and_then(|_| std::fs::write(&p, text))
+                .map_err(|e| eprintln!("cannot write {}: {e}", p.display()))?;
+            println!("{}", p.display());
         }
-        _ => ExitCode::from(1),
+        Ok(())
+    };
+    let written = match furui::audit::fleet::members(dir) {
+        Err(e) => {
+            eprintln!("no report: {e}");
+            return ExitCode::from(1);
+        }
+        Ok(None) => {
+            let pubkey = pubkey.unwrap_or_else(|| dir.join(furui::audit::PUBKEY));
+            let r = match one(dir, &pubkey) {
+                Ok((_, r)) => r,
+                Err(e) => {
+                    eprintln!("no report: the trail does not verify, so its figures cannot be trusted: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let json = serde_json::to_string_pretty(&r).unwrap_or_default();
+            write(out, &json, &furui::report::html::render(&r))
+        }
+        Ok(Some(list)) => {
+            // A fleet's report is only as good as its least trustworthy
+            // trail: one that does not verify stops the whole report.
+            let mut members = Vec::new();
+            let mut failed = false;
+            for m in list {
+                match one(&m.dir, &m.pubkey) {
+                    Ok((appliances, report)) => members.push(furui::report::fleet::Member {
+                        name: m.name,
+                        appliances,
+                        report,
+                    }),
+                    Err(e) => {
+                        eprintln!("{}: the trail does not verify: {e}", m.name);
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                eprintln!("no report: a fleet's figures cannot be trusted while one of its trails does not verify");
+                return ExitCode::from(1);
+            }
+            let mut result = Ok(());
+            for m in &members {
+                let json = serde_json::to_string_pretty(&m.report).unwrap_or_default();
+                result = result.and(write(
+                    &out.join(&m.name),
+                    &json,
+                    &furui::report::html::render(&m.report),
+                ));
+            }
+            let f = furui::report::fleet::combine(furui::audit::rfc3339(from), furui::audit::rfc3339(to), members);
+            let json = serde_json::to_string_pretty(&f).unwrap_or_default();
+            result.and(write(out, &json, &furui::report::html::render_fleet(&f)))
+        }
+    };
+    if written.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }

@@ -333,27 +333,40 @@ pub fn nats_cluster(rig: &Rig, dir: &std::path::Path) -> Vec<KillOnDrop> {
     nodes
 }
 
-/// A request to the server on `port` in namespace `ns`; its JSON answer.
-pub fn nats_request(ns: &str, port: u16, subject: &str, body: &str) -> Result<serde_json::Value, String> {
-    let (subject, body) = (subject.to_string(), body.to_string());
+/// Runs `f` with a client of the server on 127.0.0.1:`port` in namespace
+/// `ns`, connected as `options` say; the connection's error, or `f`'s.
+fn with_client<T, F, Fut>(ns: &str, port: u16, options: async_nats::ConnectOptions, f: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce(async_nats::Client) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
     in_netns(ns, move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(async move {
-            let client = async_nats::ConnectOptions::new()
-                .connection_timeout(Duration::from_secs(2))
+            let client = options
                 .connect(format!("127.0.0.1:{port}"))
                 .await
                 .map_err(|e| e.to_string())?;
-            let ask = client.request(subject, body.into_bytes().into());
-            let m = tokio::time::timeout(Duration::from_secs(3), ask)
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
-            serde_json::from_slice(&m.payload).map_err(|e| e.to_string())
+            f(client).await
         })
+    })
+}
+
+/// A request to the server on `port` in namespace `ns`; its JSON answer.
+pub fn nats_request(ns: &str, port: u16, subject: &str, body: &str) -> Result<serde_json::Value, String> {
+    let (subject, body) = (subject.to_string(), body.to_string());
+    let options = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(2));
+    with_client(ns, port, options, move |client| async move {
+        let ask = client.request(subject, body.into_bytes().into());
+        let m = tokio::time::timeout(Duration::from_secs(3), ask)
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        serde_json::from_slice(&m.payload).map_err(|e| e.to_string())
     })
 }
 
@@ -406,28 +419,18 @@ fn nats_read_from(
     subject: &str,
 ) -> Result<Vec<serde_json::Value>, String> {
     let (stream, subject) = (stream.to_string(), subject.to_string());
-    in_netns(ns, move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let client = options
-                .connect(format!("127.0.0.1:{port}"))
-                .await
-                .map_err(|e| e.to_string())?;
-            let js = async_nats::jetstream::new(client);
-            let get = tokio::time::timeout(Duration::from_secs(3), js.get_stream(stream.as_str()));
-            let mut st = get.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
-            let n = st.info().await.map_err(|e| e.to_string())?.state.messages;
-            let mut out = Vec::new();
-            for seq in 1..=n {
-                let m = st.get_raw_message(seq).await.map_err(|e| e.to_string())?;
-                if m.subject.as_str() == subject {
-                    out.push(serde_json::from_slice(&m.payload).unwrap());
-                }
+    with_client(ns, port, options, move |client| async move {
+        let js = async_nats::jetstream::new(client);
+        let get = tokio::time::timeout(Duration::from_secs(3), js.get_stream(stream.as_str()));
+        let mut st = get.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        let n = st.info().await.map_err(|e| e.to_string())?.state.messages;
+        let mut out = Vec::new();
+        for seq in 1..=n {
+            let m = st.get_raw_message(seq).await.map_err(|e| e.to_string())?;
+            if m.subject.as_str() == subject {
+                out.push(serde_json::from_slice(&m.payload).unwrap());
             }
-            Ok(out)
-        })
+        }
+        Ok(out)
     })
 }

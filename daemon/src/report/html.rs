@@ -8,7 +8,8 @@ use std::fmt::Write;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::Report;
+use super::fleet::FleetReport;
+use super::{Figures, Report};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -145,6 +146,24 @@ fn windows(r: &Report) -> String {
     s
 }
 
+/// Packets of never-captured classes (domestic, non-IP, malformed,
+/// undecided tunnels, too deep) that were copied out of the kernel: 0
+/// unless something is badly wrong.
+fn never_copied(t: &Figures) -> u64 {
+    crate::classify::Class::NEVER_CAPTURED
+        .iter()
+        .map(|c| t.packets_redirected.get(c.name()).copied().unwrap_or(0))
+        .sum()
+}
+
+const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:720px;color:#1d2329}
+h1{font-size:1.5em} h2{font-size:1.15em;margin-top:2em}
+.k{display:flex;gap:1em;flex-wrap:wrap} .k div{background:#f3f5f7;padding:.6em 1em;border-radius:6px}
+.k b{display:block;font-size:1.4em} table{border-collapse:collapse;width:100%}
+td,th{padding:.3em .5em;border-bottom:1px solid #e3e6ea;text-align:right} td:first-child,th:first-child{text-align:left}
+svg .l{font-size:12px;fill:#333} svg .v{font-size:12px;fill:#111} .ok{color:#2e8b57} .bad{color:#b3261e}
+.small{color:#5b636b;font-size:.85em}";
+
 pub fn render(r: &Report) -> String {
     let t = &r.totals;
     // Every class the kernel counts, the never-captured ones (domestic,
@@ -165,10 +184,7 @@ pub fn render(r: &Report) -> String {
         ("frames copied".to_string(), t.frames_received, MEASURED),
         ("frames erased".to_string(), t.frames_erased, ERASED),
     ];
-    let never_copied: u64 = never
-        .iter()
-        .map(|c| t.packets_redirected.get(*c).copied().unwrap_or(0))
-        .sum();
+    let never_copied = never_copied(t);
     let exported: u64 = t.exported.values().sum();
     let purged: u64 = t.purged.values().sum();
     let mut rows = String::new();
@@ -199,13 +215,7 @@ pub fn render(r: &Report) -> String {
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
 <title>furui transparency report {from} – {to}</title>
 <style>
-body{{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:720px;color:#1d2329}}
-h1{{font-size:1.5em}} h2{{font-size:1.15em;margin-top:2em}}
-.k{{display:flex;gap:1em;flex-wrap:wrap}} .k div{{background:#f3f5f7;padding:.6em 1em;border-radius:6px}}
-.k b{{display:block;font-size:1.4em}} table{{border-collapse:collapse;width:100%}}
-td,th{{padding:.3em .5em;border-bottom:1px solid #e3e6ea;text-align:right}} td:first-child,th:first-child{{text-align:left}}
-svg .l{{font-size:12px;fill:#333}} svg .v{{font-size:12px;fill:#111}} .ok{{color:#2e8b57}} .bad{{color:#b3261e}}
-.small{{color:#5b636b;font-size:.85em}}
+{STYLE}
 </style></head><body>
 <h1>Transparency report</h1>
 <p>{from} to {to}. Aggregate figures only, recomputed from the appliance's signed audit trail ({entries} entries, {signed} signed checkpoints). No address, flow or record appears in this report.</p>
@@ -265,5 +275,108 @@ svg .l{{font-size:12px;fill:#333}} svg .v{{font-size:12px;fill:#111}} .ok{{color
         recipients = recipients,
         window_chart = windows(r),
         hash = esc(&r.trail_last_hash),
+    )
+}
+
+/// One figure row of the fleet table.
+fn fleet_row(name: &str, link: Option<&str>, t: &Figures) -> String {
+    let cell = match link {
+        Some(href) => format!("<a href=\"{}\">{}</a>", esc(href), esc(name)),
+        None => format!("<b>{}</b>", esc(name)),
+    };
+    let erased = if t.frames_received == t.frames_erased {
+        "ok"
+    } else {
+        "bad"
+    };
+    let never = never_copied(t);
+    format!(
+        "<tr><td>{cell}</td><td>{}</td><td class=\"{erased}\">{} / {}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        num(t.packets_seen.values().sum()),
+        num(t.frames_erased),
+        num(t.frames_received),
+        if never == 0 { "ok" } else { "bad" },
+        num(never),
+        num(t.records_selected),
+        num(t.exported.values().sum()),
+        num(t.purged.values().sum()),
+    )
+}
+
+/// The fleet's page: one row per appliance (linking to its own report,
+/// written beside it in NAME/report.html) and the fleet's total.
+pub fn render_fleet(f: &FleetReport) -> String {
+    let t = &f.totals;
+    let mut rows = String::new();
+    for m in &f.appliances {
+        rows.push_str(&fleet_row(
+            &m.name,
+            Some(&format!("{}/report.html", m.name)),
+            &m.report.totals,
+        ));
+    }
+    rows.push_str(&fleet_row("fleet", None, t));
+    let selected: Vec<(String, u64, &str)> = f
+        .appliances
+        .iter()
+        .map(|m| (m.name.clone(), m.report.totals.records_selected, MEASURED))
+        .collect();
+    let mut periods = String::new();
+    for p in &f.periods {
+        let x = &p.figures;
+        let _ = write!(
+            periods,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&p.start),
+            num(x.packets_seen.values().sum()),
+            num(x.frames_erased),
+            num(x.records_selected),
+            num(x.exported.values().sum()),
+            num(x.purged.values().sum())
+        );
+    }
+    let erased_ok = f
+        .appliances
+        .iter()
+        .all(|m| m.report.totals.frames_received == m.report.totals.frames_erased);
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<title>furui fleet transparency report {from} – {to}</title>
+<style>
+{STYLE}
+</style></head><body>
+<h1>Fleet transparency report</h1>
+<p>{from} to {to}. {n} appliances, each one's figures recomputed from its own verified, signed audit trail, and their sum. Aggregate figures only: no address, flow or record appears in this report.</p>
+<div class="k">
+<div>packets seen<b id="fleet-packets-seen">{seen}</b></div>
+<div>frames copied and erased<b id="fleet-frames-erased">{erased}</b></div>
+<div>records selected<b id="fleet-records-selected">{selected_total}</b></div>
+<div>records exported<b id="fleet-records-exported">{exported}</b></div>
+</div>
+<h2>Per appliance</h2>
+<p class="{erased_class}">{erased_text}</p>
+<table><tr><th>appliance</th><th>packets seen</th><th>frames erased / copied</th><th>never-captured classes copied</th><th>selected</th><th>exported</th><th>purged</th></tr>{rows}</table>
+<h2>Records selected, by appliance</h2>
+{chart}
+<h2>The fleet per period</h2>
+<table><tr><th>period from</th><th>packets seen</th><th>frames erased</th><th>selected</th><th>exported</th><th>purged</th></tr>{periods}</table>
+</body></html>
+"#,
+        from = esc(&f.from),
+        to = esc(&f.to),
+        n = f.appliances.len(),
+        seen = num(t.packets_seen.values().sum()),
+        erased = num(t.frames_erased),
+        selected_total = num(t.records_selected),
+        exported = num(t.exported.values().sum()),
+        erased_class = if erased_ok { "ok" } else { "bad" },
+        erased_text = if erased_ok {
+            "On every appliance, every frame copied to user space was erased.".to_string()
+        } else {
+            "On at least one appliance (in red below), frames copied and frames erased differ: a finding.".to_string()
+        },
+        chart = bars(&selected),
     )
 }

@@ -5,6 +5,7 @@
 //! authorization windows. Nothing in it identifies a flow or an address:
 //! the trail holds none, and the report reads nothing else.
 
+pub mod fleet;
 pub mod html;
 
 use std::collections::BTreeMap;

@@ -267,6 +267,7 @@ fn zero_copy_needs_mirror_mode_and_an_explicit_acknowledgment() {
     assert!(parse(&with("bind = \"copy\"\nmode = \"inline\"\n")).is_ok());
 }
 
+mod approvals;
 mod export;
 
 #[test]
