@@ -4,7 +4,9 @@
 //! as one fleet directory (PASS per appliance and for the fleet, FAIL for
 //! the one whose trail was doctored) and gets one report over both. The
 //! approving authority's CLI (`furui approval keygen|sign|verify`) refuses
-//! tampered, expired, wrong-appliance and wrong-key documents.
+//! tampered, expired, wrong-appliance and wrong-key documents, and an
+//! operator editing a running appliance's configuration cannot open a
+//! window the authority has not signed.
 
 mod common;
 
@@ -281,7 +283,7 @@ fn two_appliances_share_pseudonyms_and_an_inspector_checks_them_as_one_fleet() {
         "{out}"
     );
     assert_eq!(lines[2], "fleet: PASS (2 appliances)", "{out}");
-    for what in ["capture", "erasure", "exports"] {
+    for what in ["capture", "erasure", "exports", "retention"] {
         let (code, out, err) = furui(&["audit", "check", what, s(&fleet), "--authority", s(&authority_pub)]);
         assert_eq!(code, 0, "{what}: {out}{err}");
         assert!(out.contains("link-a: PASS") && out.contains("link-b: PASS"), "{out}");
@@ -374,4 +376,110 @@ fn two_appliances_share_pseudonyms_and_an_inspector_checks_them_as_one_fleet() {
     assert_eq!(code, 1);
     assert!(err.contains("link-b: the trail does not verify"), "{err}");
     assert!(!a.path("report-2").join("report.json").exists());
+}
+
+/// Under `[approvals]`, editing a running appliance's configuration cannot
+/// open a window: a reload naming a document for another measure, or a
+/// document edited to say so, is refused and the running windows stay as
+/// they were; only a document the authority signs opens the window, and
+/// the reload's audit entry keeps it.
+#[test]
+fn an_operator_cannot_open_a_window_by_editing_a_running_appliances_config() {
+    let rig = Rig::new();
+    let authority = rig.path("authority.key");
+    assert_eq!(furui(&["approval", "keygen", s(&authority)]).0, 0);
+    let approvals = rig.path("approvals");
+    std::fs::create_dir_all(&approvals).unwrap();
+    let inbound = sign(
+        &authority,
+        &approvals.join("ppc-7.json"),
+        "PPC-7",
+        "2099-01-01T00:00:00Z",
+        &[],
+    );
+    let config = |transit: &str| {
+        rig.config(
+            "",
+            &format!(
+                "{DOMESTIC}[measures.inbound]\nenabled = true\nnot_before = \"2020-01-01T00:00:00Z\"\nnot_after = \"2099-01-01T00:00:00Z\"\napproval = \"PPC-7\"\n\n{transit}\n[approvals]\nauthority_key_file = \"{}\"\ndir = \"{}\"\n\n{SELECT}\n[audit]\ndir = \"{}\"\ncheckpoint_secs = 60\n",
+                rig.path("authority.key.pub").display(),
+                approvals.display(),
+                rig.path("audit").display(),
+            ),
+        )
+    };
+    let transit = |approval: &str| {
+        format!("[measures.transit]\nenabled = true\nnot_before = \"2020-01-01T00:00:00Z\"\nnot_after = \"2099-01-01T00:00:00Z\"\napproval = \"{approval}\"\n")
+    };
+    let cfg = config("");
+    let d = Daemon::start(&rig, &cfg);
+    let authorized = |m: &str| d.metrics().get(&format!("furui_measure_authorized{{measure=\"{m}\"}}"));
+    assert_eq!((authorized("inbound"), authorized("transit")), (1, 0));
+
+    // The inbound approval named for transit.
+    config(&transit("PPC-7"));
+    let (code, out) = rig.reload(&[]);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(
+        out.contains("measure transit: approval `PPC-7` is for measure inbound, not transit"),
+        "{out}"
+    );
+    // A copy of it edited to say transit.
+    let text = std::fs::read_to_string(&inbound).unwrap();
+    std::fs::write(
+        approvals.join("ppc-8.json"),
+        text.replace("PPC-7", "PPC-8").replace("\"inbound\"", "\"transit\""),
+    )
+    .unwrap();
+    config(&transit("PPC-8"));
+    let (code, out) = rig.reload(&[]);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("approval `PPC-8`: the signature does not verify"), "{out}");
+    assert_eq!(
+        (authorized("inbound"), authorized("transit")),
+        (1, 0),
+        "the running windows stay"
+    );
+
+    // The authority signs transit: now the reload opens it.
+    let (code, _, err) = furui(&[
+        "approval",
+        "sign",
+        "--key",
+        s(&authority),
+        "--ref",
+        "PPC-8",
+        "--measure",
+        "transit",
+        "--not-before",
+        "2020-01-01T00:00:00Z",
+        "--not-after",
+        "2099-01-01T00:00:00Z",
+        "--out",
+        s(&approvals.join("ppc-8.json")),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out) = rig.reload(&[]);
+    assert_eq!(code, Some(0), "{out}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while authorized("transit") != 1 {
+        assert!(std::time::Instant::now() < deadline, "transit did not open");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(d.stop(), 0);
+    let trail = std::fs::read_to_string(rig.path("audit").join("trail.jsonl")).unwrap();
+    let reloads: Vec<serde_json::Value> = trail
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["kind"] == "reload" && e["data"]["accepted"] == true)
+        .collect();
+    assert_eq!(reloads.len(), 1, "{trail}");
+    let mut refs: Vec<&str> = reloads[0]["data"]["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["approval"]["ref"].as_str().unwrap())
+        .collect();
+    refs.sort();
+    assert_eq!(refs, ["PPC-7", "PPC-8"], "{}", reloads[0]);
 }
