@@ -31,8 +31,9 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Signs an approval with `key`: the document's path.
-fn sign(key: &Path, out: &Path, reference: &str, not_after: &str, appliances: &[&str]) -> PathBuf {
+/// `furui approval sign --key KEY --ref R --measure M --not-before NB
+/// --not-after NA EXTRA...`: (exit code, stdout, stderr).
+fn sign_cmd(key: &Path, reference: &str, measure: &str, window: [&str; 2], extra: &[&str]) -> (i32, String, String) {
     let mut args = vec![
         "approval",
         "sign",
@@ -41,18 +42,24 @@ fn sign(key: &Path, out: &Path, reference: &str, not_after: &str, appliances: &[
         "--ref",
         reference,
         "--measure",
-        "inbound",
+        measure,
         "--not-before",
-        "2020-01-01T00:00:00Z",
+        window[0],
         "--not-after",
-        not_after,
-        "--out",
-        s(out),
+        window[1],
     ];
+    args.extend(extra);
+    furui(&args)
+}
+
+/// Signs an inbound approval from 2020 to `not_after` with `key` into
+/// `out`: the document's path.
+fn sign(key: &Path, out: &Path, reference: &str, not_after: &str, appliances: &[&str]) -> PathBuf {
+    let mut extra = vec!["--out", s(out)];
     for a in appliances {
-        args.extend(["--appliance", a]);
+        extra.extend(["--appliance", a]);
     }
-    let (code, _, err) = furui(&args);
+    let (code, _, err) = sign_cmd(key, reference, "inbound", ["2020-01-01T00:00:00Z", not_after], &extra);
     assert_eq!(code, 0, "{err}");
     out.to_path_buf()
 }
@@ -129,55 +136,21 @@ fn the_authoritys_cli_signs_and_refuses_tampered_expired_wrong_appliance_and_wro
         "{err}"
     );
     // The authority cannot sign nonsense either.
-    let (code, _, err) = furui(&[
-        "approval",
-        "sign",
-        "--key",
-        s(&key),
-        "--ref",
+    let (code, _, err) = sign_cmd(
+        &key,
         "X",
-        "--measure",
         "inbound",
-        "--not-before",
-        "2030-01-01T00:00:00Z",
-        "--not-after",
-        "2029-01-01T00:00:00Z",
-    ]);
+        ["2030-01-01T00:00:00Z", "2029-01-01T00:00:00Z"],
+        &[],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("not_before must be earlier than not_after"), "{err}");
-    let (code, _, err) = furui(&[
-        "approval",
-        "sign",
-        "--key",
-        s(&key),
-        "--ref",
-        "X",
-        "--measure",
-        "inbound",
-        "--not-before",
-        "2020-01-01T00:00:00Z",
-        "--not-after",
-        "2029-01-01T00:00:00Z",
-        "--appliance",
-        "link a",
-    ]);
+    let window = ["2020-01-01T00:00:00Z", "2029-01-01T00:00:00Z"];
+    let (code, _, err) = sign_cmd(&key, "X", "inbound", window, &["--appliance", "link a"]);
     assert_eq!(code, 1);
     assert!(err.contains("`link a` is not an appliance id"), "{err}");
     // And no signature without the key.
-    let (code, _, err) = furui(&[
-        "approval",
-        "sign",
-        "--key",
-        s(&d.path().join("none.key")),
-        "--ref",
-        "X",
-        "--measure",
-        "inbound",
-        "--not-before",
-        "2020-01-01T00:00:00Z",
-        "--not-after",
-        "2029-01-01T00:00:00Z",
-    ]);
+    let (code, _, err) = sign_cmd(&d.path().join("none.key"), "X", "inbound", window, &[]);
     assert_eq!(code, 1);
     assert!(err.contains("does not exist"), "{err}");
 }
@@ -442,22 +415,13 @@ fn an_operator_cannot_open_a_window_by_editing_a_running_appliances_config() {
     );
 
     // The authority signs transit: now the reload opens it.
-    let (code, _, err) = furui(&[
-        "approval",
-        "sign",
-        "--key",
-        s(&authority),
-        "--ref",
+    let (code, _, err) = sign_cmd(
+        &authority,
         "PPC-8",
-        "--measure",
         "transit",
-        "--not-before",
-        "2020-01-01T00:00:00Z",
-        "--not-after",
-        "2099-01-01T00:00:00Z",
-        "--out",
-        s(&approvals.join("ppc-8.json")),
-    ]);
+        ["2020-01-01T00:00:00Z", "2099-01-01T00:00:00Z"],
+        &["--out", s(&approvals.join("ppc-8.json"))],
+    );
     assert_eq!(code, 0, "{err}");
     let (code, out) = rig.reload(&[]);
     assert_eq!(code, Some(0), "{out}");
