@@ -117,5 +117,17 @@ mod tests {
         let json = serde_json::to_value(&f).unwrap();
         assert_eq!(json["appliances"][1]["report"]["totals"]["frames_erased"], 7);
         assert_eq!(json["totals"]["frames_erased"], 47);
+
+        let html = super::super::html::render_fleet(&f);
+        assert!(html.contains("<b id=\"fleet-frames-erased\">47</b>"), "{html}");
+        assert!(html.contains("<b id=\"fleet-packets-seen\">130</b>"), "{html}");
+        assert!(html.contains("<a href=\"osaka-1/report.html\">osaka-1</a>"), "{html}");
+        assert!(html.contains("On every appliance, every frame copied"), "{html}");
+        // One appliance that copied more than it erased is flagged.
+        let mut short = f.clone();
+        short.appliances[1].report.totals.frames_erased = 6;
+        let html = super::super::html::render_fleet(&short);
+        assert!(html.contains("frames copied and frames erased differ"), "{html}");
+        assert!(html.contains("<td class=\"bad\">6 / 7</td>"), "{html}");
     }
 }
