@@ -324,6 +324,7 @@ impl Trail {
             path: dir.to_path_buf(),
             source,
         })?;
+        crate::deid::remove_dead_temporaries(dir);
         let key = Box::new(load_or_create_key(dir)?);
         if crate::sys::lock_value_in_ram(&*key).is_err() {
             tracing::warn!(

@@ -161,6 +161,42 @@ fn key_file_with(path: &Path, make: impl FnOnce() -> std::io::Result<[u8; 32]>) 
     }
 }
 
+/// Removes the temporary key files (`<name>.tmp-<pid>[-<n>]`) that a
+/// process which died while creating a key left in `dir`: whole or not,
+/// such a file may hold a key that would otherwise outlive its epoch's
+/// destruction. A file of this process or of a living one is left alone
+/// (it is being written). The number removed; logged as a warning.
+pub fn remove_dead_temporaries(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    let me = std::process::id();
+    let mut removed = 0;
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some((_, rest)) = name.rsplit_once(".tmp-") else {
+            continue;
+        };
+        let Ok(pid) = rest.split('-').next().unwrap_or("").parse::<u32>() else {
+            continue;
+        };
+        if pid == me || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if std::fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        tracing::warn!(
+            dir = %dir.display(),
+            removed,
+            "removed temporary key files a crashed process left"
+        );
+    }
+    removed
+}
+
 /// Reads an existing key file (see `key_file` for what is refused).
 fn read_key(path: &Path) -> Result<[u8; 32], KeyError> {
     let buf = read_secret_file(path, 32..=32)?;
@@ -228,6 +264,7 @@ impl KeyStore {
             source,
         })?;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        remove_dead_temporaries(dir);
         Ok(KeyStore {
             dir: dir.to_path_buf(),
             period,
@@ -410,6 +447,47 @@ mod tests {
         nix::unistd::chown(&theirs, Some(nix::unistd::Uid::from_raw(1)), None).unwrap();
         let e = key_file(&theirs).unwrap_err();
         assert!(matches!(e, KeyError::Owner { owner: 1, me: 0, .. }), "{e}");
+    }
+
+    /// What a process that died while creating a key left behind is
+    /// removed when the key directory is opened; a temporary file of this
+    /// process or of a living one is not, nor is anything else.
+    #[test]
+    fn a_dead_creators_temporary_key_files_are_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // pid_max is at most 2^22: pid 4000000 and 4100000 cannot be alive
+        // unless pid_max was raised, which the test checks.
+        let max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let dead = if max < 4_000_000 { 4_000_000 } else { max + 1 };
+        let me = std::process::id();
+        let parent = std::os::unix::process::parent_id();
+        let names = [
+            format!("2026-11-22.key.tmp-{dead}-0"),
+            format!("fleet.tmp-{}", dead + 1),
+            format!("2026-11-23.key.tmp-{me}-4"),
+            format!("2026-11-23.key.tmp-{parent}-0"),
+            "2026-11-22.key".to_string(),
+            "fleet.chain".to_string(),
+            "notes.tmp-x".to_string(),
+        ];
+        for n in &names {
+            std::fs::write(d.join(n), [9u8; 32]).unwrap();
+        }
+        KeyStore::open(d, EpochPeriod::Daily, 2).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut want: Vec<String> = names[2..].to_vec();
+        want.sort();
+        assert_eq!(left, want);
+        assert_eq!(remove_dead_temporaries(d), 0, "nothing more to remove");
     }
 
     /// Creation goes through a temporary file that is linked into place

@@ -19,7 +19,7 @@ pub mod keys;
 use std::net::IpAddr;
 
 pub use cryptopan::CryptoPan;
-pub use keys::{key_file, EpochKey, EpochPeriod, KeyError, KeyStore};
+pub use keys::{key_file, remove_dead_temporaries, EpochKey, EpochPeriod, KeyError, KeyStore};
 
 /// What a grant allows for a non-domestic address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

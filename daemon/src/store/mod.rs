@@ -131,6 +131,7 @@ impl Store {
                     source,
                 })?;
         }
+        crate::deid::remove_dead_temporaries(&cfg.key_dir);
         let (db, next_seq) = open_db(&cfg.dir)?;
         Ok(Store {
             db: Some(db),
