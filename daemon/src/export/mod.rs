@@ -257,6 +257,10 @@ fn count_dropped(c: &Ctx<'_>, sink: &str, dropped: &[(&'static str, u64)]) {
     }
 }
 
+/// How many spooled views a drain offers the sink at once (NATS keeps up
+/// to its `ack_window` of them in flight).
+const DRAIN_BATCH: usize = 1024;
+
 impl Outlet {
     /// Sends what waits in the spool, oldest first, while the collector
     /// takes it; a view whose grant is no longer in force (or that the
@@ -281,13 +285,34 @@ impl Outlet {
         }
         let name = c.r.name.as_str();
         let sink = &mut self.sink;
-        let drained = self.spool.drain(|e| match still_granted(c, e, now) {
-            Err(reason) => Ok(spool::Disposition::Dropped(reason)),
-            Ok(i) => match sink.send(i, &e.view()) {
-                Ok(()) => Ok(spool::Disposition::Sent),
-                Err(err) if unencodable(&err) => Ok(spool::Disposition::Dropped("unencodable")),
-                Err(err) => Err(err),
-            },
+        let drained = self.spool.drain_batched(DRAIN_BATCH, |entries| {
+            // Entries whose grant lapsed are dropped; the rest go out as
+            // one batch (pipelined where the sink can).
+            let mut results: Vec<Option<std::io::Result<spool::Disposition>>> = Vec::with_capacity(entries.len());
+            let mut views = Vec::new();
+            for (k, e) in entries.iter().enumerate() {
+                match still_granted(c, e, now) {
+                    Err(reason) => results.push(Some(Ok(spool::Disposition::Dropped(reason)))),
+                    Ok(i) => {
+                        results.push(None);
+                        views.push((k, i, e.view()));
+                    }
+                }
+            }
+            if !views.is_empty() {
+                let batch: Vec<(usize, &project::View)> = views.iter().map(|(_, i, v)| (*i, v)).collect();
+                for ((k, _, _), r) in views.iter().zip(sink.send_batch(&batch)) {
+                    results[*k] = Some(match r {
+                        Ok(()) => Ok(spool::Disposition::Sent),
+                        Err(err) if unencodable(&err) => Ok(spool::Disposition::Dropped("unencodable")),
+                        Err(err) => Err(err),
+                    });
+                }
+            }
+            results
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| Err(std::io::Error::other("no result from the sink"))))
+                .collect()
         });
         self.count_duplicates(c);
         match drained {

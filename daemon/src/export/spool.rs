@@ -257,63 +257,95 @@ impl Spool {
         &mut self,
         mut handle: impl FnMut(&Entry) -> std::io::Result<Disposition>,
     ) -> Result<Drained, SpoolError> {
+        self.drain_batched(1, |entries| entries.iter().map(&mut handle).collect())
+    }
+
+    /// `drain`, offering up to `batch` waiting entries at a time (so a
+    /// sink can have them in flight at once). `handle` returns one result
+    /// per entry, in order; from the first error (or missing result) on,
+    /// the entries wait for the next drain.
+    pub fn drain_batched(
+        &mut self,
+        batch: usize,
+        mut handle: impl FnMut(&[Entry]) -> Vec<std::io::Result<Disposition>>,
+    ) -> Result<Drained, SpoolError> {
         let mut out = Drained::default();
         if self.is_empty() {
             return Ok(out);
         }
         let f = OpenOptions::new().read(true).write(true).open(&self.path);
-        let mut f = f.map_err(|e| self.io(e))?;
+        let f = f.map_err(|e| self.io(e))?;
         let mut data = Vec::new();
-        f.read_to_end(&mut data).map_err(|e| self.io(e))?;
+        (&f).read_to_end(&mut data).map_err(|e| self.io(e))?;
+        // Each line's start and end (a torn last line has no newline).
+        let mut lines = Vec::new();
         let mut at = 0usize;
-        let mut stopped = false;
-        let mut marked = false;
-        // The first offset not known to be done.
-        let mut done_prefix = 0u64;
         while at < data.len() {
             let end = data[at..]
                 .iter()
                 .position(|b| *b == b'\n')
                 .map_or(data.len(), |i| at + i + 1);
-            let line = &data[at..end];
-            if line.first() != Some(&DONE) && !stopped {
-                let parsed = match line.first() {
-                    Some(&WAITING) => serde_json::from_slice::<Entry>(&line[1..]).ok(),
-                    _ => None,
-                };
-                let disposition = match parsed {
-                    None => {
-                        out.corrupt += 1;
-                        Some(None)
-                    }
-                    Some(e) => match handle(&e) {
-                        Ok(d) => Some(Some(d)),
-                        Err(_) => None,
-                    },
-                };
-                match disposition {
-                    None => stopped = true,
-                    Some(d) => {
-                        match d {
-                            Some(Disposition::Sent) => out.sent += 1,
-                            Some(Disposition::Dropped(reason)) => out.drop_one(reason),
-                            None => {}
+            lines.push((at, end));
+            at = end;
+        }
+        let mut done: Vec<bool> = lines.iter().map(|(a, _)| data[*a] == DONE).collect();
+        let mut marked = false;
+        let mut mark = |line: usize, done: &mut Vec<bool>| -> Result<(), SpoolError> {
+            f.write_all_at(&[DONE], lines[line].0 as u64).map_err(|e| self.io(e))?;
+            done[line] = true;
+            marked = true;
+            Ok(())
+        };
+        let mut next = 0;
+        let mut stopped = false;
+        while next < lines.len() && !stopped {
+            let (mut which, mut entries) = (Vec::new(), Vec::new());
+            while next < lines.len() && entries.len() < batch.max(1) {
+                let (a, e) = lines[next];
+                if !done[next] {
+                    let parsed = match data[a] {
+                        WAITING => serde_json::from_slice::<Entry>(&data[a + 1..e]).ok(),
+                        _ => None,
+                    };
+                    match parsed {
+                        Some(entry) => {
+                            which.push(next);
+                            entries.push(entry);
                         }
-                        f.write_all_at(&[DONE], at as u64).map_err(|e| self.io(e))?;
-                        marked = true;
+                        None => {
+                            out.corrupt += 1;
+                            mark(next, &mut done)?;
+                        }
+                    }
+                }
+                next += 1;
+            }
+            if entries.is_empty() {
+                continue;
+            }
+            let mut results = handle(&entries).into_iter();
+            for line in which {
+                match results.next() {
+                    Some(Ok(d)) => {
+                        match d {
+                            Disposition::Sent => out.sent += 1,
+                            Disposition::Dropped(reason) => out.drop_one(reason),
+                        }
+                        mark(line, &mut done)?;
+                    }
+                    _ => {
+                        stopped = true;
+                        break;
                     }
                 }
             }
-            let line_done = !stopped || data[at] == DONE;
-            if line_done && done_prefix == at as u64 {
-                done_prefix = end as u64;
-            }
-            at = end;
         }
         if marked {
             f.sync_data().map_err(|e| self.io(e))?;
         }
-        self.done_prefix = done_prefix;
+        // The first offset not known to be done.
+        let prefix = done.iter().take_while(|d| **d).count();
+        self.done_prefix = prefix.checked_sub(1).map_or(0, |k| lines[k].1 as u64);
         drop(f);
         self.compact(&data);
         Ok(out)

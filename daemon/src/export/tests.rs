@@ -299,12 +299,16 @@ fn item<'a>(grant: usize, measure: Option<&'a str>, row: bool, view: &'a View) -
     }
 }
 
-/// A collector that answers a batch as scripted (a lost acknowledgement
-/// in the middle), then takes everything and reports the resends it
-/// already had as duplicates, as NATS does by message id.
+/// A collector that answers its batches as scripted (a lost
+/// acknowledgement in the middle), then takes everything and reports the
+/// resends it already had as duplicates, as NATS does by message id. It
+/// notes the size of every batch it is offered.
 struct Scripted {
-    first: Option<Vec<bool>>,
+    /// Per batch: per view, whether its acknowledgement arrives; an empty
+    /// script refuses the whole batch (the bus is down: nothing stored).
+    scripts: std::collections::VecDeque<Vec<bool>>,
     stored: Arc<Mutex<Vec<u64>>>,
+    batches: Arc<Mutex<Vec<usize>>>,
     duplicates: u64,
 }
 
@@ -322,16 +326,21 @@ impl Sink for Scripted {
         Ok(())
     }
     fn send_batch(&mut self, views: &[(usize, &View)]) -> Vec<std::io::Result<()>> {
-        let Some(script) = self.first.take() else {
+        self.batches.lock().unwrap().push(views.len());
+        let Some(script) = self.scripts.pop_front() else {
             return views.iter().map(|(g, v)| self.send(*g, v)).collect();
         };
+        if script.is_empty() {
+            let down = || std::io::Error::new(std::io::ErrorKind::NotConnected, "no server");
+            return views.iter().map(|_| Err(down())).collect();
+        }
         views
             .iter()
-            .zip(script)
-            .map(|((g, v), ok)| {
+            .enumerate()
+            .map(|(k, (g, v))| {
                 // Stored either way; only the acknowledgement is lost.
                 self.send(*g, v)?;
-                if ok {
+                if script.get(k).copied().unwrap_or(true) {
                     Ok(())
                 } else {
                     Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no acknowledgement"))
@@ -344,6 +353,35 @@ impl Sink for Scripted {
     }
 }
 
+/// An outlet to a `Scripted` collector answering `scripts`, spooling in
+/// `dir`; what it stored and the batch sizes it was offered.
+fn scripted(dir: &std::path::Path, scripts: Vec<Vec<bool>>) -> (Outlet, Arc<Mutex<Vec<u64>>>, Arc<Mutex<Vec<usize>>>) {
+    let stored = Arc::new(Mutex::new(Vec::new()));
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    let o = Outlet {
+        sink: Box::new(Scripted {
+            scripts: scripts.into(),
+            stored: stored.clone(),
+            batches: batches.clone(),
+            duplicates: 0,
+        }),
+        spool: spool::Spool::open(&dir.join("rcpt").join("nats.spool"), 64 << 20).unwrap(),
+    };
+    (o, stored, batches)
+}
+
+/// `n` views of one record, each named with its own sequence number.
+fn named_views(n: usize) -> Vec<View> {
+    let mut namer = Namer::new("tokyo-1");
+    (0..n)
+        .map(|_| {
+            let mut v = project(&p::record(), &fields_grant(), &key(), &Default::default());
+            namer.name(&mut v);
+            v
+        })
+        .collect()
+}
+
 /// A batch whose second view lost its acknowledgement: the first counts
 /// as sent, the second and third are spooled (in order) and resent; the
 /// collector keeps each view once and the resends it had are counted.
@@ -353,24 +391,8 @@ fn a_lost_acknowledgement_spools_from_there_and_resends_are_counted_as_duplicate
     let (m, audit) = (Metrics::new(), AuditLog::disabled(&Metrics::new()));
     let r = recipient(vec![fields_grant()], sink_to(4739));
     let c = ctx(&r, &m, &audit);
-    let stored = Arc::new(Mutex::new(Vec::new()));
-    let path = dir.path().join("rcpt").join("nats.spool");
-    let mut o = Outlet {
-        sink: Box::new(Scripted {
-            first: Some(vec![true, false, true]),
-            stored: stored.clone(),
-            duplicates: 0,
-        }),
-        spool: spool::Spool::open(&path, 1 << 20).unwrap(),
-    };
-    let mut namer = Namer::new("tokyo-1");
-    let views: Vec<View> = (0..3)
-        .map(|_| {
-            let mut v = project(&p::record(), &fields_grant(), &key(), &Default::default());
-            namer.name(&mut v);
-            v
-        })
-        .collect();
+    let (mut o, stored, batches) = scripted(dir.path(), vec![vec![true, false, true]]);
+    let views = named_views(3);
     let items: Vec<Item<'_>> = views.iter().map(|v| item(0, Some("inbound"), false, v)).collect();
     o.deliver(&c, &items);
     let sent = || m.export_records.with_label_values(&["rcpt", "nats"]).get();
@@ -381,7 +403,54 @@ fn a_lost_acknowledgement_spools_from_there_and_resends_are_counted_as_duplicate
     assert_eq!(m.export_duplicates.with_label_values(&["rcpt", "nats"]).get(), 2);
     let want: Vec<u64> = views.iter().map(|v| v.seq).collect();
     assert_eq!(*stored.lock().unwrap(), want, "each view stored once, in order");
+    assert_eq!(
+        *batches.lock().unwrap(),
+        [3, 2],
+        "the two spooled views resent as one batch"
+    );
     assert!(o.spool.is_empty());
+}
+
+/// A spool drains in batches (pipelined on NATS), in order; a lost
+/// acknowledgement in a drain batch leaves that view and the rest spooled
+/// for the next drain, which sends them and nothing twice into the store.
+#[test]
+fn a_spool_drains_in_batches_and_a_failure_in_one_keeps_the_rest_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, audit) = (Metrics::new(), AuditLog::disabled(&Metrics::new()));
+    let r = recipient(vec![fields_grant()], sink_to(4739));
+    let c = ctx(&r, &m, &audit);
+    let n = DRAIN_BATCH + 300;
+    // The first delivery finds the bus down: everything is spooled.
+    let mut drain_script = vec![true; DRAIN_BATCH];
+    drain_script[500] = false;
+    let (mut o, stored, batches) = scripted(dir.path(), vec![vec![], drain_script]);
+    let views = named_views(n);
+    let items: Vec<Item<'_>> = views.iter().map(|v| item(0, Some("inbound"), false, v)).collect();
+    o.deliver(&c, &items);
+    assert_eq!(m.export_spooled.with_label_values(&["rcpt", "nats"]).get(), n as u64);
+    let sent = || m.export_records.with_label_values(&["rcpt", "nats"]).get();
+    // The first drain: one batch of DRAIN_BATCH, stopped at its 501st.
+    o.drain_at(&c, now());
+    assert_eq!(sent(), 500);
+    assert!(!o.spool.is_empty());
+    // The next: the rest, from the 501st, in batches.
+    o.drain_at(&c, now());
+    assert_eq!(sent(), n as u64);
+    assert!(o.spool.is_empty());
+    assert_eq!(
+        *batches.lock().unwrap(),
+        [n, DRAIN_BATCH, n - 500],
+        "the delivery, then drain batches"
+    );
+    let want: Vec<u64> = views.iter().map(|v| v.seq).collect();
+    assert_eq!(*stored.lock().unwrap(), want, "each view stored once, in order");
+    // The failed drain batch stored its views from the 501st on (only
+    // their acknowledgements were lost): resent, they are duplicates.
+    assert_eq!(
+        m.export_duplicates.with_label_values(&["rcpt", "nats"]).get(),
+        (DRAIN_BATCH - 500) as u64
+    );
 }
 
 fn key() -> EpochKey {
