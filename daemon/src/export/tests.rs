@@ -353,9 +353,12 @@ impl Sink for Scripted {
     }
 }
 
+/// What a test collector noted, shared with the test.
+type Noted<T> = Arc<Mutex<Vec<T>>>;
+
 /// An outlet to a `Scripted` collector answering `scripts`, spooling in
 /// `dir`; what it stored and the batch sizes it was offered.
-fn scripted(dir: &std::path::Path, scripts: Vec<Vec<bool>>) -> (Outlet, Arc<Mutex<Vec<u64>>>, Arc<Mutex<Vec<usize>>>) {
+fn scripted(dir: &std::path::Path, scripts: Vec<Vec<bool>>) -> (Outlet, Noted<u64>, Noted<usize>) {
     let stored = Arc::new(Mutex::new(Vec::new()));
     let batches = Arc::new(Mutex::new(Vec::new()));
     let o = Outlet {
