@@ -499,3 +499,78 @@ fn an_ended_window_stays_closed_when_the_clock_is_set_back() {
         .collect();
     assert_eq!(opened, ["A-1", "A-2"], "opened once under each approval");
 }
+
+/// The ended-window latch outlives a restart: a window that ended, with
+/// the daemon restarted and the clock set back an hour, stays closed
+/// (held `window_ended`) and inbound traffic stays in the kernel; a record
+/// of ended windows that cannot be read holds every measure until a reload
+/// finds it readable again.
+#[test]
+fn an_ended_window_stays_closed_across_a_restart_with_the_clock_set_back() {
+    use time::format_description::well_known::Rfc3339;
+    let rig = Rig::new();
+    let dir = rig.path("audit");
+    let clock = rig.path("clock-offset");
+    let env = [("FURUI_FAULT_CLOCK_FILE", clock.to_str().unwrap())];
+    let ends = (time::OffsetDateTime::now_utc() + time::Duration::seconds(4))
+        .replace_nanosecond(0)
+        .unwrap();
+    let cfg = window_config(&rig, &dir, "A-1", &ends.format(&Rfc3339).unwrap());
+    let d = Daemon::start_with_env(&rig, &cfg, &env);
+    let inbound = "furui_measure_authorized{measure=\"inbound\"}";
+    assert_eq!(d.metrics().get(inbound), 1);
+    let closed = Instant::now() + Duration::from_secs(20);
+    while d.metrics().get(inbound) != 0 {
+        assert!(Instant::now() < closed, "the window did not close:\n{}", d.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(d.stop(), 0);
+    let record = dir.join("windows-ended");
+    assert_eq!(std::fs::read_to_string(&record).unwrap(), "inbound/approval:A-1\n");
+
+    // Restarted an hour earlier by the clock: the window would be open.
+    std::fs::write(&clock, "-3600").unwrap();
+    let d = Daemon::start_with_env(&rig, &cfg, &env);
+    let m = d.metrics();
+    assert_eq!(m.get(inbound), 0, "{}", d.log_text());
+    assert_eq!(
+        m.get("furui_measure_held{measure=\"inbound\",reason=\"window_ended\"}"),
+        1
+    );
+    rig.send(&["--count", "20", "--flow", "203.0.113.7,192.0.2.1"]);
+    let m = d.settled_metrics();
+    assert_eq!(m.get("furui_frames_received_total{queue=\"0\"}"), 0);
+    assert_eq!(m.get("furui_xdp_packets_total{action=\"drop\",class=\"inbound\"}"), 20);
+    assert_eq!(d.stop(), 0);
+
+    // A torn record: every measure held until it reads again.
+    std::fs::write(&record, "inbound/approval:A-1\ninbou").unwrap();
+    let d = Daemon::start_with_env(&rig, &cfg, &env);
+    assert_eq!(
+        d.metrics()
+            .get("furui_measure_held{measure=\"inbound\",reason=\"state_unknown\"}"),
+        1
+    );
+    assert!(d.log_text().contains("the record of ended windows cannot be read"));
+    let (code, out) = rig.reload(&[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("inbound stays closed: the record of ended windows cannot be read"),
+        "{out}"
+    );
+    std::fs::write(&record, "inbound/approval:A-1\n").unwrap();
+    let out = furui_reload(&rig);
+    assert!(
+        out.contains("inbound stays closed: its approval's window has ended"),
+        "{out}"
+    );
+    let m = d.metrics();
+    assert_eq!(m.get(inbound), 0);
+    assert_eq!(
+        m.get("furui_measure_held{measure=\"inbound\",reason=\"state_unknown\"}"),
+        0
+    );
+    assert_eq!(d.stop(), 0);
+    let (ok, out) = verify(&dir);
+    assert!(ok && out.starts_with("PASS"), "{out}");
+}

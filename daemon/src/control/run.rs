@@ -167,7 +167,20 @@ pub fn run_with(mut cfg: Config, new_segment: bool) -> Result<(), RunError> {
         elapsed_ms = t0.elapsed().as_millis() as u64,
         "domestic prefixes loaded into the XDP tries"
     );
-    let mut tracker = WindowTracker::default();
+    let mut tracker = match &cfg.audit {
+        Some(a) => {
+            let (t, remembered) = WindowTracker::remembering(a.dir.join(super::windows::ENDED_FILE));
+            match remembered {
+                Ok(n) => tracing::info!(windows = n, "ended windows remembered from earlier runs"),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "the record of ended windows cannot be read: every measure is held closed until an accepted reload (fix or remove the file first)"
+                ),
+            }
+            t
+        }
+        None => WindowTracker::default(),
+    };
     apply_windows(&cfg, &classifier, &metrics, &mut tracker, &trail, Now::read())?;
 
     // Opened now, so a bad records path fails before the interface is
@@ -745,7 +758,7 @@ fn windows_after_reload(
         let released = tracker.reloaded();
         if !released.is_empty() {
             let names: Vec<&str> = released.iter().map(|m| m.name()).collect();
-            tracing::info!(measures = ?names, "reload accepted: windows held since a clock step are released");
+            tracing::info!(measures = ?names, "reload accepted: windows held since a clock step or an unreadable record of ended windows are released");
             trail.record("window_hold_released", serde_json::json!({ "measures": names }), false);
         }
     }
@@ -753,11 +766,7 @@ fn windows_after_reload(
     apply_windows(cfg, classifier, metrics, tracker, trail, now)?;
     if let Ok(msg) = &mut result {
         for (m, h) in tracker.held(cfg, now.wall) {
-            let why = match h {
-                Hold::Ended => "its approval's window has ended; only a new approval reopens it",
-                Hold::ClockStep => "held since a clock step",
-            };
-            msg.push_str(&format!("; {} stays closed: {why}", m.name()));
+            msg.push_str(&format!("; {} stays closed: {}", m.name(), h.why()));
         }
     }
     Ok(result)

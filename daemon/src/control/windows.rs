@@ -9,8 +9,18 @@
 //!   clock by more than [`CLOCK_STEP_BOUND`]), every measure that was not
 //!   authorized stays closed until the next accepted reload: which clock was
 //!   right is in doubt, and in doubt furui does not capture.
+//!
+//! With an audit directory, ended windows are remembered across restarts
+//! in [`ENDED_FILE`] there (one window identity per line, appended and
+//! fsynced when a window ends): a restart with the clock set back does not
+//! reopen them. If that file exists but cannot be read, which windows have
+//! ended is in doubt: every measure is held until a reload finds it
+//! readable again (fixed, or removed by the operator).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
@@ -62,18 +72,34 @@ pub enum Hold {
     Ended,
     /// It was closed when the clock stepped; a reload releases it.
     ClockStep,
+    /// The record of ended windows could not be read at start; a reload
+    /// that finds it readable again releases it.
+    StateUnknown,
 }
 
 impl Hold {
-    pub const ALL: [Hold; 2] = [Hold::Ended, Hold::ClockStep];
+    pub const ALL: [Hold; 3] = [Hold::Ended, Hold::ClockStep, Hold::StateUnknown];
 
     pub fn name(self) -> &'static str {
         match self {
             Hold::Ended => "window_ended",
             Hold::ClockStep => "clock_step",
+            Hold::StateUnknown => "state_unknown",
+        }
+    }
+
+    /// Why, in words (reload answers).
+    pub fn why(self) -> &'static str {
+        match self {
+            Hold::Ended => "its approval's window has ended; only a new approval reopens it",
+            Hold::ClockStep => "held since a clock step",
+            Hold::StateUnknown => "the record of ended windows cannot be read (fix or remove it, then reload)",
         }
     }
 }
+
+/// The file in the audit directory that remembers ended windows.
+pub const ENDED_FILE: &str = "windows-ended";
 
 /// What a window is known by: its approval reference, or without one its
 /// bounds.
@@ -93,10 +119,82 @@ pub struct WindowTracker {
     pub failing_since: Option<Instant>,
     ended: BTreeSet<String>,
     stepped: BTreeSet<Measure>,
+    /// Held because the record of ended windows could not be read.
+    unknown: BTreeSet<Measure>,
+    /// Where ended windows are remembered (None: only in memory).
+    ended_file: Option<PathBuf>,
     prev: Option<Now>,
 }
 
+/// A line of the ended-windows file: a measure's window identity.
+fn is_identity(line: &str) -> bool {
+    Measure::ALL.iter().any(|m| {
+        line.strip_prefix(m.name())
+            .and_then(|r| r.strip_prefix('/'))
+            .is_some_and(|r| r.starts_with("approval:") || r.starts_with("window:"))
+    })
+}
+
+/// The identities in `path` (none if it does not exist).
+fn read_ended(path: &Path) -> Result<BTreeSet<String>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| match is_identity(l) {
+            true => Ok(l.to_string()),
+            false => Err(format!("{}:{}: not a window identity", path.display(), i + 1)),
+        })
+        .collect()
+}
+
 impl WindowTracker {
+    /// A tracker that remembers ended windows in `path`, starting from
+    /// what it holds: how many it remembered, or why it could not be read
+    /// (then every measure is held, `Hold::StateUnknown`, until a reload).
+    pub fn remembering(path: PathBuf) -> (WindowTracker, Result<usize, String>) {
+        let mut t = WindowTracker {
+            ended_file: Some(path.clone()),
+            ..WindowTracker::default()
+        };
+        match read_ended(&path) {
+            Ok(ended) => {
+                let n = ended.len();
+                t.ended = ended;
+                (t, Ok(n))
+            }
+            Err(e) => {
+                t.unknown = Measure::ALL.into_iter().collect();
+                (t, Err(e))
+            }
+        }
+    }
+
+    /// Appends a newly ended window to the file, fsynced.
+    fn remember(&self, identity: &str) {
+        let Some(path) = &self.ended_file else { return };
+        let wrote = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|mut f| {
+                f.write_all(format!("{identity}\n").as_bytes())?;
+                f.sync_data()
+            });
+        if let Err(e) = wrote {
+            tracing::error!(
+                path = %path.display(),
+                error = %e,
+                window = identity,
+                "could not record an ended window: it stays closed in this run, but a restart with the clock set back could reopen it"
+            );
+        }
+    }
+
     /// Compares this reading with the previous one; a step holds every
     /// measure not authorized in the class map right now.
     pub fn observe(&mut self, now: Now) -> Option<ClockStep> {
@@ -126,7 +224,10 @@ impl WindowTracker {
     pub fn desired(&mut self, cfg: &Config, wall: OffsetDateTime) -> BTreeMap<Measure, bool> {
         for (m, w) in &cfg.measures {
             if w.enabled && wall >= w.not_after {
-                self.ended.insert(identity(*m, w));
+                let id = identity(*m, w);
+                if self.ended.insert(id.clone()) {
+                    self.remember(&id);
+                }
             }
         }
         cfg.authorized_at(wall)
@@ -142,6 +243,8 @@ impl WindowTracker {
             Some(Hold::Ended)
         } else if self.stepped.contains(&m) {
             Some(Hold::ClockStep)
+        } else if self.unknown.contains(&m) {
+            Some(Hold::StateUnknown)
         } else {
             None
         }
@@ -159,9 +262,25 @@ impl WindowTracker {
 
     /// An accepted reload: the operator has seen the clock, so the holds
     /// of a clock step are released (ended windows stay closed: only a new
-    /// approval opens them). Returns the measures released.
+    /// approval opens them). Holds of an unreadable record are released
+    /// once the record reads again (fixed or removed), its windows then
+    /// remembered. Returns the measures released.
     pub fn reloaded(&mut self) -> Vec<Measure> {
-        std::mem::take(&mut self.stepped).into_iter().collect()
+        let mut released = std::mem::take(&mut self.stepped);
+        if !self.unknown.is_empty() {
+            let again = self.ended_file.as_deref().map_or(Ok(BTreeSet::new()), read_ended);
+            match again {
+                Ok(ended) => {
+                    self.ended.extend(ended);
+                    released.append(&mut self.unknown);
+                }
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "the record of ended windows still cannot be read: every measure stays held (fix or remove the file, then reload)"
+                ),
+            }
+        }
+        released.into_iter().collect()
     }
 
     /// The measures whose state in `want` differs from what was last

@@ -185,3 +185,69 @@ fn an_open_window_is_not_held_by_a_step_it_survives() {
     assert!(tick(&mut w, &cfg, c.pass(300)).1.is_empty());
     assert_eq!(tick(&mut w, &cfg, c.pass(60)).1, vec![(Measure::Inbound, true)]);
 }
+
+/// Ended windows outlive a restart: the next tracker on the same file
+/// holds the window closed although the clock (set back) calls it open.
+#[test]
+fn an_ended_window_stays_closed_after_a_restart_with_the_clock_set_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(ENDED_FILE);
+    let cfg = config(Some("A-1"), "2026-01-02T00:00:00Z");
+    let (mut w, remembered) = WindowTracker::remembering(file.clone());
+    assert_eq!(remembered, Ok(0));
+    let mut c = Clock::at("2026-01-01T23:59:59Z");
+    assert!(tick(&mut w, &cfg, c.now).1.contains(&(Measure::Inbound, true)));
+    tick(&mut w, &cfg, c.pass(1));
+    tick(&mut w, &cfg, c.pass(1));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "inbound/approval:A-1\n",
+        "written once"
+    );
+    drop(w);
+    // The restart, an hour earlier by the clock.
+    let (mut w, remembered) = WindowTracker::remembering(file.clone());
+    assert_eq!(remembered, Ok(1));
+    let c = Clock::at("2026-01-01T23:00:00Z");
+    assert!(cfg.authorized_at(c.now.wall)[&Measure::Inbound]);
+    assert!(tick(&mut w, &cfg, c.now).1.contains(&(Measure::Inbound, false)));
+    assert_eq!(w.held(&cfg, c.now.wall), vec![(Measure::Inbound, Hold::Ended)]);
+    // A new approval still opens it.
+    let renewed = config(Some("A-2"), "2026-02-01T00:00:00Z");
+    assert_eq!(tick(&mut w, &renewed, c.now).1, vec![(Measure::Inbound, true)]);
+}
+
+/// A record that cannot be read puts every window in doubt: all held
+/// closed until an accepted reload.
+#[test]
+fn an_unreadable_record_of_ended_windows_holds_every_measure_until_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(ENDED_FILE);
+    std::fs::write(&file, "inbound/approval:A-1\ninbou").unwrap();
+    let cfg = config(Some("A-2"), "2026-02-01T00:00:00Z");
+    let (mut w, remembered) = WindowTracker::remembering(file.clone());
+    let e = remembered.unwrap_err();
+    assert!(
+        e.ends_with(&format!("{}:2: not a window identity", file.display())),
+        "{e}"
+    );
+    let c = Clock::at("2026-01-10T00:00:00Z");
+    assert!(tick(&mut w, &cfg, c.now).1.contains(&(Measure::Inbound, false)));
+    assert_eq!(w.held(&cfg, c.now.wall), vec![(Measure::Inbound, Hold::StateUnknown)]);
+    // A reload while it is still unreadable releases nothing.
+    assert!(w.reloaded().is_empty());
+    assert!(tick(&mut w, &cfg, c.now).1.is_empty());
+    // The operator fixes it (the torn line cut off): the reload releases
+    // the holds, and the window it names stays ended.
+    std::fs::write(&file, "inbound/approval:A-2\n").unwrap();
+    assert_eq!(w.reloaded(), Measure::ALL.to_vec());
+    assert!(tick(&mut w, &cfg, c.now).1.is_empty());
+    assert_eq!(w.held(&cfg, c.now.wall), vec![(Measure::Inbound, Hold::Ended)]);
+    std::fs::remove_file(&file).unwrap();
+    let (mut w, remembered) = WindowTracker::remembering(file.clone());
+    assert_eq!(remembered, Ok(0), "removed: nothing remembered");
+    assert!(tick(&mut w, &cfg, c.now).1.contains(&(Measure::Inbound, true)));
+    // A directory in its place cannot be read either.
+    let (_, remembered) = WindowTracker::remembering(dir.path().to_path_buf());
+    assert!(remembered.is_err());
+}
