@@ -443,8 +443,15 @@ fn reloading_rules_under_traffic_loses_nothing_and_records_carry_the_active_vers
                 "{answer}"
             );
         }
+        // The frames sent before a reload may sit in the ring until after
+        // it, and are then judged by the new rules (a reload applies
+        // between batches). So each phase sends the port its rules do not
+        // select first, then the selected one, and waits until the worker
+        // has counted the latter: one queue keeps order, so the whole
+        // phase was judged by its own rules before the next reload.
         let sport = (10_000 + phase).to_string();
-        for dport in ["1000", "2000"] {
+        let other = if port == 1000 { 2000 } else { 1000 };
+        for dport in [other, port] {
             rig.send(&[
                 "--count",
                 "5",
@@ -452,6 +459,11 @@ fn reloading_rules_under_traffic_loses_nothing_and_records_carry_the_active_vers
                 &format!("203.0.113.1,8.8.4.4,udp,{sport},{dport}"),
             ]);
         }
+        d.wait_for_metric(
+            &format!("furui_rule_matches_total{{rule=\"to-{port}\"}}"),
+            5 * (u64::from(phase) / 2 + 1),
+            &format!("phase {phase} judged"),
+        );
     }
     let _ = bg.kill();
     let _ = bg.wait();
